@@ -1,0 +1,196 @@
+"""The application object: config, ledger, engine and the console, created on demand.
+Commands stay thin; everything they print goes through here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from releasegate.errors import ReleasegateError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from releasegate.engine import Engine, RunOutcome
+    from releasegate.ledger import Ledger
+    from releasegate.model import Event
+
+
+def show_error(exc: ReleasegateError) -> None:
+    click.secho(f"error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    import dataclasses
+    from datetime import datetime
+    from pathlib import Path
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class App:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self.json = False
+
+    @cached_property
+    def config(self) -> Any:
+        from releasegate.config.loader import load_config
+
+        return load_config(self.config_file)
+
+    @cached_property
+    def config_file(self) -> Path:
+        from releasegate.config.locate import find_config_path
+
+        return find_config_path(self.config_path)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from releasegate.ledger import Ledger
+
+        # Read-only commands never load the whole config: only where the state lives.
+        url = None
+        if "config" not in self.__dict__:
+            from releasegate.config.locate import quick_state_url
+
+            url = quick_state_url(self.config_file)
+        return Ledger.open(url or self.config.state_url)
+
+    @cached_property
+    def actor(self) -> Any:
+        from releasegate.identity import current_actor
+
+        return current_actor()
+
+    @cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err_console(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def engine(self) -> Engine:
+        from releasegate.engine import Engine
+
+        return Engine(self.config, self.ledger, actor=self.actor, emit=self.render_event)
+
+    # -- events ------------------------------------------------------------------------------
+    def render_event(self, event: Event) -> None:
+        if self.json:
+            print_json(
+                {
+                    "event": event.kind,
+                    "stack": event.stack,
+                    "step": event.step,
+                    "ok": event.ok,
+                    "message": event.message,
+                    "data": event.data,
+                }
+            )
+            return
+        c = self.err_console
+        if event.kind == "run_started":
+            c.print(f"[bold]▶ {event.message}[/bold]")
+        elif event.kind == "step_started":
+            c.print(f"  … {event.step}", style="dim")
+        elif event.kind == "step_finished":
+            mark = "[green]✔[/green]" if event.ok else "[red]✘[/red]"
+            took = event.data.get("duration_s")
+            c.print(
+                f"  {mark} {event.step}: {event.message}"
+                + (f" [dim]({took:.2f}s)[/dim]" if took else ""),
+                markup=True,
+                highlight=False,
+            )
+        elif event.kind == "check":
+            mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
+            c.print(f"      {mark} {event.message}")
+        elif event.kind == "message":
+            c.print(f"  ! {event.message}", style="yellow")
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def finish(self, out: RunOutcome, *, record: bool = True) -> int:
+        from releasegate import record as records
+
+        if record:
+            out.record_path = records.write(
+                out, self.config.records_dir, user=self.actor.user, host=self.actor.host
+            )
+        if self.json:
+            print_json(
+                {
+                    "result": {
+                        "action": out.action,
+                        "stack": out.stack,
+                        "env": out.env,
+                        "version": out.version,
+                        "status": out.status,
+                        "exit_code": int(out.exit_code),
+                        "message": out.message,
+                        "hint": out.hint,
+                        "record": out.record_path,
+                        "action_id": out.action_id,
+                        "steps": out.steps,
+                        "followups": [
+                            {
+                                "action": f.action,
+                                "version": f.version,
+                                "status": f.status,
+                                "message": f.message,
+                            }
+                            for f in out.followups
+                        ],
+                    }
+                }
+            )
+            return int(out.exit_code)
+        style = {"success": "green", "rolled_back": "yellow", "refused": "red", "failed": "red"}
+        label = {
+            "success": "OK",
+            "rolled_back": "ROLLED BACK",
+            "refused": "REFUSED",
+            "failed": "FAILED",
+        }
+        for f in out.followups:
+            if f is not out:
+                self.console.print(
+                    f"[{style.get(f.status, 'red')}]{f.action} {f.version}: {f.message}[/]"
+                )
+        self.console.print(
+            f"[bold {style.get(out.status, 'red')}]{label.get(out.status, out.status)}"
+            f"[/]: {out.message}"
+        )
+        if out.hint:
+            self.console.print(f"hint: {out.hint}", style="dim")
+        if out.record_path:
+            self.console.print(f"record: {out.record_path}", style="dim")
+        return int(out.exit_code)

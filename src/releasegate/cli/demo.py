@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from releasegate.cli.app import App
+from releasegate.errors import BadInput, ExitCode, ReleasegateError
+
+# (headline, stack, env, version, expected exit code)
+STORY: list[tuple[str, str, str, str, ExitCode]] = [
+    ("v1 goes to staging first", "web-staging", "staging", "v1", ExitCode.OK),
+    ("v1 is promoted to prod: it was verified on staging", "web-prod", "prod", "v1", ExitCode.OK),
+    (
+        "v2 is refused for prod: it was never verified on staging",
+        "web-prod",
+        "prod",
+        "v2",
+        ExitCode.REFUSED,
+    ),
+    ("v2 goes to staging", "web-staging", "staging", "v2", ExitCode.OK),
+    ("v2 is promoted to prod", "web-prod", "prod", "v2", ExitCode.OK),
+    (
+        "v3 is broken: staging smoke fails and v2 comes back by itself",
+        "web-staging",
+        "staging",
+        "v3",
+        ExitCode.ROLLED_BACK,
+    ),
+]
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the workspace here (then: cd DIR && releasegate history).",
+)
+@click.option(
+    "--keep-running", is_flag=True, help="Leave the sample app servers running at the end."
+)
+@click.pass_context
+def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
+    """Tell releasegate's story on a sample web app, with nothing but Python.
+
+    \b
+    Builds three versions of a small web app (v3 broken on purpose), a staging and
+    a prod stack (prod promotes from staging), then: v1 to staging, v1 promoted
+    to prod, v2 refused for prod, v2 staging then prod, v3 fails its smoke checks
+    on staging and is rolled back automatically; then the history and the audit.
+    """
+    from releasegate.demo import workspace
+
+    root = workdir.resolve() if workdir else Path(tempfile.mkdtemp(prefix="releasegate-demo-"))
+    try:
+        ws = workspace.create(root)
+    except FileExistsError as exc:
+        raise BadInput(str(exc), hint="releasegate demo --dir NEW_EMPTY_FOLDER") from exc
+    app = App(str(ws.config))
+    ctx.obj = app
+    say = app.console.print
+    say(f"[bold]releasegate demo[/bold] in {root}\n")
+    failures: list[str] = []
+    try:
+        for i, (headline, stack, env, version, expected) in enumerate(STORY, 1):
+            say(f"\n[bold cyan]{i}. {headline}[/bold cyan]")
+            say(f"$ releasegate deploy {stack} {env} {version}", style="dim")
+            try:
+                code = app.finish(app.engine().deploy(stack, env, version))
+            except ReleasegateError as exc:
+                say(f"[red]{exc.message}[/red]")
+                code = int(exc.exit_code)
+            if code != expected:
+                failures.append(f"step {i}: exit {code}, expected {int(expected)}")
+        say("\n[bold cyan]7. The history, as the seed's deploy-history.log[/bold cyan]")
+        say("$ releasegate history --format log", style="dim")
+        from releasegate.ledger import format_log_line
+
+        for rec in app.ledger.actions():
+            say(format_log_line(rec), markup=False)
+        say("\n[bold cyan]8. The ledger's hash chain is intact[/bold cyan]")
+        say("$ releasegate audit verify", style="dim")
+        report = app.ledger.verify_chain()
+        say(
+            f"{'ok' if report.ok else 'BROKEN'}: {report.rows_checked} rows; "
+            f"head {report.head_hash[:16]}…"
+        )
+        if not report.ok:
+            failures.append("audit verify failed")
+        for row in app.engine().status():
+            say(f"{row.stack} runs {row.running} (verified {row.verified})")
+    finally:
+        if not keep_running:
+            workspace.stop_services(ws)
+    if failures:
+        say("[red]the demo did not go as expected:[/red] " + "; ".join(failures))
+    if workdir:
+        say(f"\nThe workspace stays in {root}: cd {root} && releasegate history")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return ExitCode.FAILED if failures else ExitCode.OK

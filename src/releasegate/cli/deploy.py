@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import click
+
+from releasegate.cli.app import App, print_json
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command()
+@click.argument("stack")
+@click.argument("env")
+@click.argument("version")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Proceed past the promotion gate (needs --reason; recorded as FORCED).",
+)
+@click.option(
+    "--reason", default="", metavar="TEXT", help="Why: recorded in the ledger with your name."
+)
+@click.option(
+    "--skip-backup", is_flag=True, help="Do not back up config files first (needs --reason)."
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Events and the result as JSON lines.")
+@pass_app
+def deploy(
+    app: App,
+    stack: str,
+    env: str,
+    version: str,
+    force: bool,
+    reason: str,
+    skip_backup: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
+    """Deploy VERSION to STACK (whose environment must be ENV).
+
+    \b
+    Steps: lock -> promotion gate (stacks with promote_from) -> preflight
+    -> backup of config files -> prepare release -> migrate -> switch -> restart
+    -> smoke -> mark verified. If switch, restart or smoke fails, the last good
+    version is brought back and smoked. Every step is recorded in the ledger,
+    and an execution record (Markdown) is written.
+
+    \b
+    Examples:
+      releasegate deploy web-staging staging v2
+      releasegate deploy web-prod prod v2 --dry-run
+      releasegate deploy web-prod prod v3 --force --reason "hotfix INC-42"
+    """
+    app.json = as_json
+    engine = app.engine()
+    if dry_run:
+        plan = engine.plan_deploy(
+            stack, env, version, force=force, reason=reason, skip_backup=skip_backup
+        )
+        if as_json:
+            print_json({"plan": plan})
+            return 0
+        app.console.print(
+            f"[bold]Plan[/bold]: deploy {version} to {stack} ({env})"
+            + ("  [red]FORCED[/red]" if force else "")
+        )
+        for i, step in enumerate(plan.steps, 1):
+            app.console.print(f"  {i:>2}. {step.title}")
+        app.console.print(f"  on failure: {plan.notes}", style="dim")
+        app.console.print("dry run: nothing was changed", style="dim")
+        return 0
+    return app.finish(
+        engine.deploy(stack, env, version, force=force, reason=reason, skip_backup=skip_backup)
+    )
+
+
+@click.command()
+@click.argument("stack")
+@click.argument("env")
+@click.option(
+    "--to", "to", metavar="VERSION", help="A version that was deployed successfully before."
+)
+@click.option("--reason", default="", metavar="TEXT", help="Why: recorded in the ledger.")
+@click.option("--json", "as_json", is_flag=True, help="Events and the result as JSON lines.")
+@pass_app
+def rollback(app: App, stack: str, env: str, to: str | None, reason: str, as_json: bool) -> int:
+    """Roll STACK back to the previous successful version, or --to a named one.
+
+    The target comes from the ledger (the last successful deploy or rollback that
+    is not what runs now), never from directory dates; it is smoked after the switch.
+    """
+    app.json = as_json
+    return app.finish(app.engine().rollback(stack, env, to=to, reason=reason))

@@ -1,0 +1,140 @@
+"""Entry point. Subcommands are imported only when invoked, so `--version` and `--help`
+stay fast (hatch's lazy-import pattern)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from releasegate import __version__
+
+# name -> (module, attribute, one-line help shown in `releasegate --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "deploy": ("releasegate.cli.deploy", "deploy", "Deploy VERSION to a stack through every gate."),
+    "rollback": (
+        "releasegate.cli.deploy",
+        "rollback",
+        "Go back to the last good (or a named) version.",
+    ),
+    "preflight": ("releasegate.cli.checks", "preflight", "Run a stack's preflight gates."),
+    "smoke": ("releasegate.cli.checks", "smoke", "Run a stack's smoke checks against what runs."),
+    "status": (
+        "releasegate.cli.info",
+        "status",
+        "Running, last deployed and verified version per stack.",
+    ),
+    "verified": (
+        "releasegate.cli.info",
+        "verified",
+        "Verified versions (and export to verified/*.txt).",
+    ),
+    "history": ("releasegate.cli.info", "history", "What was done, by whom, with what outcome."),
+    "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
+    "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
+    "demo": (
+        "releasegate.cli.demo",
+        "demo",
+        "Tell the whole story on a sample app, no Docker needed.",
+    ),
+}
+
+EPILOG = """\b
+Exit codes:
+  0  success
+  1  failed, nothing rolled back (or the rollback failed too)
+  2  bad input or configuration
+  3  refused by a gate (nothing was changed)
+  4  failed and rolled back to the last good version
+  5  the stack is locked by another run
+  6  audit verify found an edited, removed or reordered ledger row
+
+The config is --config, else $RELEASEGATE_CONFIG, else ./releasegate.yaml (or a parent's).
+"""
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing help must not import every command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_m, _a, text) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar="RELEASEGATE_CONFIG",
+    help="releasegate.yaml to use.",
+)
+@click.version_option(__version__, prog_name="releasegate")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """releasegate: gated, audited and reversible production changes.
+
+    \b
+    Every action is written to the ledger before it starts and closed with its
+    outcome; a stack with promote_from accepts only versions verified upstream;
+    a release whose smoke checks fail is rolled back automatically.
+    """
+    from releasegate.cli.app import App
+
+    ctx.obj = App(config_path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    code = run(argv)
+    # Exit-time garbage collection walks every object that pydantic, httpx and rich
+    # created (about 50 ms); frozen objects are skipped. Cleanup (atexit, the ledger's
+    # connection) still runs as usual.
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The command line, returning the exit code (errors are shown, never raised)."""
+    from releasegate.errors import ExitCode, ReleasegateError
+
+    try:
+        rv: Any = cli.main(args=argv, prog_name="releasegate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except ReleasegateError as exc:
+        from releasegate.cli.app import show_error
+
+        show_error(exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if os.environ.get("RELEASEGATE_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "(set RELEASEGATE_DEBUG=1 to see the traceback, and please report it)",
+            err=True,
+        )
+        return int(ExitCode.FAILED)
+    return int(rv or 0)

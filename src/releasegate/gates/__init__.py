@@ -1,0 +1,1 @@
+"""Gates: checks that must pass before a step. Each returns CheckResults as evidence."""

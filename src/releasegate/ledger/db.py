@@ -1,0 +1,221 @@
+"""Two tiny database adapters that run the same SQL text (named ``:param`` style).
+
+Runtime queries never touch SQLAlchemy for SQLite files: importing it costs more
+than a whole ``releasegate history`` call is allowed to take. SQLAlchemy is used
+for every other URL (PostgreSQL, ...) and is imported only then.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+
+Row = tuple[Any, ...]
+Params = Mapping[str, Any]
+
+BUSY_TIMEOUT_S = 15.0
+MIN_SQLITE = (3, 35, 0)  # RETURNING on INSERT/UPDATE/DELETE
+# The head row is the single point every writer must pass: locking it serializes appends.
+LOCK_HEAD_SQL = "SELECT seq FROM ledger_head WHERE id = 1 FOR UPDATE"
+
+
+class Database(Protocol):
+    dialect: str
+
+    def execute(self, sql: str, params: Params | None = None) -> list[Row]:
+        """Run one statement; return its rows (empty for statements without rows)."""
+
+    def stream(
+        self, sql: str, params: Params | None = None, batch: int = 2000
+    ) -> Generator[Row, None, None]:
+        """Yield rows of one query without holding them all in memory."""
+
+    def write_transaction(self) -> AbstractContextManager[None]:
+        """Serialize against every other writer, in this and other processes."""
+
+    def read_transaction(self) -> AbstractContextManager[None]:
+        """One consistent snapshot for several reads."""
+
+    def close(self) -> None: ...
+
+
+def check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        wanted = ".".join(map(str, MIN_SQLITE))
+        raise RuntimeError(f"SQLite {sqlite3.sqlite_version} is too old; the ledger needs {wanted}")
+
+
+class SQLiteDatabase:
+    """Stdlib sqlite3: WAL so readers never block the writer, BEGIN IMMEDIATE for writers."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        check_sqlite_version()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, sqlite3 must not.
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._in_txn = False
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+
+    def execute(self, sql: str, params: Params | None = None) -> list[Row]:
+        return self._conn.execute(sql, params or {}).fetchall()
+
+    def stream(
+        self, sql: str, params: Params | None = None, batch: int = 2000
+    ) -> Generator[Row, None, None]:
+        cur = self._conn.execute(sql, params or {})
+        try:
+            while rows := cur.fetchmany(batch):
+                yield from rows
+        finally:
+            cur.close()
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[None]:
+        if self._in_txn:
+            raise RuntimeError("ledger transactions do not nest")
+        self._conn.execute(begin)
+        self._in_txn = True
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._in_txn = False
+
+    def write_transaction(self) -> AbstractContextManager[None]:
+        # IMMEDIATE takes the write lock before we read the chain head, so two
+        # processes can never both build on the same head (which would fork the chain).
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read_transaction(self) -> AbstractContextManager[None]:
+        return self._transaction("BEGIN")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An Engine; SQLite engines emit real BEGIN (IMMEDIATE for writers) like SQLiteDatabase."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url)
+    check_sqlite_version()
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    # pysqlite's own transaction handling defers BEGIN; take control (SQLAlchemy's recipe).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.info.get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class SQLAlchemyDatabase:
+    """Any SQLAlchemy URL; one connection, statements as ``text()``."""
+
+    def __init__(self, url: str | URL) -> None:
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._conn = self.engine.connect()
+        self._in_txn = False
+
+    def _rows(self, sql: str, params: Params | None) -> list[Row]:
+        from sqlalchemy import text
+
+        result = self._conn.execute(text(sql), dict(params or {}))
+        return [tuple(r) for r in result] if result.returns_rows else []
+
+    def execute(self, sql: str, params: Params | None = None) -> list[Row]:
+        if self._in_txn:
+            return self._rows(sql, params)
+        with self._conn.begin():
+            return self._rows(sql, params)
+
+    def stream(
+        self, sql: str, params: Params | None = None, batch: int = 2000
+    ) -> Generator[Row, None, None]:
+        from sqlalchemy import text
+
+        def run() -> Iterator[Row]:
+            opts = {"stream_results": True, "yield_per": batch}
+            result = self._conn.execute(text(sql), dict(params or {}), execution_options=opts)
+            with result:
+                for part in result.partitions(batch):
+                    yield from (tuple(r) for r in part)
+
+        if self._in_txn:
+            yield from run()
+        else:
+            with self._conn.begin():
+                yield from run()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[None]:
+        if self._in_txn:
+            raise RuntimeError("ledger transactions do not nest")
+        sqlite = self.dialect == "sqlite"
+        self._conn.info["immediate"] = write
+        if not write and not sqlite:
+            # A snapshot for multi-statement reads (verify_chain reads head, then rows).
+            self._conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            with self._conn.begin():
+                self._in_txn = True
+                if write and not sqlite:
+                    self._rows(LOCK_HEAD_SQL, None)
+                yield
+        finally:
+            self._in_txn = False
+            self._conn.info["immediate"] = False
+            if not write and not sqlite:
+                self._conn.execution_options(isolation_level=self._default_isolation())
+
+    def _default_isolation(self) -> str:
+        return str(self._conn.default_isolation_level or "READ COMMITTED")
+
+    def write_transaction(self) -> AbstractContextManager[None]:
+        return self._transaction(write=True)
+
+    def read_transaction(self) -> AbstractContextManager[None]:
+        return self._transaction(write=False)
+
+    def close(self) -> None:
+        self._conn.close()
+        self.engine.dispose()
+
+
+def sqlite_path_from_url(url: str) -> str | None:
+    """The file path of a plain ``sqlite:///`` URL (served by stdlib sqlite3), else None."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        return url[len(prefix) :]
+    return None

@@ -1,0 +1,579 @@
+"""The Ledger: append-only action rows on a hash chain, verified versions, stack locks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from releasegate.errors import BadInput, ReleasegateError
+from releasegate.ledger.chain import CHAIN_SELECT, canonical_json, row_hash, verify_rows
+from releasegate.ledger.db import (
+    Database,
+    SQLAlchemyDatabase,
+    SQLiteDatabase,
+    sqlite_path_from_url,
+)
+from releasegate.ledger.schema import HEAD_REVISION, current_revision
+from releasegate.model import ActionRecord, ChainReport, LockInfo
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from sqlalchemy.engine import URL
+
+_INSERT = (
+    "INSERT INTO entries (seq, ts, kind, action_id, parent_id, stack, env, action, version, status,"
+    ' notes, "user", host, pid, forced, reason, details, prev_hash, hash)'
+    " VALUES (:seq, :ts, :kind, :action_id, :parent_id, :stack, :env, :action, :version, :status,"
+    " :notes, :user, :host, :pid, :forced, :reason, :details, :prev_hash, :hash)"
+)
+_HEAD = "SELECT seq, hash FROM ledger_head WHERE id = 1"
+_SET_HEAD = "UPDATE ledger_head SET seq = :seq, hash = :hash WHERE id = 1"
+
+# An action is its open row LEFT JOIN its close row (found through the (action_id, kind) index).
+_ACTIONS = (
+    "SELECT o.seq, o.ts, o.action_id, o.parent_id, o.stack, o.env, o.action, o.version,"
+    ' o.notes, o."user", o.host, o.pid, o.forced, o.reason, o.details,'
+    " c.ts, c.status, c.notes, c.details"
+    " FROM entries o LEFT JOIN entries c ON c.action_id = o.action_id AND c.kind = 'close'"
+    " WHERE o.kind = 'open'"
+)
+_LOG_ROWS = (
+    "SELECT o.ts, o.stack, o.env, o.action, o.version, COALESCE(c.status, 'running'),"
+    " CASE WHEN c.seq IS NULL THEN o.notes ELSE c.notes END"
+    " FROM entries o LEFT JOIN entries c ON c.action_id = o.action_id AND c.kind = 'close'"
+    " WHERE o.kind = 'open'"
+)
+_LOCK_COLS = 'stack, run_id, "user", host, pid, pid_start, since'
+
+DEPLOY_ACTIONS = ("deploy", "rollback")
+
+
+def _new_id() -> str:
+    # 128 random bits as 32 hex digits, the shape of a uuid4 hex, without uuid's import cost.
+    return os.urandom(16).hex()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _dumps(details: dict[str, Any] | None) -> str:
+    return canonical_json(details or {})
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    if not text or text == "{}":  # the common case; skips the parser
+        return {}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _record(row: Sequence[Any]) -> ActionRecord:
+    (seq, ts, action_id, parent_id, stack, env, action, version, notes, user, host, pid,
+     forced, reason, details, close_ts, close_status, close_notes, close_details) = row  # fmt: skip
+    merged = _loads(details)
+    if close_details:
+        merged.update(_loads(close_details))
+    closed = close_ts is not None
+    return ActionRecord(
+        action_id=action_id,
+        parent_id=parent_id,
+        seq=int(seq),
+        started_at=datetime.fromisoformat(ts),
+        ended_at=datetime.fromisoformat(close_ts) if closed else None,
+        stack=stack,
+        env=env,
+        action=action,
+        version=version,
+        status=close_status if closed else "running",
+        notes=close_notes if closed else notes,
+        user=user,
+        host=host,
+        pid=int(pid),
+        forced=bool(forced),
+        reason=reason,
+        details=merged,
+    )
+
+
+def _lock(row: Sequence[Any]) -> LockInfo:
+    stack, run_id, user, host, pid, pid_start, since = row
+    return LockInfo(
+        stack=stack,
+        run_id=run_id,
+        user=user,
+        host=host,
+        pid=int(pid),
+        pid_start=pid_start,
+        since=datetime.fromisoformat(since),
+    )
+
+
+def _lock_params(info: LockInfo) -> dict[str, Any]:
+    since = info.since if info.since.tzinfo else info.since.replace(tzinfo=UTC)
+    return {
+        "stack": info.stack,
+        "run_id": info.run_id,
+        "user": info.user,
+        "host": info.host,
+        "pid": info.pid,
+        "pid_start": info.pid_start,
+        "since": since.astimezone(UTC).isoformat(timespec="microseconds"),
+    }
+
+
+class Ledger:
+    """Every action is written as ``running`` before it starts and closed with its outcome."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    def open(cls, url: str, *, force_sqlalchemy: bool = False) -> Ledger:
+        """Open (creating and migrating when needed) the ledger at a path or SQLAlchemy URL.
+
+        A path or ``sqlite:///path`` uses stdlib sqlite3 (``force_sqlalchemy`` switches it to
+        the SQLAlchemy adapter, for tests); any other URL uses SQLAlchemy.
+        """
+        path = sqlite_path_from_url(url) if "://" in url else url
+        db: Database
+        file: str | None = None
+        if path is None:
+            _make_sqlite_parent(url)
+            db = SQLAlchemyDatabase(url)
+        else:
+            if not path or path == ":memory:":
+                raise BadInput(
+                    f"ledger {url!r} is not a file",
+                    hint="an audit ledger must outlive the process; give a file path",
+                )
+            file = os.path.abspath(os.path.expanduser(path))
+            os.makedirs(os.path.dirname(file), exist_ok=True)
+            if force_sqlalchemy:
+                db = SQLAlchemyDatabase(_sqlite_url(file))
+            else:
+                db = SQLiteDatabase(file)
+        try:
+            if current_revision(db) != HEAD_REVISION:
+                # Only here do Alembic and SQLAlchemy get imported.
+                from releasegate.ledger.schema import upgrade
+
+                upgrade(url if file is None else _sqlite_url(file))
+                found = current_revision(db)
+                if found != HEAD_REVISION:
+                    raise ReleasegateError(
+                        f"ledger schema is at revision {found}, expected {HEAD_REVISION}"
+                    )
+        except BaseException:
+            db.close()
+            raise
+        return cls(db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _append(self, fields: dict[str, Any]) -> None:
+        """Append one row on top of the chain head; the caller holds the write transaction."""
+        head_seq, head_hash = self._db.execute(_HEAD)[0]
+        # ts is taken under the write lock, so time order and seq order always agree.
+        row = {"seq": int(head_seq) + 1, "ts": _now(), **fields}
+        content = (
+            row["seq"], row["ts"], row["kind"], row["action_id"], row["parent_id"],
+            row["stack"], row["env"], row["action"], row["version"], row["status"],
+            row["notes"], row["user"], row["host"], row["pid"], row["forced"],
+            row["reason"], row["details"],
+        )  # fmt: skip
+        row["prev_hash"] = head_hash
+        row["hash"] = row_hash(head_hash, content)
+        self._db.execute(_INSERT, row)
+        self._db.execute(_SET_HEAD, {"seq": row["seq"], "hash": row["hash"]})
+
+    def begin_action(
+        self,
+        *,
+        stack: str,
+        env: str,
+        action: str,
+        version: str = "",
+        parent_id: str | None = None,
+        notes: str = "",
+        forced: bool = False,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+        user: str,
+        host: str,
+        pid: int,
+    ) -> str:
+        """Write the ``open`` row (status running) and return the new action_id."""
+        action_id = _new_id()
+        fields = {
+            "kind": "open",
+            "action_id": action_id,
+            "parent_id": parent_id,
+            "stack": stack,
+            "env": env,
+            "action": action,
+            "version": version,
+            "status": "running",
+            "notes": notes,
+            "user": user,
+            "host": host,
+            "pid": int(pid),
+            "forced": int(bool(forced)),
+            "reason": reason,
+            "details": _dumps(details),
+        }
+        with self._db.write_transaction():
+            self._append(fields)
+        return action_id
+
+    def end_action(
+        self,
+        action_id: str,
+        status: str,
+        *,
+        notes: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the ``close`` row; ``notes=None`` keeps the notes of the open row.
+
+        ``details`` are stored on the close row; ActionRecord.details merges them over
+        the open row's details.
+        """
+        if not status or status == "running":
+            raise ValueError(f"cannot close action {action_id} with status {status!r}")
+        with self._db.write_transaction():
+            rows = self._db.execute(
+                'SELECT kind, parent_id, stack, env, action, version, notes, "user", host, pid,'
+                " forced, reason, status FROM entries"
+                " WHERE action_id = :action_id AND kind IN ('open', 'close')",
+                {"action_id": action_id},
+            )
+            by_kind = {r[0]: r for r in rows}
+            if "open" not in by_kind:
+                raise ValueError(f"unknown action {action_id}")
+            if "close" in by_kind:
+                done = by_kind["close"][12]
+                raise ValueError(f"action {action_id} is already closed ({done})")
+            (_, parent_id, stack, env, action, version, open_notes, user, host, pid,
+             forced, reason, _) = by_kind["open"]  # fmt: skip
+            self._append(
+                {
+                    "kind": "close",
+                    "action_id": action_id,
+                    "parent_id": parent_id,
+                    "stack": stack,
+                    "env": env,
+                    "action": action,
+                    "version": version,
+                    "status": status,
+                    "notes": open_notes if notes is None else notes,
+                    "user": user,
+                    "host": host,
+                    "pid": int(pid),
+                    "forced": int(forced),
+                    "reason": reason,
+                    "details": _dumps(details),
+                }
+            )
+
+    def mark(
+        self,
+        *,
+        stack: str,
+        env: str,
+        action: str,
+        version: str = "",
+        notes: str = "",
+        details: dict[str, Any] | None = None,
+        user: str,
+        host: str,
+        pid: int,
+    ) -> None:
+        """A single-row fact (verify, lock, unlock, lock-takeover, ...), status success."""
+        with self._db.write_transaction():
+            self._append(
+                {
+                    "kind": "mark",
+                    "action_id": _new_id(),
+                    "parent_id": None,
+                    "stack": stack,
+                    "env": env,
+                    "action": action,
+                    "version": version,
+                    "status": "success",
+                    "notes": notes,
+                    "user": user,
+                    "host": host,
+                    "pid": int(pid),
+                    "forced": 0,
+                    "reason": "",
+                    "details": _dumps(details),
+                }
+            )
+
+    # -- reading -------------------------------------------------------------------------
+
+    @staticmethod
+    def _where(
+        *,
+        stack: str | None = None,
+        env: str | None = None,
+        actions: Sequence[str] = (),
+        status: str | None = None,
+        forced: bool | None = None,
+        top_level_only: bool = True,
+        since_seq: int | None = None,
+        parent_id: str | None = None,
+        open_only: bool = False,
+    ) -> tuple[str, dict[str, Any]]:
+        """The filters as SQL appended to _ACTIONS (aliases o = open row, c = close row)."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if parent_id is not None:
+            where.append("o.parent_id = :parent_id")
+            params["parent_id"] = parent_id
+        elif top_level_only:
+            where.append("o.parent_id IS NULL")
+        if stack is not None:
+            where.append("o.stack = :stack")
+            params["stack"] = stack
+        if env is not None:
+            where.append("o.env = :env")
+            params["env"] = env
+        if actions:
+            names = [f":action{i}" for i in range(len(actions))]
+            where.append(f"o.action IN ({', '.join(names)})")
+            params.update({n[1:]: a for n, a in zip(names, actions, strict=True)})
+        if open_only:
+            where.append("c.seq IS NULL")
+        elif status is not None:
+            where.append("COALESCE(c.status, 'running') = :status")
+            params["status"] = status
+        if forced is not None:
+            where.append("o.forced = :forced")
+            params["forced"] = int(forced)
+        if since_seq is not None:
+            where.append("o.seq > :since_seq")
+            params["since_seq"] = since_seq
+        return "".join(f" AND {w}" for w in where), params
+
+    def _actions(self, *, last: int | None = None, **filters: Any) -> list[ActionRecord]:
+        if last is not None and last <= 0:
+            return []
+        where, params = self._where(**filters)
+        sql = _ACTIONS + where
+        if last is None:
+            return [_record(r) for r in self._db.execute(sql + " ORDER BY o.seq", params)]
+        # Newest N through the index, then back to chronological order.
+        params["last"] = int(last)
+        rows = self._db.execute(sql + " ORDER BY o.seq DESC LIMIT :last", params)
+        return [_record(r) for r in reversed(rows)]
+
+    def log_rows(
+        self,
+        *,
+        stack: str | None = None,
+        env: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        forced: bool | None = None,
+        last: int | None = None,
+        top_level_only: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        """(started ts, stack, env, action, version, status, notes) oldest first: the
+        seed log's fields only, without building ActionRecords (history over 100k rows)."""
+        if last is not None and last <= 0:
+            return []
+        where, params = self._where(
+            stack=stack,
+            env=env,
+            actions=(action,) if action is not None else (),
+            status=status,
+            forced=forced,
+            top_level_only=top_level_only,
+        )
+        sql = _LOG_ROWS + where
+        if last is None:
+            return self._db.execute(sql + " ORDER BY o.seq", params)
+        params["last"] = int(last)
+        rows = self._db.execute(sql + " ORDER BY o.seq DESC LIMIT :last", params)
+        return rows[::-1]
+
+    def actions(
+        self,
+        *,
+        stack: str | None = None,
+        env: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        forced: bool | None = None,
+        last: int | None = None,
+        top_level_only: bool = True,
+        since_seq: int | None = None,
+    ) -> list[ActionRecord]:
+        """Actions oldest first; ``last`` keeps the newest N; ``since_seq``: seq > since_seq."""
+        return self._actions(
+            stack=stack,
+            env=env,
+            actions=(action,) if action is not None else (),
+            status=status,
+            forced=forced,
+            last=last,
+            top_level_only=top_level_only,
+            since_seq=since_seq,
+        )
+
+    def children(self, action_id: str) -> list[ActionRecord]:
+        """The steps of a run, chronological."""
+        return self._actions(parent_id=action_id, top_level_only=False)
+
+    def get_action(self, action_id: str) -> ActionRecord | None:
+        rows = self._db.execute(
+            _ACTIONS + " AND o.action_id = :action_id", {"action_id": action_id}
+        )
+        return _record(rows[0]) if rows else None
+
+    def open_actions(self, stack: str | None = None) -> list[ActionRecord]:
+        """Actions opened and never closed (still running, or their process died), steps too."""
+        return self._actions(stack=stack, top_level_only=False, open_only=True)
+
+    def verified_version(self, stack: str) -> str | None:
+        rows = self._db.execute(
+            "SELECT version FROM entries WHERE stack = :stack AND action = 'verify'"
+            " AND kind = 'mark' ORDER BY seq DESC LIMIT 1",
+            {"stack": stack},
+        )
+        return str(rows[0][0]) if rows else None
+
+    def verified_all(self) -> dict[str, tuple[str, datetime]]:
+        """stack -> (version, when) of each stack's newest verify mark."""
+        rows = self._db.execute(
+            "SELECT e.stack, e.version, e.ts FROM entries e JOIN"
+            " (SELECT MAX(seq) AS seq FROM entries WHERE kind = 'mark' AND action = 'verify'"
+            " GROUP BY stack) m ON e.seq = m.seq ORDER BY e.stack"
+        )
+        return {stack: (version, datetime.fromisoformat(ts)) for stack, version, ts in rows}
+
+    def good_versions(self, stack: str) -> list[str]:
+        """Versions of top-level deploys/rollbacks that ended in success, newest first, unique."""
+        rows = self._db.execute(
+            "SELECT version FROM entries WHERE stack = :stack AND action IN ('deploy', 'rollback')"
+            " AND kind = 'close' AND parent_id IS NULL AND status = 'success'"
+            " ORDER BY seq DESC",
+            {"stack": stack},
+        )
+        seen: dict[str, None] = {}
+        for (version,) in rows:
+            if version:
+                seen.setdefault(version, None)
+        return list(seen)
+
+    def last_deploy(self, stack: str) -> ActionRecord | None:
+        """The newest top-level deploy or rollback of ``stack``, whatever its status."""
+        found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=1)
+        return found[0] if found else None
+
+    def head(self) -> tuple[int, str]:
+        rows = self._db.execute(_HEAD)
+        if not rows:
+            raise ReleasegateError("the ledger has no head row; its schema is damaged")
+        return int(rows[0][0]), str(rows[0][1])
+
+    def verify_chain(self) -> ChainReport:
+        """Walk every row in seq order; report the first edited, removed or reordered row."""
+
+        def seqs_with_hash(value: str) -> list[int]:
+            rows = self._db.execute(
+                "SELECT seq FROM entries WHERE hash = :hash ORDER BY seq", {"hash": value}
+            )
+            return [int(r[0]) for r in rows]
+
+        # One snapshot: rows appended while we walk must not look like forged rows.
+        with self._db.read_transaction():
+            head_seq, head_hash = self.head()
+            with closing(self._db.stream(CHAIN_SELECT)) as rows:
+                return verify_rows(rows, head_seq, head_hash, seqs_with_hash)
+
+    # -- locks (liveness is the caller's business) ----------------------------------------
+
+    def try_acquire_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the stack's lock; None on success, else the current holder."""
+        with self._db.write_transaction():
+            rows = self._db.execute(
+                f"SELECT {_LOCK_COLS} FROM locks WHERE stack = :stack",  # noqa: S608
+                {"stack": info.stack},
+            )
+            if rows:
+                return _lock(rows[0])
+            self._db.execute(
+                f"INSERT INTO locks ({_LOCK_COLS}) VALUES"  # noqa: S608
+                " (:stack, :run_id, :user, :host, :pid, :pid_start, :since)",
+                _lock_params(info),
+            )
+        return None
+
+    def replace_lock(self, stack: str, expected_run_id: str, new: LockInfo) -> bool:
+        """Compare-and-swap takeover: False when the holder is no longer ``expected_run_id``."""
+        if new.stack != stack:
+            raise ValueError(f"lock for {new.stack!r} cannot replace the lock of {stack!r}")
+        params = _lock_params(new)
+        params["expected"] = expected_run_id
+        with self._db.write_transaction():
+            rows = self._db.execute(
+                'UPDATE locks SET run_id = :run_id, "user" = :user, host = :host, pid = :pid,'
+                " pid_start = :pid_start, since = :since"
+                " WHERE stack = :stack AND run_id = :expected RETURNING stack",
+                params,
+            )
+        return bool(rows)
+
+    def release_lock(self, stack: str, run_id: str | None = None) -> bool:
+        """Release the lock; with ``run_id`` only if that run still holds it."""
+        sql = "DELETE FROM locks WHERE stack = :stack"
+        params = {"stack": stack}
+        if run_id is not None:
+            sql += " AND run_id = :run_id"
+            params["run_id"] = run_id
+        with self._db.write_transaction():
+            rows = self._db.execute(sql + " RETURNING stack", params)
+        return bool(rows)
+
+    def locks(self) -> list[LockInfo]:
+        rows = self._db.execute(f"SELECT {_LOCK_COLS} FROM locks ORDER BY stack")  # noqa: S608
+        return [_lock(r) for r in rows]
+
+
+def _sqlite_url(file: str) -> URL:
+    """A SQLAlchemy URL for a SQLite file (built, not formatted: paths may hold '?' or '%')."""
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite+pysqlite", database=file)
+
+
+def _make_sqlite_parent(url: str) -> None:
+    """Create the folder of a ``sqlite+driver:///path`` database, like for a plain path."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("sqlite") or not rest.startswith("/"):
+        return
+    path = rest[1:].split("?", 1)[0]
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

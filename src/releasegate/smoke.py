@@ -1,0 +1,260 @@
+"""Smoke checks: does the version that was just switched to actually answer?
+
+Each check retries within its own overall time budget, and every attempt is kept
+as evidence (status, latency, a bounded excerpt of the answer, or the error).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from releasegate.model import CheckResult
+from releasegate.redact import Redactor
+
+if TYPE_CHECKING:
+    import threading
+
+    import httpx
+
+    from releasegate.transport import Transport
+
+EXCERPT = 300
+
+
+def run_checks(
+    checks: list[Any],
+    *,
+    version: str,
+    transport: Transport,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    redact: Redactor,
+    on_result: Callable[[CheckResult], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clients: HttpClientSource | None = None,
+) -> list[CheckResult]:
+    """Run every check (not stopping at the first failure: the evidence is wanted whole).
+
+    `clients` may hold an HTTP client built ahead of time (see HttpClientSource.warm);
+    without it one is built here and closed at the end.
+    """
+    results = []
+    own = clients is None
+    source = clients or HttpClientSource()
+    try:
+        for check in checks:
+            client = source.get(checks) if getattr(check, "http", None) else None
+            started = time.monotonic()
+            if client is not None:
+                result = http_check(check, version=version, client=client, sleep=sleep)
+            else:
+                result = command_check(
+                    check,
+                    version=version,
+                    transport=transport,
+                    cwd=cwd,
+                    env=env,
+                    redact=redact,
+                    sleep=sleep,
+                )
+            # The check's own time, retries included: what a deploy spends waiting on the service.
+            result.evidence.setdefault("duration_s", round(time.monotonic() - started, 3))
+            results.append(result)
+            if on_result:
+                on_result(result)
+    finally:
+        if own:
+            source.close()
+    return results
+
+
+def _needs_tls(checks: Iterable[Any]) -> bool:
+    return any(str(getattr(c, "http", "") or "").startswith("https:") for c in checks)
+
+
+def _make_client(tls: bool) -> httpx.Client:
+    import httpx
+
+    # trust_env=False: no proxy from the environment may sit between us and the service.
+    # Without an https check no TLS is ever spoken (redirects are not followed), so the
+    # certificate store (about 50 ms to load) is skipped; with one, it is verified.
+    return httpx.Client(trust_env=False, follow_redirects=False, verify=tls)
+
+
+class HttpClientSource:
+    """The HTTP client for a run's smoke checks, optionally built ahead of time.
+
+    Importing httpx and building a client costs 100-200 ms. `warm` does it on a thread
+    while the deploy's earlier steps wait on the team's commands, so the smoke step does
+    not pay for it.
+    """
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._tls = False
+
+    def warm(self, checks: Iterable[Any]) -> None:
+        checks = list(checks)
+        if self._thread or self._client or not any(getattr(c, "http", None) for c in checks):
+            return
+        import atexit
+        import threading
+
+        tls = self._tls = _needs_tls(checks)
+        self._thread = threading.Thread(
+            target=self._build, args=(tls,), name="releasegate-http-warmup", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.close)  # never leave the thread mid-import at exit
+
+    def _build(self, tls: bool) -> None:
+        try:
+            self._client = _make_client(tls)
+        except BaseException as exc:  # handed to the caller of get()
+            self._error = exc
+
+    def get(self, checks: Iterable[Any]) -> httpx.Client:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+        tls = _needs_tls(checks)
+        if self._client is not None and tls and not self._tls:
+            self._client.close()  # built for plain http only; these checks need TLS
+            self._client = None
+        if self._client is None:
+            self._client, self._tls = _make_client(tls), tls
+        return self._client
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _expand(template: str | None, version: str) -> str | None:
+    return None if template is None else template.replace("{version}", version)
+
+
+def http_check(
+    check: Any, *, version: str, client: httpx.Client, sleep: Callable[[float], None]
+) -> CheckResult:
+    import httpx
+
+    url: str = check.http
+    contains = _expand(check.body_contains, version)
+    pattern = _expand(check.body_matches, version)
+    regex = re.compile(pattern) if pattern else None
+    deadline = time.monotonic() + check.timeout
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(check.retries + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        record: dict[str, Any] = {"attempt": attempt + 1}
+        started = time.monotonic()
+        try:
+            response = client.get(url, timeout=remaining)
+            latency_ms = (time.monotonic() - started) * 1000
+            body = response.text
+            record.update(
+                status=response.status_code, latency_ms=round(latency_ms, 1), body=body[:EXCERPT]
+            )
+            problems = []
+            if response.status_code != check.expect_status:
+                problems.append(f"status {response.status_code}, expected {check.expect_status}")
+            if contains is not None and contains not in body:
+                problems.append(f"body does not contain {contains!r}")
+            if regex is not None and not regex.search(body):
+                problems.append(f"body does not match /{regex.pattern}/")
+            if check.latency_ms is not None and latency_ms > check.latency_ms:
+                problems.append(f"took {latency_ms:.0f} ms, budget {check.latency_ms} ms")
+        except httpx.HTTPError as exc:
+            record["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            problems = [record["error"]]
+        record["ok"] = not problems
+        if problems:
+            record["problems"] = problems
+        attempts.append(record)
+        if not problems:
+            return CheckResult(
+                check.name,
+                True,
+                f"GET {url} -> {record['status']} in "
+                f"{record['latency_ms']:.0f} ms (attempt {attempt + 1})",
+                {"url": url, "attempts": attempts},
+            )
+        if attempt < check.retries:
+            sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
+    last = attempts[-1]["problems"][0] if attempts else "no attempt fit in the time budget"
+    return CheckResult(
+        check.name,
+        False,
+        f"GET {url} failed after {len(attempts)} attempt(s): {last}",
+        {"url": url, "attempts": attempts},
+        hint="look at the service's logs; the check's url, expect_status and body_* keys "
+        "say what was expected",
+    )
+
+
+def command_check(
+    check: Any,
+    *,
+    version: str,
+    transport: Transport,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    redact: Redactor,
+    sleep: Callable[[float], None],
+) -> CheckResult:
+    argv = check.command.argv()
+    expect = _expand(check.expect_output, version)
+    deadline = time.monotonic() + check.timeout
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(check.retries + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        result = transport.run(argv, cwd=cwd, env=env, timeout=remaining)
+        problems = []
+        if not result.ok:
+            problems.append(result.describe())
+        if expect is not None and expect not in result.stdout:
+            problems.append(f"output does not contain {expect!r}")
+        attempts.append(
+            {
+                "attempt": attempt + 1,
+                "exit_code": result.exit_code,
+                "duration_s": round(result.duration_s, 3),
+                "output": redact(result.stdout[-EXCERPT:] + result.stderr[-EXCERPT:]),
+                "ok": not problems,
+                **({"problems": problems} if problems else {}),
+            }
+        )
+        if not problems:
+            return CheckResult(
+                check.name,
+                True,
+                f"command passed (attempt {attempt + 1})",
+                {"argv": [redact(a) for a in argv], "attempts": attempts},
+            )
+        if attempt < check.retries:
+            sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
+    last = attempts[-1]["problems"][0] if attempts else "no attempt fit in the time budget"
+    return CheckResult(
+        check.name,
+        False,
+        f"command failed after {len(attempts)} attempt(s): {last}",
+        {"argv": [redact(a) for a in argv], "attempts": attempts},
+    )

@@ -1,0 +1,192 @@
+"""Smoke checks against a real HTTP server on loopback, and real commands."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from releasegate.redact import Redactor
+from releasegate.smoke import HttpClientSource, run_checks
+from releasegate.transport import LocalTransport
+
+
+class Handler(BaseHTTPRequestHandler):
+    calls = 0
+    fail_first = 0
+    delay = 0.0
+
+    def do_GET(self):
+        type(self).calls += 1
+        time.sleep(self.delay)
+        if self.path == "/health" and type(self).calls > self.fail_first:
+            body, code = json.dumps({"version": "v7", "token": "s3cr3t-value"}), 200
+        else:
+            body, code = "down", 503
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture()
+def server():
+    Handler.calls, Handler.fail_first, Handler.delay = 0, 0, 0.0
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def http(url, **kw):
+    base = dict(
+        name="h",
+        http=url,
+        expect_status=200,
+        body_contains=None,
+        body_matches=None,
+        latency_ms=None,
+        retries=0,
+        interval=0.0,
+        timeout=5.0,
+    )
+    return SimpleNamespace(**{**base, **kw})
+
+
+class Spec:
+    def __init__(self, argv):
+        self._argv = argv
+
+    def argv(self):
+        return self._argv
+
+
+def cmd(argv, **kw):
+    base = dict(
+        name="c",
+        http=None,
+        command=Spec(argv),
+        expect_output=None,
+        retries=0,
+        interval=0.0,
+        timeout=5.0,
+    )
+    return SimpleNamespace(**{**base, **kw})
+
+
+def run(checks, version="v7", redact=Redactor()):
+    return run_checks(
+        checks,
+        version=version,
+        transport=LocalTransport(),
+        cwd=None,
+        env={},
+        redact=redact,
+        sleep=lambda s: None,
+    )
+
+
+def test_http_pass_with_version_substitution(server):
+    [r] = run(
+        [http(server + "/health", body_contains='"version": "{version}"', body_matches=r"^\{")]
+    )
+    assert r.ok, r.summary
+    assert r.evidence["attempts"][0]["status"] == 200
+
+
+def test_http_wrong_version_fails_with_evidence(server):
+    [r] = run([http(server + "/health", body_contains='"version": "{version}"')], version="v8")
+    assert not r.ok
+    assert "does not contain" in r.summary
+    assert r.evidence["attempts"][0]["status"] == 200
+
+
+def test_http_retries_until_it_answers(server):
+    Handler.fail_first = 2
+    [r] = run([http(server + "/health", retries=3)])
+    assert r.ok and len(r.evidence["attempts"]) == 3
+    assert [a["status"] for a in r.evidence["attempts"]] == [503, 503, 200]
+
+
+def test_http_status_mismatch_after_retries(server):
+    [r] = run([http(server + "/nope", retries=1)])
+    assert not r.ok and "status 503, expected 200" in r.summary
+    assert len(r.evidence["attempts"]) == 2
+
+
+def test_http_latency_budget(server):
+    Handler.delay = 0.2
+    [r] = run([http(server + "/health", latency_ms=50)])
+    assert not r.ok and "budget 50 ms" in r.summary
+
+
+def test_http_connection_refused():
+    [r] = run([http("http://127.0.0.1:9/health")])
+    assert not r.ok and "ConnectError" in r.summary
+
+
+def test_http_overall_timeout_bounds_attempts(server):
+    Handler.delay = 0.3
+    [r] = run([http(server + "/nope", timeout=0.5, retries=10)])
+    assert not r.ok
+    # 11 attempts were allowed, but the 0.5 s budget leaves room for two at most
+    assert len(r.evidence["attempts"]) <= 2
+
+
+def test_command_check_and_redaction():
+    red = Redactor(["s3cr3t-value"])
+    [ok, bad] = run(
+        [
+            cmd(["sh", "-c", "echo ready s3cr3t-value"], expect_output="ready"),
+            cmd(["sh", "-c", "exit 3"], retries=1),
+        ],
+        redact=red,
+    )
+    assert ok.ok and "s3cr3t-value" not in json.dumps(ok.evidence)
+    assert not bad.ok and bad.evidence["attempts"][-1]["exit_code"] == 3
+    assert len(bad.evidence["attempts"]) == 2
+
+
+def test_a_warmed_client_is_reused_and_left_open(server):
+    source = HttpClientSource()
+    checks = [http(server + "/health")]
+    source.warm(checks)
+    results = run_checks(
+        checks,
+        version="v7",
+        transport=LocalTransport(),
+        cwd=None,
+        env={},
+        redact=Redactor(),
+        sleep=lambda s: None,
+        clients=source,
+    )
+    assert results[0].ok, results[0].summary
+    client = source.get(checks)
+    assert not client.is_closed  # the run's owner closes it, not run_checks
+    assert results[0].evidence["duration_s"] >= 0
+    source.close()
+    assert client.is_closed
+
+
+def test_warm_does_nothing_without_http_checks():
+    source = HttpClientSource()
+    source.warm([cmd(["true"])])
+    assert source._thread is None and source._client is None
+
+
+def test_a_plain_http_client_is_rebuilt_for_https_checks(server):
+    source = HttpClientSource()
+    plain = source.get([http(server)])
+    assert source.get([http(server)]) is plain
+    tls = source.get([http("https://127.0.0.1:1/")])
+    assert tls is not plain and plain.is_closed
+    source.close()
