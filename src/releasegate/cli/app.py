@@ -4,6 +4,7 @@ Commands stay thin; everything they print goes through here."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,9 @@ class App:
     def console(self) -> Console:
         from rich.console import Console
 
-        return Console(highlight=False, soft_wrap=True)
+        # Piped output has no width; tables then keep whole values rather than 80 columns.
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+        return Console(highlight=False, soft_wrap=True, width=width)
 
     @cached_property
     def err_console(self) -> Console:

@@ -130,8 +130,9 @@ def history(
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
-    for col in ("time", "stack", "env", "action", "version", "status", "user", "notes"):
-        table.add_column(col, overflow="fold")
+    for col in ("time", "stack", "env", "action", "version", "status", "user"):
+        table.add_column(col, no_wrap=True)  # short values: cut with "…" on a narrow terminal
+    table.add_column("notes", overflow="fold")
     colors = {
         "success": "green",
         "fail": "red",
