@@ -21,7 +21,7 @@ from releasegate.identity import Actor, pid_alive
 from releasegate.model import ActionRecord, CheckResult, Event, Plan, StepResult
 from releasegate.plan import Facts, plan_deploy, plan_rollback
 from releasegate.redact import Redactor, read_env_file
-from releasegate.runtimes.releases import PhaseResult, ReleasesRuntime
+from releasegate.runtimes.base import PhaseResult, Runtime
 from releasegate.smoke import HttpClientSource, run_checks
 from releasegate.transport import for_host
 
@@ -49,6 +49,7 @@ class RunOutcome:
     followups: list[RunOutcome] = field(default_factory=list)  # automatic rollback, recovery
     record_path: Path | None = None
     notes: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # kept on the ledger's close row
 
 
 @dataclass
@@ -90,9 +91,14 @@ class Engine:
             )
         return stack
 
-    def _runtime(self, stack: Any, token: str) -> ReleasesRuntime:
-        hosts = [str(getattr(h, "raw", h)) if not isinstance(h, str) else h for h in stack.hosts]
-        transport = for_host(hosts[0] if hosts else "local")
+    def _runtime(self, stack: Any, token: str) -> Runtime:
+        transport = for_host(str(stack.hosts[0]) if stack.hosts else "local")
+        if stack.runtime == "compose":
+            from releasegate.runtimes.compose import ComposeRuntime
+
+            return ComposeRuntime(stack, transport, self._redactor(stack), token)
+        from releasegate.runtimes.releases import ReleasesRuntime
+
         return ReleasesRuntime(stack, transport, self._redactor(stack), token)
 
     def _redactor(self, stack: Any) -> Redactor:
@@ -102,20 +108,21 @@ class Engine:
             dict(os.environ),
             {str(k): str(v) for k, v in stack.env_vars.items()},
         ]
-        for entry in stack.shared:
-            path = Path(str(stack.dir)) / "shared" / entry
+        paths = [Path(str(stack.dir)) / "shared" / entry for entry in stack.shared]
+        if stack.runtime == "compose":
+            paths.append(Path(str(stack.dir)) / ".env")  # secrets beside the version var
+        for path in paths:
             if path.name.startswith(".env") and path.is_file():
                 envs.append(read_env_file(path.read_text(encoding="utf-8", errors="replace")))
         return Redactor.from_env(*envs)
 
-    def facts(self, stack: Any, runtime: ReleasesRuntime, version: str) -> Facts:
+    def facts(self, stack: Any, runtime: Runtime, version: str) -> Facts:
         running = runtime.running_version()
         good = [v for v in self.ledger.good_versions(stack.name) if v != version]
-        artifact = runtime.find_artifact(version)
         return Facts(
             running=running,
             rollback_target=good[0] if good else None,
-            artifact=str(artifact.path) if artifact else None,
+            artifact=runtime.describe_artifact(version),
             prepared=runtime.is_prepared(version),
         )
 
@@ -220,7 +227,10 @@ class Engine:
         out.ended_at = datetime.now(UTC)
         if out.action_id:
             self.ledger.end_action(
-                out.action_id, ledger_status or status, notes=notes, details={"message": message}
+                out.action_id,
+                ledger_status or status,
+                notes=notes,
+                details={"message": message, **out.details},
             )
         self.emit(
             Event(
@@ -239,25 +249,13 @@ class Engine:
         return phase.ok, phase.summary, [], phase.evidence()
 
     def _preflight_checks(
-        self, stack: Any, runtime: ReleasesRuntime, version: str | None
+        self, stack: Any, runtime: Runtime, version: str | None
     ) -> list[CheckResult]:
         cfg = stack.preflight
         root = PurePosixPath(str(stack.dir))
-        checks = [pf.disk_check(runtime.transport, root, cfg.disk_free_min_percent)]
+        checks = [pf.disk_check(runtime.transport, runtime.disk_path(), cfg.disk_free_min_percent)]
         checks += [pf.command_present(runtime.transport, c) for c in cfg.require_commands]
-        checks += pf.shared_check(root, list(stack.shared))
-        if version is not None:
-            found = runtime.find_artifact(version)
-            checks.append(
-                CheckResult(
-                    "artifact",
-                    found is not None,
-                    f"artifact {found.path}"
-                    if found
-                    else f"no {version}/ or {version}.tar.gz under {stack.artifacts}",
-                    hint="" if found else "build or copy the release artifact first",
-                )
-            )
+        checks += runtime.preflight_checks(version)
         env = runtime.env_for(version or "", runtime.running_version())
         cwd = Path(str(root)) if Path(str(root)).is_dir() else None
         checks += [
@@ -271,16 +269,15 @@ class Engine:
         return checks
 
     def _smoke(
-        self, stack: Any, runtime: ReleasesRuntime, version: str
+        self, stack: Any, runtime: Runtime, version: str
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         if not stack.smoke:
             return True, "no smoke checks configured", [], {}
-        cwd = Path(str(runtime.root / "current"))
         results = run_checks(
             list(stack.smoke),
             version=version,
             transport=runtime.transport,
-            cwd=cwd if cwd.exists() else None,
+            cwd=runtime.smoke_cwd(),
             env=runtime.env_for(version),
             redact=runtime.redact,
             on_result=lambda c: self.emit(
@@ -332,7 +329,7 @@ class Engine:
     def _locked(self, stack: Any, action: str, version: str, token: str) -> _Lock:
         return _Lock(self, stack, action, version, token)
 
-    def _run_deploy(self, stack: Any, runtime: ReleasesRuntime, plan: Plan) -> RunOutcome:
+    def _run_deploy(self, stack: Any, runtime: Runtime, plan: Plan) -> RunOutcome:
         version = plan.version
         notes = ""
         if plan.forced:
@@ -468,6 +465,8 @@ class Engine:
             if name not in steps:
                 continue
             res = self._step(out, stack, name, body)
+            if "images" in res.evidence:  # compose: the digest goes next to the tag
+                out.details["images"] = res.evidence["images"]
             if not res.ok:
                 failed = res
                 break
@@ -506,7 +505,7 @@ class Engine:
             action="verify",
             version=version,
             notes="smoke passed after deploy",
-            details={"deploy": out.action_id},
+            details={"deploy": out.action_id, **out.details},
             user=self.actor.user,
             host=self.actor.host,
             pid=self.actor.pid,
@@ -520,13 +519,14 @@ class Engine:
                 message=f"{version} marked verified",
             )
         )
-        self._step(out, stack, "cleanup", lambda: self._cleanup(stack, runtime, version))
+        if "cleanup" in steps:
+            self._step(out, stack, "cleanup", lambda: self._cleanup(stack, runtime, version))
         return self._close(
             out, "success", ExitCode.OK, f"{version} is live on {stack.name}", notes=notes
         )
 
     def _backup(
-        self, stack: Any, runtime: ReleasesRuntime, running: str | None
+        self, stack: Any, runtime: Runtime, running: str | None
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         from releasegate.backup.configfiles import backup_config_files
 
@@ -549,7 +549,7 @@ class Engine:
         return True, f"backed up {', '.join(manifest['files'])} to {manifest['path']}", [], manifest
 
     def _cleanup(
-        self, stack: Any, runtime: ReleasesRuntime, version: str
+        self, stack: Any, runtime: Runtime, version: str
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         order: list[str] = []
         for rec in reversed(self.ledger.actions(stack=stack.name)):
@@ -603,7 +603,7 @@ class Engine:
     def _run_rollback(
         self,
         stack: Any,
-        runtime: ReleasesRuntime,
+        runtime: Runtime,
         target: str,
         *,
         from_version: str | None,
@@ -614,7 +614,7 @@ class Engine:
         facts = Facts(
             running=runtime.running_version(),
             rollback_target=None,
-            artifact=(str(a.path) if (a := runtime.find_artifact(target)) else None),
+            artifact=runtime.describe_artifact(target),
             prepared=runtime.is_prepared(target),
         )
         plan = plan_rollback(stack, target, facts, reason=reason)
@@ -658,9 +658,11 @@ class Engine:
             ("restart", lambda: self._phase(runtime.restart(target, previous))),
             ("smoke", lambda: self._smoke(stack, runtime, target)),
         ):
-            if name == "restart" and stack.commands.restart is None:
+            if name not in {s.name for s in plan.steps}:
                 continue
             res = self._step(out, stack, name, body)
+            if "images" in res.evidence:
+                out.details["images"] = res.evidence["images"]
             if not res.ok:
                 return self._close(
                     out,
@@ -745,6 +747,206 @@ class Engine:
             )
         return self._close(out, "success", ExitCode.OK, res.summary)
 
+    # -- compose stacks: sync, prune, overview ------------------------------------------------
+    def _compose_stack(self, name: str, command: str) -> Any:
+        names.check("stack", name)
+        stack = self.config.stack(name)
+        if stack.runtime != "compose":
+            raise BadInput(
+                f"`releasegate {command}` works on compose stacks; {name} is a "
+                f"{stack.runtime} stack"
+            )
+        return stack
+
+    def sync(self, name: str, *, dry_run: bool = False) -> tuple[RunOutcome, Any]:
+        """Copy the stack's source config into its run dir, backing up what it replaces."""
+        from releasegate.sync import plan_sync
+
+        stack = self._compose_stack(name, "sync")
+        source = stack.compose.source
+        if source is None:
+            raise BadInput(
+                f"stack {name} has no compose.source to sync from",
+                hint="set compose.source: the folder the team edits (e.g. a git checkout)",
+            )
+        if not Path(source).is_dir():
+            raise BadInput(f"source folder {source} of stack {name} does not exist")
+        token = os.urandom(6).hex()
+        runtime = self._runtime(stack, token)
+        target = Path(str(stack.dir))
+        plan = plan_sync(Path(source), target, runtime.redact)
+        out = RunOutcome("sync", stack.name, stack.env, "", "running", ExitCode.FAILED, "")
+        summary = (
+            f"{sum(c.kind == 'new' for c in plan.changes)} new, {len(plan.replaced)} changed, "
+            f"{plan.unchanged} unchanged"
+        )
+        if dry_run:
+            out.status, out.exit_code, out.message = "success", ExitCode.OK, summary + " (dry run)"
+            return out, plan
+        with self._locked(stack, "sync", "", token):
+            out.version = runtime.running_version() or ""
+            out.action_id = self._begin(
+                stack, "sync", out.version, details={"source": str(source), "target": str(target)}
+            )
+            changes = [{"path": c.path, "kind": c.kind, "binary": c.binary} for c in plan.changes]
+            self._step(out, stack, "diff", lambda: (True, summary, [], {"changes": changes}))
+            if not plan.changes:
+                return self._close(out, "success", ExitCode.OK, "already in sync: " + summary), plan
+            if plan.replaced:
+                res = self._step(
+                    out,
+                    stack,
+                    "backup",
+                    lambda: self._backup_files(stack, runtime, out.version, plan.replaced),
+                )
+                if not res.ok:
+                    return self._close(out, "failed", ExitCode.FAILED, res.summary), plan
+            res = self._step(out, stack, "copy", lambda: self._copy(runtime, plan))
+            if not res.ok:
+                return self._close(
+                    out,
+                    "failed",
+                    ExitCode.FAILED,
+                    res.summary,
+                    hint="files already copied stay; the backup holds what they replaced",
+                ), plan
+            return self._close(out, "success", ExitCode.OK, f"synced: {summary}"), plan
+
+    def _backup_files(
+        self, stack: Any, runtime: Runtime, running: str, files: list[str]
+    ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+        from releasegate.backup.configfiles import backup_config_files
+
+        manifest = backup_config_files(
+            transport=runtime.transport,
+            stack=stack.name,
+            env=stack.env,
+            root=Path(str(stack.dir)),
+            files=files,
+            backups_dir=Path(self.config.backups_dir),
+            running_version=running or None,
+        )
+        return True, f"backed up {', '.join(manifest['files'])} to {manifest['path']}", [], manifest
+
+    @staticmethod
+    def _copy(runtime: Runtime, plan: Any) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+        phase = PhaseResult(True, "")
+        done: list[str] = []
+        for change in plan.changes:
+            src = PurePosixPath(str(plan.source)) / change.path
+            dest = PurePosixPath(str(plan.target)) / change.path
+            tmp = dest.parent / f".{dest.name}.rg-tmp"
+            # Each file lands whole: copied aside, then renamed over the old one.
+            for argv in (
+                ["mkdir", "-p", "--", str(dest.parent)],
+                ["cp", "-p", "--", str(src), str(tmp)],
+                ["mv", "-T", "--", str(tmp), str(dest)],
+            ):
+                result = runtime.transport.run(argv, timeout=120)
+                phase.commands.append({"argv": argv, "exit_code": result.exit_code})
+                if not result.ok:
+                    runtime.transport.run(["rm", "-f", "--", str(tmp)], timeout=30)
+                    return (
+                        False,
+                        f"copy of {change.path} failed: {result.describe()}",
+                        [],
+                        {"copied": done, **phase.evidence()},
+                    )
+            done.append(change.path)
+        return True, f"copied {len(done)} file(s)", [], {"copied": done}
+
+    def prune(
+        self, name: str, *, keep: int | None = None, dry_run: bool = False
+    ) -> tuple[RunOutcome, Any]:
+        """Remove the images of old releases: keep the last N, the running, the verified
+        and the last good ones; tags releasegate never deployed are never touched."""
+        from releasegate.prune import select_prunable
+        from releasegate.runtimes import compose_commands as cc
+
+        stack = self._compose_stack(name, "prune")
+        token = os.urandom(6).hex()
+        runtime = self._runtime(stack, token)
+        keep_n = keep if keep is not None else stack.keep_releases
+        out = RunOutcome("prune", stack.name, stack.env, "", "running", ExitCode.FAILED, "")
+        with self._locked(stack, "prune", "", token):
+            running = runtime.running_version()
+            order: list[str] = []
+            for rec in reversed(self.ledger.actions(stack=stack.name)):
+                if rec.action in ("deploy", "rollback") and rec.version not in order:
+                    order.append(rec.version)
+            protect = {v for v in (running, self.ledger.verified_version(stack.name)) if v}
+            protect.update(self.ledger.good_versions(stack.name)[:2])
+            repos = self._version_repos(stack, runtime, running or (order[0] if order else ""))
+            present: dict[str, list[str]] = {}
+            for repo in repos:
+                listed = runtime.transport.run(
+                    ["docker", "image", "ls", "--format", "{{.Tag}}", "--", repo], timeout=60
+                )
+                for tag in listed.stdout.split() if listed.ok else []:
+                    present.setdefault(tag, []).append(f"{repo}:{tag}")
+            choice = select_prunable(present, order, keep_n, protect)
+            out.details = {"remove": choice.remove, "keep": choice.keep, "unknown": choice.unknown}
+            if dry_run:
+                out.status, out.exit_code = "success", ExitCode.OK
+                out.message = f"would remove {len(choice.remove)} version(s) (dry run)"
+                return out, choice
+            out.version = running or ""
+            out.action_id = self._begin(stack, "prune", out.version, details={"keep": keep_n})
+
+            def remove() -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+                phase = PhaseResult(True, "")
+                refs = [ref for tag in choice.remove for ref in present[tag]]
+                for ref in refs:
+                    result = runtime.transport.run(cc.image_rm(ref), timeout=120)
+                    output = (result.stdout + result.stderr)[-300:]
+                    phase.commands.append(
+                        {"argv": cc.image_rm(ref), "exit_code": result.exit_code, "output": output}
+                    )
+                    phase.ok &= result.ok
+                return (
+                    phase.ok,
+                    f"removed {len(refs)} image(s)",
+                    [],
+                    {**phase.evidence(), **out.details},
+                )
+
+            res = self._step(out, stack, "remove", remove)
+            status, code = ("success", ExitCode.OK) if res.ok else ("failed", ExitCode.FAILED)
+            return self._close(out, status, code, res.summary), choice
+
+    @staticmethod
+    def _version_repos(stack: Any, runtime: Runtime, version: str) -> list[str]:
+        """Repositories of the images that carry the version (tag stripped)."""
+        from releasegate.runtimes import compose_commands as cc
+
+        described = runtime.describe_artifact(version or "latest") or ""
+        repos = []
+        for ref in (r.strip() for r in described.split(",")):
+            if ref and cc.image_tag(ref) == (version or "latest"):
+                repos.append(ref.split("@", 1)[0].rsplit(":", 1)[0])
+        return sorted(set(repos))
+
+    def stacks_overview(self) -> list[dict[str, Any]]:
+        """The seed's stack table: stack, run dir, source dir, health URL, versions."""
+        rows = []
+        for name, stack in self.config.stacks.items():
+            runtime = self._runtime(stack, "stacks")
+            compose = stack.compose if stack.runtime == "compose" else None
+            rows.append(
+                {
+                    "stack": name,
+                    "env": stack.env,
+                    "runtime": stack.runtime,
+                    "run_dir": str(stack.dir),
+                    "source_dir": str(compose.source) if compose and compose.source else "",
+                    "health_url": (compose.health_url if compose else None)
+                    or next((c.http for c in stack.smoke if getattr(c, "http", None)), ""),
+                    "running": runtime.running_version(),
+                    "verified": self.ledger.verified_version(name),
+                }
+            )
+        return rows
+
     # -- crash recovery and status -------------------------------------------------------------
     def orphans(self, stack_name: str | None = None) -> list[ActionRecord]:
         """Actions opened by a process of this host that is gone: a crash (e.g. SIGKILL)."""
@@ -774,7 +976,7 @@ class Engine:
             )
         return found
 
-    def _recover(self, stack: Any, runtime: ReleasesRuntime) -> list[RunOutcome]:
+    def _recover(self, stack: Any, runtime: Runtime) -> list[RunOutcome]:
         """After a crash, bring the stack back to its last good version.
 
         Seed 001: the service answers on the old or the new version, never neither.

@@ -33,10 +33,38 @@ def _preflight_step(stack: Any) -> Step:
     rules += [f"command {c} present" for c in pf.require_commands]
     rules += [f"check {c.name}: {_cmd(c.run)}" for c in pf.commands]
     rules += [f"shared file shared/{e} present" for e in stack.shared if not e.endswith("/")]
+    if stack.runtime == "compose":
+        rules += ["compose files valid (docker compose config)"]
+        rules += [f"network {n} exists" for n in stack.compose.networks]
+        rules += [f"rule {r}" for r in stack.compose_rules]
     return Step("preflight", "preflight: " + "; ".join(rules), {"rules": rules})
 
 
+def _compose_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
+    var = stack.compose.version_var
+    project = stack.compose_project
+    steps = [Step("prepare", f"pull images for {version}: {facts.artifact or '(unknown)'}")]
+    if migrate and stack.commands.migrate is not None:
+        steps.append(Step("migrate", f"run migrate: {_cmd(stack.commands.migrate)}"))
+    steps.append(
+        Step("switch", f"set {var} in {stack.dir}/.env: {facts.running or '(none)'} -> {version}")
+    )
+    restart = (
+        f"docker compose -p {project} up -d; wait for health (<= {stack.compose.wait_timeout:g}s)"
+    )
+    if stack.commands.restart is not None:
+        restart += f"; run restart: {_cmd(stack.commands.restart)}"
+    steps.append(Step("restart", restart))
+    names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
+    steps.append(
+        Step("smoke", f"smoke {version}: {names}", {"checks": [c.name for c in stack.smoke]})
+    )
+    return steps
+
+
 def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
+    if stack.runtime == "compose":
+        return _compose_steps(stack, version, facts, migrate=migrate)
     steps = []
     if facts.prepared:
         steps.append(Step("prepare", f"reuse prepared release {stack.dir}/releases/{version}"))
@@ -87,12 +115,14 @@ def plan_deploy(
         steps.append(Step("backup", f"back up config files: {', '.join(files)}", {"files": files}))
     steps += _release_steps(stack, version, facts, migrate=True)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
-    steps.append(
-        Step(
-            "cleanup",
-            f"keep the last {stack.keep_releases} releases (and the verified and last good ones)",
+    if stack.runtime != "compose":  # images are removed by `releasegate prune`
+        steps.append(
+            Step(
+                "cleanup",
+                f"keep the last {stack.keep_releases} releases "
+                "(and the verified and last good ones)",
+            )
         )
-    )
     on_fail = facts.rollback_target or "nothing (no earlier good version)"
     notes = f"if switch, restart or smoke fails: roll back to {on_fail}"
     return Plan(

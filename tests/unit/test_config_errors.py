@@ -126,17 +126,31 @@ CASES = [
         STACK.replace("runtime: releases", "runtime: relases"),
         [
             f"{F}:4: stacks.web.runtime: unknown runtime 'relases' (did you mean 'releases'?)"
-            " (available: releases)"
+            " (available: releases, compose)"
         ],
         id="unknown-runtime",
     ),
     pytest.param(
-        STACK.replace("runtime: releases", "runtime: compose"),
+        STACK.replace("runtime: releases", "runtime: compose") + "    compose: {version_vars: X}\n",
         [
-            f"{F}:4: stacks.web.runtime: runtime 'compose' is not available in this version"
-            " (available: releases)"
+            f"{F}:7: stacks.web.compose.version_vars: unknown key 'version_vars'"
+            " (did you mean 'version_var'?)"
         ],
-        id="compose-runtime",
+        id="compose-misspelt-key",
+    ),
+    pytest.param(
+        STACK.replace("runtime: releases", "runtime: compose")
+        + "    compose: {rules: [no-latests]}\n",
+        [
+            f"{F}:7: stacks.web.compose.rules[0]: must be one of 'no-build', 'no-latest',"
+            " 'untagged-image', 'unresolved-variable' or 'invalid-image', got 'no-latests'"
+        ],
+        id="compose-unknown-rule",
+    ),
+    pytest.param(
+        STACK + "    compose: {project: web}\n",
+        [f"{F}:2: stacks.web: compose: only for runtime compose"],
+        id="compose-section-on-releases",
     ),
     pytest.param(
         STACK

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "preflight": ("releasegate.cli.checks", "preflight", "Run a stack's preflight gates."),
     "smoke": ("releasegate.cli.checks", "smoke", "Run a stack's smoke checks against what runs."),
+    "lint": ("releasegate.cli.lint", "lint", "Check compose files: no build:, no :latest."),
     "status": (
         "releasegate.cli.info",
         "status",
@@ -33,6 +34,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Verified versions (and export to verified/*.txt).",
     ),
     "history": ("releasegate.cli.info", "history", "What was done, by whom, with what outcome."),
+    "stacks": ("releasegate.cli.compose", "stacks", "The stack table: dirs, health URL, versions."),
+    "sync": (
+        "releasegate.cli.compose",
+        "sync",
+        "Copy a compose stack's source config to its run dir.",
+    ),
+    "prune": (
+        "releasegate.cli.compose",
+        "prune",
+        "Remove images of a compose stack's old releases.",
+    ),
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
     "demo": (

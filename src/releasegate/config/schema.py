@@ -6,7 +6,7 @@ names) live in loader.py so they can point at the exact key.
 
 # No `from __future__ import annotations`: see values.py.
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -151,7 +151,33 @@ class PreflightConfig(StrictModel):
 
 
 class BackupConfig(StrictModel):
-    files: list[RelPath] | None = None  # None: back up the stack's shared entries
+    files: list[RelPath] | None = None  # None: shared entries, or the compose files and .env
+
+
+# The seed's preflight gates on compose files (ids from releasegate.compose.lint).
+COMPOSE_RULES = ("no-build", "no-latest", "untagged-image", "unresolved-variable", "invalid-image")
+ComposeRule = Literal[
+    "no-build", "no-latest", "untagged-image", "unresolved-variable", "invalid-image"
+]
+# The order docker compose looks them up in.
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+
+
+class ComposeConfig(StrictModel):
+    """runtime: compose. Paths are relative to the stack's `dir` (the run directory)."""
+
+    project: StackName | None = None  # docker compose -p; default: the stack's name
+    files: Annotated[list[RelPath], AfterValidator(unique("compose file"))] | None = None
+    source: ResolvedPath | None = None  # what the team edits; `releasegate sync` copies it
+    version_var: EnvVarName = "IMAGE_TAG"  # in <dir>/.env; images use ${IMAGE_TAG}
+    version_service: Label | None = None  # whose image tag is the running version
+    networks: Annotated[list[Label], AfterValidator(unique("network"))] = Field(
+        default_factory=list
+    )
+    health_url: HttpUrl | None = None  # shown by `releasegate stacks`
+    wait_timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0  # seconds for health
+    # None: every rule for env `prod`, none elsewhere (the seed gates production).
+    rules: Annotated[list[ComposeRule], AfterValidator(unique("rule"))] | None = None
 
 
 # ---- stacks and the file ---------------------------------------------------------
@@ -164,7 +190,7 @@ class StackConfig(StrictModel):
         default_factory=local_hosts
     )
     dir: ResolvedPath
-    artifacts: ResolvedPath
+    artifacts: ResolvedPath | None  # required for runtime releases (see _runtime_keys)
     shared: Annotated[list[RelPath], AfterValidator(unique("shared path"))] = Field(
         default_factory=list
     )
@@ -175,8 +201,50 @@ class StackConfig(StrictModel):
     smoke: list[AnyCheck] = Field(default_factory=list)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     preflight: PreflightConfig = Field(default_factory=PreflightConfig)
+    compose: ComposeConfig | None = None
 
     _name: str = PrivateAttr(default="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _runtime_keys(cls, value: Any) -> Any:
+        # `artifacts` is required (reported as a missing key) for releases only; a compose
+        # stack's versions are image tags in a registry.
+        if isinstance(value, dict) and value.get("runtime") == "compose":
+            value = {"compose": {}, **value}
+            value.setdefault("artifacts", None)
+            preflight = value.get("preflight")
+            if isinstance(preflight, dict) and "require_commands" not in preflight:
+                value["preflight"] = {**preflight, "require_commands": ["docker"]}
+            elif preflight is None:
+                value["preflight"] = {"require_commands": ["docker"]}
+        return value
+
+    @model_validator(mode="after")
+    def _runtime_consistent(self) -> Self:
+        if self.runtime == "releases" and self.artifacts is None:
+            fail("artifacts: required for runtime releases")
+        if self.runtime == "releases" and "compose" in self.model_fields_set:
+            fail("compose: only for runtime compose")
+        return self
+
+    @property
+    def compose_files(self) -> list[str]:
+        """The compose files relative to `dir`, as `docker compose -f` takes them."""
+        if self.compose is not None and self.compose.files:
+            return list(self.compose.files)
+        found = [f for f in COMPOSE_FILES if (self.dir / f).is_file()]
+        return found[:1] or [COMPOSE_FILES[0]]
+
+    @property
+    def compose_project(self) -> str:
+        return (self.compose.project if self.compose else None) or self.name
+
+    @property
+    def compose_rules(self) -> list[str]:
+        if self.compose is not None and self.compose.rules is not None:
+            return list(self.compose.rules)
+        return list(COMPOSE_RULES) if self.env == "prod" else []
 
     @property
     def name(self) -> str:
@@ -188,12 +256,14 @@ class StackConfig(StrictModel):
         """Paths relative to `dir` to back up before a change."""
         if self.backup.files is not None:
             return list(self.backup.files)
+        if self.runtime == "compose":
+            return [*self.compose_files, ".env"]
         return [f"shared/{entry}" for entry in self.shared]
 
     @field_validator("dir", "artifacts")
     @classmethod
-    def _not_root(cls, value: Path) -> Path:
-        if value == Path(value.anchor):
+    def _not_root(cls, value: Path | None) -> Path | None:
+        if value is not None and value == Path(value.anchor):
             fail("must not be the file system root")
         return value
 

@@ -36,8 +36,8 @@ _SSH_USER = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
 _IPV6 = r"[0-9A-Fa-f:.]{2,45}"
 
-RUNTIMES = ("releases",)
-PLANNED_RUNTIMES = ("compose",)
+RUNTIMES = ("releases", "compose")
+PLANNED_RUNTIMES: tuple[str, ...] = ()
 
 
 def fail(message: str) -> NoReturn:
@@ -125,8 +125,11 @@ def _http_url(value: str) -> str:
 def _runtime(value: Any) -> Any:
     if isinstance(value, str) and value not in RUNTIMES:
         if value in PLANNED_RUNTIMES:
-            fail(f"runtime '{value}' is not available in this version (available: releases)")
-        fail(f"unknown runtime '{value}'{did_you_mean(value, RUNTIMES)} (available: releases)")
+            fail(f"runtime '{value}' is not available in this version")
+        fail(
+            f"unknown runtime '{value}'{did_you_mean(value, RUNTIMES)}"
+            f" (available: {', '.join(RUNTIMES)})"
+        )
     return value
 
 
@@ -185,7 +188,7 @@ CommandName = Annotated[str, AfterValidator(_command_name)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Regex = Annotated[str, AfterValidator(_regex)]
 StatePath = Annotated[str, AfterValidator(_state_path)]
-Runtime = Annotated[Literal["releases"], BeforeValidator(_runtime)]
+Runtime = Annotated[Literal["releases", "compose"], BeforeValidator(_runtime)]
 # A path relative to the config file, made absolute; Strict(False) takes the YAML string.
 ResolvedPath = Annotated[
     Path, BeforeValidator(_nonempty_path), Strict(False), AfterValidator(_resolve)

@@ -6,28 +6,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from releasegate.model import CheckResult
 from releasegate.redact import Redactor
 from releasegate.runtimes import releases_commands as rc
+from releasegate.runtimes.base import PhaseResult
 from releasegate.transport.base import CommandResult, Transport
 
 # A team command that hangs must not hold the stack's lock forever.
 PHASE_TIMEOUT_S = 900.0
 EXCERPT = 2000
-
-
-@dataclass
-class PhaseResult:
-    ok: bool
-    summary: str
-    commands: list[dict[str, Any]] = field(default_factory=list)
-
-    def evidence(self) -> dict[str, Any]:
-        return {"commands": self.commands}
 
 
 @dataclass(frozen=True)
@@ -52,6 +44,35 @@ class ReleasesRuntime:
         if (base / f"{version}.tar.gz").is_file():
             return Artifact("tar.gz", base / f"{version}.tar.gz")
         return None
+
+    def describe_artifact(self, version: str) -> str | None:
+        found = self.find_artifact(version)
+        return str(found.path) if found else None
+
+    def preflight_checks(self, version: str | None) -> list[CheckResult]:
+        from releasegate.gates.preflight import shared_check
+
+        checks = shared_check(self.root, list(self.stack.shared))
+        if version is not None:
+            found = self.find_artifact(version)
+            checks.append(
+                CheckResult(
+                    "artifact",
+                    found is not None,
+                    f"artifact {found.path}"
+                    if found
+                    else f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
+                    hint="" if found else "build or copy the release artifact first",
+                )
+            )
+        return checks
+
+    def disk_path(self) -> PurePosixPath:
+        return self.root
+
+    def smoke_cwd(self) -> Path | None:
+        path = Path(str(self.root / "current"))
+        return path if path.exists() else None
 
     def running_version(self) -> str | None:
         result = self.transport.run(rc.read_current(self.root), timeout=30)

@@ -41,6 +41,7 @@ class Transport(Protocol):
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        stdin: str | None = None,
     ) -> CommandResult: ...
 
 

@@ -21,7 +21,9 @@ class LocalTransport:
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        stdin: str | None = None,
     ) -> CommandResult:
+        """Run argv; `stdin` is fed to the command (content that must not show in argv)."""
         args = tuple(argv)
         full_env = {**os.environ, **env} if env else None
         started = time.monotonic()
@@ -32,7 +34,7 @@ class LocalTransport:
                 args,
                 cwd=cwd,
                 env=full_env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -49,7 +51,7 @@ class LocalTransport:
                 error=f"could not start {args[0]!r}: {exc.strerror or exc}",
             )
         try:
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(input=stdin, timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
             _kill_group(proc)

@@ -1,0 +1,59 @@
+"""What the engine asks of a runtime: the same plan (prepare, switch, restart, smoke)
+carried out on release directories or on docker compose projects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from releasegate.model import CheckResult
+from releasegate.redact import Redactor
+from releasegate.transport.base import Transport
+
+
+@dataclass
+class PhaseResult:
+    ok: bool
+    summary: str
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # e.g. containers, image digests
+
+    def evidence(self) -> dict[str, Any]:
+        return {"commands": self.commands, **self.facts}
+
+
+class Runtime(Protocol):
+    transport: Transport
+    redact: Redactor
+    root: PurePosixPath
+
+    def running_version(self) -> str | None:
+        """The version the service runs now, read from the runtime itself."""
+
+    def describe_artifact(self, version: str) -> str | None:
+        """Where `version` comes from (for plans and records); None if it cannot be found."""
+
+    def is_prepared(self, version: str) -> bool: ...
+
+    def preflight_checks(self, version: str | None) -> list[CheckResult]:
+        """The runtime's own gates (artifact present, compose rules, networks, ...)."""
+
+    def disk_path(self) -> PurePosixPath:
+        """The file system whose free space the disk gate checks."""
+
+    def smoke_cwd(self) -> Path | None:
+        """Where command smoke checks run."""
+
+    def env_for(self, version: str, previous: str | None = None) -> dict[str, str]: ...
+
+    def prepare(self, version: str, previous: str | None) -> PhaseResult: ...
+
+    def migrate(self, version: str, previous: str | None) -> PhaseResult: ...
+
+    def switch(self, version: str) -> PhaseResult: ...
+
+    def restart(self, version: str, previous: str | None) -> PhaseResult: ...
+
+    def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult: ...

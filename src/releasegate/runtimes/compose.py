@@ -1,0 +1,380 @@
+"""The `compose` runtime (seed 001): a version is an image tag; deploying it sets the
+version variable in the run directory's .env, pulls (a tag missing from the registry
+fails here, before anything running is touched), recreates the containers and waits
+for Docker's own health status. The running version is read from the containers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from releasegate.model import CheckResult
+from releasegate.redact import Redactor
+from releasegate.runtimes import compose_commands as cc
+from releasegate.runtimes.base import PhaseResult
+from releasegate.transport.base import CommandResult, Transport
+
+EXCERPT = 2000
+PULL_TIMEOUT_S = 900.0
+UP_TIMEOUT_S = 600.0
+POLL_S = 0.5
+
+
+class ComposeRuntime:
+    def __init__(
+        self,
+        stack: Any,
+        transport: Transport,
+        redact: Redactor,
+        token: str,
+        *,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self.stack = stack
+        self.transport = transport
+        self.redact = redact
+        self.token = token
+        self.root = PurePosixPath(str(stack.dir))
+        self.project: str = stack.compose_project
+        self.files: list[str] = stack.compose_files
+        self.var: str = stack.compose.version_var
+        self.base = cc.base(self.project, self.root, self.files)
+        self._sleep = sleep
+        self._services: list[str] | None = None
+        self.docker_error = ""
+
+    # -- facts ---------------------------------------------------------------------------
+    def containers(self) -> list[dict[str, Any]]:
+        """The project's containers, inspected; [] when there are none or Docker failed
+        (then `self.docker_error` says why)."""
+        self.docker_error = ""
+        ids = self.transport.run(cc.container_ids(self.base), timeout=60)
+        if not ids.ok:
+            self.docker_error = f"docker compose ps failed: {self._tail(ids)}"
+            return []
+        found = ids.stdout.split()
+        if not found:
+            return []
+        inspected = self.transport.run(cc.inspect(found), timeout=60)
+        if not inspected.ok:
+            self.docker_error = f"docker inspect failed: {self._tail(inspected)}"
+            return []
+        return cc.parse_inspect(inspected.stdout)
+
+    def version_services(self) -> list[str]:
+        """Services whose image carries the version: `version_service`, or every service
+        whose image, as written, uses the version variable."""
+        if self._services is None:
+            configured = self.stack.compose.version_service
+            self._services = [configured] if configured else self._services_using_var()
+        return self._services
+
+    def _services_using_var(self) -> list[str]:
+        import yaml
+
+        found: list[str] = []
+        for name in self.files:
+            try:
+                data = yaml.safe_load(Path(str(self.root / name)).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            services = data.get("services") if isinstance(data, dict) else None
+            for service, spec in (services or {}).items():
+                image = spec.get("image") if isinstance(spec, dict) else None
+                if isinstance(image, str) and cc.uses_var(image, self.var):
+                    found.append(str(service))
+        return found
+
+    def running_version(self) -> str | None:
+        wanted = set(self.version_services())
+        tags = [
+            cc.image_tag(c["image"])
+            for c in self.containers()
+            if c["state"] == "running" and (not wanted or c["service"] in wanted)
+        ]
+        tags = [t for t in tags if t]
+        return max(set(tags), key=tags.count) if tags else None
+
+    def describe_artifact(self, version: str) -> str | None:
+        result = self.transport.run(
+            cc.config_images(self.base), env={self.var: version}, timeout=60
+        )
+        if not result.ok:
+            return None
+        images = sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
+        wanted = [i for i in images if cc.image_tag(i) == version] or images
+        return ", ".join(wanted) or None
+
+    def is_prepared(self, version: str) -> bool:
+        return False  # `docker compose pull` is the preparation; it is cheap when cached
+
+    def disk_path(self) -> PurePosixPath:
+        result = self.transport.run(cc.docker_root(), timeout=30)
+        root = result.stdout.strip() if result.ok else ""
+        return PurePosixPath(root) if root.startswith("/") else self.root
+
+    def smoke_cwd(self) -> Path | None:
+        path = Path(str(self.root))
+        return path if path.is_dir() else None
+
+    def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
+        env = {str(k): str(v) for k, v in (self.stack.env_vars or {}).items()}
+        env.update(
+            RELEASEGATE_STACK=self.stack.name,
+            RELEASEGATE_ENV=self.stack.env,
+            RELEASEGATE_VERSION=version,
+            RELEASEGATE_PREVIOUS_VERSION=previous or "",
+            RELEASEGATE_DIR=str(self.root),
+            COMPOSE_PROJECT_NAME=self.project,
+        )
+        if version:
+            env[self.var] = version
+        return env
+
+    # -- gates ---------------------------------------------------------------------------
+    def preflight_checks(self, version: str | None) -> list[CheckResult]:
+        checks: list[CheckResult] = []
+        missing = [f for f in self.files if not Path(str(self.root / f)).is_file()]
+        if missing:
+            return [
+                CheckResult(
+                    "compose-files",
+                    False,
+                    f"compose file(s) missing in {self.root}: {', '.join(missing)}",
+                    {"missing": missing},
+                    hint=f"`releasegate sync {self.stack.name}` copies them from the source dir"
+                    if self.stack.compose.source
+                    else "create them, or set compose.files",
+                )
+            ]
+        env = {self.var: version} if version else {}
+        valid = self.transport.run(cc.config_check(self.base), env=env, timeout=60)
+        checks.append(
+            CheckResult(
+                "compose-valid",
+                valid.ok,
+                "docker compose config: valid"
+                if valid.ok
+                else f"docker compose config failed: {self._tail(valid)}",
+                {"files": self.files},
+                hint="" if valid.ok else "run `docker compose config` in the run dir",
+            )
+        )
+        for network in self.stack.compose.networks:
+            found = self.transport.run(cc.network_exists(network), timeout=30)
+            checks.append(
+                CheckResult(
+                    f"network:{network}",
+                    found.ok,
+                    f"network {network} exists" if found.ok else f"network {network} is missing",
+                    hint="" if found.ok else f"docker network create {network}",
+                )
+            )
+        checks += self._rule_checks(version)
+        return checks
+
+    def _rule_checks(self, version: str | None) -> list[CheckResult]:
+        rules = self.stack.compose_rules
+        if not rules:
+            return []
+        from releasegate.compose.lint import lint_project
+        from releasegate.compose.project import load_project
+        from releasegate.errors import ReleasegateError
+
+        env = dict(self._dotenv())
+        if version:
+            env[self.var] = version
+        try:
+            project = load_project(
+                [Path(str(self.root / f)) for f in self.files],
+                env=env,
+                project_dir=Path(str(self.root)),
+            )
+        except ReleasegateError as exc:
+            return [CheckResult("compose-rules", False, exc.message, hint=exc.hint)]
+        findings = lint_project(project, rules=rules)
+        if not findings:
+            return [
+                CheckResult("compose-rules", True, f"compose rules passed: {', '.join(rules)}", {})
+            ]
+        return [
+            CheckResult(
+                f.rule,
+                False,
+                f"{f.file}:{f.line}: {f.service}: {f.rule}: {f.message}",
+                {
+                    "rule": f.rule,
+                    "service": f.service,
+                    "file": str(f.file),
+                    "line": f.line,
+                    **f.evidence,
+                },
+                hint=f.hint,
+            )
+            for f in findings
+        ]
+
+    def _dotenv(self) -> Mapping[str, str]:
+        from releasegate.redact import read_env_file
+
+        path = Path(str(self.root / ".env"))
+        try:
+            return read_env_file(path.read_text(encoding="utf-8"))
+        except OSError:
+            return {}
+
+    # -- phases --------------------------------------------------------------------------
+    def prepare(self, version: str, previous: str | None) -> PhaseResult:
+        phase = PhaseResult(True, "")
+        result = self._run(
+            phase, cc.pull(self.base), env={self.var: version}, timeout=PULL_TIMEOUT_S
+        )
+        if not result.ok:
+            phase.summary = f"pull of {version} failed: {self._tail(result)}"
+            return phase
+        phase.summary = f"images for {version} pulled"
+        return phase
+
+    def migrate(self, version: str, previous: str | None) -> PhaseResult:
+        phase = PhaseResult(True, "")
+        spec = self.stack.commands.migrate
+        if spec is not None:
+            result = self._run(
+                phase,
+                spec.argv(),
+                cwd=Path(str(self.root)),
+                env=self.env_for(version, previous),
+                timeout=PULL_TIMEOUT_S,
+                label="migrate",
+            )
+            phase.summary = (
+                "migrate command passed"
+                if result.ok
+                else f"migrate command failed: {result.describe()}"
+            )
+        return phase
+
+    def switch(self, version: str) -> PhaseResult:
+        """Set the version variable in <dir>/.env: written aside, then renamed over."""
+        phase = PhaseResult(True, "")
+        env_path = self.root / ".env"
+        current = self.transport.run(cc.read_file(env_path), timeout=30)
+        text = current.stdout if current.ok else ""
+        old = cc.env_value(text, self.var)
+        tmp = self.root / f".env.tmp-{self.token}"
+        steps_ok = self._run(
+            phase,
+            cc.write_file_from_stdin(tmp),
+            timeout=30,
+            stdin=cc.set_env_value(text, self.var, version),
+        ).ok
+        if steps_ok and current.ok:
+            steps_ok = self._run(phase, cc.copy_mode(env_path, tmp), timeout=30).ok
+        if steps_ok:
+            steps_ok = self._run(phase, cc.rename(tmp, env_path), timeout=30).ok
+        if not steps_ok:
+            self.transport.run(["rm", "-f", "--", str(tmp)], timeout=30)
+            phase.summary = f"could not write {self.var} to {env_path}"
+            return phase
+        phase.summary = f"{self.var}: {old or '(unset)'} -> {version} in {env_path}"
+        return phase
+
+    def restart(self, version: str, previous: str | None) -> PhaseResult:
+        """`up -d`, then wait for every container to run and, where Docker has a health
+        check for it, to be healthy; unhealthy or exited fails at once."""
+        phase = PhaseResult(True, "")
+        result = self._run(phase, cc.up(self.base), env={self.var: version}, timeout=UP_TIMEOUT_S)
+        if not result.ok:
+            phase.summary = f"docker compose up failed: {self._tail(result)}"
+            return phase
+        spec = self.stack.commands.restart
+        if spec is not None:
+            hook = self._run(
+                phase,
+                spec.argv(),
+                cwd=Path(str(self.root)),
+                env=self.env_for(version, previous),
+                timeout=UP_TIMEOUT_S,
+                label="restart",
+            )
+            if not hook.ok:
+                phase.summary = f"restart command failed: {hook.describe()}"
+                return phase
+        deadline = time.monotonic() + float(self.stack.compose.wait_timeout)
+        while True:
+            containers = self.containers()
+            verdict, why = cc.health_verdict(containers)
+            if self.docker_error:
+                verdict, why = "fail", self.docker_error
+            if verdict != "wait" or time.monotonic() >= deadline:
+                break
+            self._sleep(POLL_S)
+        phase.facts["containers"] = containers
+        phase.facts["images"] = self._digests(containers)
+        if verdict == "wait":
+            phase.ok = False
+            phase.summary = f"not healthy within {self.stack.compose.wait_timeout:g}s: {why}"
+        elif verdict == "fail":
+            phase.ok = False
+            phase.summary = why
+        else:
+            phase.summary = why
+        return phase
+
+    def _digests(self, containers: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """service -> the image reference it runs and its registry digest."""
+        ids = sorted({c["image_id"] for c in containers if c["image_id"]})
+        digests: dict[str, list[str]] = {}
+        if ids:
+            result = self.transport.run(cc.image_inspect(ids), timeout=60)
+            digests = cc.parse_repo_digests(result.stdout) if result.ok else {}
+        out: dict[str, dict[str, str]] = {}
+        for c in containers:
+            repo = c["image"].split("@", 1)[0].rsplit(":", 1)[0] if c["image"] else ""
+            known = digests.get(c["image_id"], [])
+            digest = next((d for d in known if d.split("@", 1)[0] == repo), "")
+            digest = digest or (known[0] if known else "")
+            out[c["service"] or c["name"]] = {
+                "image": c["image"],
+                "digest": digest.split("@", 1)[1] if "@" in digest else "",
+                "image_id": c["image_id"],
+            }
+        return out
+
+    def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
+        return PhaseResult(True, "images are kept; `releasegate prune` removes old ones")
+
+    # -- running commands ------------------------------------------------------------------
+    @staticmethod
+    def _tail(result: CommandResult) -> str:
+        text = (result.stderr or result.stdout).strip()
+        return text.splitlines()[-1][-300:] if text else result.describe()
+
+    def _run(
+        self,
+        phase: PhaseResult,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        label: str = "",
+        stdin: str | None = None,
+    ) -> CommandResult:
+        result = self.transport.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin)
+        output = (result.stdout + result.stderr).strip()
+        phase.commands.append(
+            {
+                **({"phase": label} if label else {}),
+                "argv": [self.redact(a) for a in argv],
+                "exit_code": result.exit_code,
+                "duration_s": round(result.duration_s, 3),
+                "output": self.redact(output[-EXCERPT:]),
+                **({"error": result.error} if result.error else {}),
+            }
+        )
+        if not result.ok:
+            phase.ok = False
+        return result

@@ -1,0 +1,198 @@
+"""Pure helpers for the `compose` runtime: argv builders and parsers (tested as data).
+
+Every docker compose call names its project (-p) and its files (-f) explicitly, so two
+stacks whose folders share a name never touch each other's containers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+# ${VAR}, ${VAR:-x}, $VAR ... as docker compose interpolates them.
+_VAR_USE = r"\$(?:\{{{name}(?:[:?+\-}}]|$)|{name}(?![A-Za-z0-9_]))"
+
+
+def base(project: str, root: PurePosixPath, files: Sequence[str]) -> list[str]:
+    argv = ["docker", "compose", "-p", project, "--project-directory", str(root)]
+    for name in files:
+        argv += ["-f", str(root / name)]
+    return argv
+
+
+def config_check(base_argv: list[str]) -> list[str]:
+    return [*base_argv, "config", "--quiet"]
+
+
+def config_images(base_argv: list[str]) -> list[str]:
+    return [*base_argv, "config", "--images"]
+
+
+def pull(base_argv: list[str]) -> list[str]:
+    return [*base_argv, "pull", "--quiet"]
+
+
+def up(base_argv: list[str]) -> list[str]:
+    # --remove-orphans: a service dropped from the file does not linger on the old version.
+    return [*base_argv, "up", "--detach", "--remove-orphans"]
+
+
+def container_ids(base_argv: list[str]) -> list[str]:
+    return [*base_argv, "ps", "--all", "--quiet"]
+
+
+def inspect(ids: Sequence[str]) -> list[str]:
+    return ["docker", "inspect", "--type", "container", "--", *ids]
+
+
+def image_inspect(ids: Sequence[str]) -> list[str]:
+    return ["docker", "image", "inspect", "--", *ids]
+
+
+def image_rm(ref: str) -> list[str]:
+    return ["docker", "image", "rm", "--", ref]
+
+
+def network_exists(name: str) -> list[str]:
+    return ["docker", "network", "inspect", "--format", "{{.Name}}", "--", name]
+
+
+def docker_root() -> list[str]:
+    return ["docker", "info", "--format", "{{.DockerRootDir}}"]
+
+
+def read_file(path: PurePosixPath) -> list[str]:
+    return ["cat", "--", str(path)]
+
+
+def write_file_from_stdin(path: PurePosixPath) -> list[str]:
+    # The content (an .env holds secrets) travels on stdin, never in argv where `ps` shows it.
+    return ["sh", "-c", 'umask 077 && cat > "$1"', "sh", str(path)]
+
+
+def copy_mode(reference: PurePosixPath, target: PurePosixPath) -> list[str]:
+    return ["chmod", "--reference", str(reference), "--", str(target)]
+
+
+def rename(src: PurePosixPath, dest: PurePosixPath) -> list[str]:
+    return ["mv", "-T", "--", str(src), str(dest)]
+
+
+# ---- parsers ------------------------------------------------------------------------------
+
+
+def env_value(text: str, name: str) -> str | None:
+    """The value of `name` in a .env file (the last assignment wins, as in compose)."""
+    found = None
+    for line in text.splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            found = value
+    return found
+
+
+def set_env_value(text: str, name: str, value: str) -> str:
+    """`text` with `name=value`: the existing assignment replaced in place, else appended.
+
+    Every other line (comments, secrets, ordering) is kept byte for byte.
+    """
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    done = False
+    for line in lines:
+        key, sep, _ = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == name:
+            if not done:
+                ending = "\n" if line.endswith("\n") else ""
+                out.append(f"{name}={value}{ending}")
+                done = True
+            continue  # later duplicates would override ours: drop them
+        out.append(line)
+    if not done:
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n"
+        out.append(f"{name}={value}\n")
+    return "".join(out)
+
+
+def uses_var(image: str, name: str) -> bool:
+    """Does an image reference as written (before interpolation) use variable `name`?"""
+    return re.search(_VAR_USE.format(name=re.escape(name)), image) is not None
+
+
+def image_tag(reference: str) -> str | None:
+    """`127.0.0.1:5000/rg/web:sha-1234567@sha256:..` -> `sha-1234567`; None if untagged."""
+    ref = reference.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else None
+
+
+def parse_inspect(stdout: str) -> list[dict[str, Any]]:
+    """`docker inspect` output -> one dict per container with what a deploy records."""
+    try:
+        items = json.loads(stdout or "[]")
+    except json.JSONDecodeError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        config = item.get("Config") or {}
+        labels = config.get("Labels") or {}
+        state = item.get("State") or {}
+        health = state.get("Health") or {}
+        log = health.get("Log") or []
+        out.append(
+            {
+                "name": str(item.get("Name", "")).lstrip("/"),
+                "service": labels.get("com.docker.compose.service", ""),
+                "image": config.get("Image", ""),
+                "image_id": item.get("Image", ""),
+                "state": state.get("Status", ""),
+                "exit_code": state.get("ExitCode"),
+                "health": health.get("Status") if health else None,
+                "health_output": (log[-1].get("Output", "") if log else "")[-300:],
+            }
+        )
+    return out
+
+
+def parse_repo_digests(stdout: str) -> dict[str, list[str]]:
+    """`docker image inspect` output -> image id -> its RepoDigests."""
+    try:
+        items = json.loads(stdout or "[]")
+    except json.JSONDecodeError:
+        return {}
+    return {
+        str(i.get("Id", "")): [str(d) for d in i.get("RepoDigests") or []]
+        for i in items
+        if isinstance(i, dict)
+    }
+
+
+def health_verdict(containers: list[dict[str, Any]]) -> tuple[str, str]:
+    """('ok' | 'wait' | 'fail', why) for the containers of a project after `up`."""
+    if not containers:
+        return "fail", "no containers are running for this project"
+    for c in containers:
+        if c["health"] == "unhealthy":
+            tail = f": {c['health_output'].strip()}" if c["health_output"].strip() else ""
+            return "fail", f"{c['service'] or c['name']} is unhealthy{tail}"
+        if c["state"] in ("exited", "dead"):
+            return "fail", f"{c['service'] or c['name']} {c['state']} (exit {c['exit_code']})"
+    waiting = [
+        c["service"] or c["name"]
+        for c in containers
+        if c["state"] != "running" or c["health"] == "starting"
+    ]
+    if waiting:
+        return "wait", "waiting for " + ", ".join(sorted(waiting))
+    return "ok", f"{len(containers)} container(s) running" + (
+        f", {sum(c['health'] == 'healthy' for c in containers)} healthy"
+        if any(c["health"] for c in containers)
+        else ""
+    )
