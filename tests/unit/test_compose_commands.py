@@ -133,3 +133,9 @@ def test_repo_digests() -> None:
     out = json.dumps([{"Id": "sha256:abc", "RepoDigests": ["r/web@sha256:" + "d" * 64]}])
     assert cc.parse_repo_digests(out) == {"sha256:abc": ["r/web@sha256:" + "d" * 64]}
     assert cc.parse_repo_digests("not json") == {}
+
+
+def test_profiles_are_passed_to_every_call() -> None:
+    base = cc.base("p", ROOT, ["compose.yaml"], ["web", "workers"])
+    assert base[-4:] == ["--profile", "web", "--profile", "workers"]
+    assert cc.up(base)[: len(base)] == base

@@ -174,6 +174,9 @@ class ComposeConfig(StrictModel):
     networks: Annotated[list[Label], AfterValidator(unique("network"))] = Field(
         default_factory=list
     )
+    profiles: Annotated[list[Label], AfterValidator(unique("profile"))] = Field(
+        default_factory=list
+    )  # docker compose --profile: what this stack starts (and what its gates judge)
     health_url: HttpUrl | None = None  # shown by `releasegate stacks`
     wait_timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0  # seconds for health
     # None: every rule for env `prod`, none elsewhere (the seed gates production).

@@ -40,7 +40,8 @@ class ComposeRuntime:
         self.project: str = stack.compose_project
         self.files: list[str] = stack.compose_files
         self.var: str = stack.compose.version_var
-        self.base = cc.base(self.project, self.root, self.files)
+        self.profiles: list[str] = list(stack.compose.profiles)
+        self.base = cc.base(self.project, self.root, self.files, self.profiles)
         self._sleep = sleep
         self._services: list[str] | None = None
         self.docker_error = ""
@@ -190,6 +191,7 @@ class ComposeRuntime:
             project = load_project(
                 [Path(str(self.root / f)) for f in self.files],
                 env=env,
+                profiles=self.profiles,
                 project_dir=Path(str(self.root)),
             )
         except ReleasegateError as exc:

@@ -16,10 +16,14 @@ from typing import Any
 _VAR_USE = r"\$(?:\{{{name}(?:[:?+\-}}]|$)|{name}(?![A-Za-z0-9_]))"
 
 
-def base(project: str, root: PurePosixPath, files: Sequence[str]) -> list[str]:
+def base(
+    project: str, root: PurePosixPath, files: Sequence[str], profiles: Sequence[str] = ()
+) -> list[str]:
     argv = ["docker", "compose", "-p", project, "--project-directory", str(root)]
     for name in files:
         argv += ["-f", str(root / name)]
+    for profile in profiles:
+        argv += ["--profile", profile]
     return argv
 
 
