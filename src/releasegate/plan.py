@@ -111,8 +111,12 @@ def plan_deploy(
         )
     steps.append(_preflight_step(stack))
     files = list(stack.backup_files)
-    if files and not skip_backup:
-        steps.append(Step("backup", f"back up config files: {', '.join(files)}", {"files": files}))
+    sources = [f"{src.name} ({src.kind})" for src in stack.backup.sources]
+    if (files or sources) and not skip_backup:
+        what = [f"sources {', '.join(sources)}"] if sources else []
+        what += [f"config files {', '.join(files)}"] if files else []
+        title = "back up " + "; ".join(what) + (f" (before {version})" if sources else "")
+        steps.append(Step("backup", title, {"files": files, "sources": sources}))
     steps += _release_steps(stack, version, facts, migrate=True)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
     if stack.runtime != "compose":  # images are removed by `releasegate prune`

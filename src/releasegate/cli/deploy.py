@@ -82,12 +82,38 @@ def deploy(
 )
 @click.option("--reason", default="", metavar="TEXT", help="Why: recorded in the ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Events and the result as JSON lines.")
+@click.option(
+    "--with-db",
+    is_flag=True,
+    help="Also restore the database backup taken before the current release was deployed.",
+)
+@click.option("--yes", is_flag=True, help="With --with-db: do not ask for confirmation.")
 @pass_app
-def rollback(app: App, stack: str, env: str, to: str | None, reason: str, as_json: bool) -> int:
+def rollback(
+    app: App,
+    stack: str,
+    env: str,
+    to: str | None,
+    reason: str,
+    as_json: bool,
+    with_db: bool,
+    yes: bool,
+) -> int:
     """Roll STACK back to the previous successful version, or --to a named one.
 
     The target comes from the ledger (the last successful deploy or rollback that
     is not what runs now), never from directory dates; it is smoked after the switch.
+
+    \b
+    --with-db first saves the current data (a fresh backup), stops the writers and
+    restores the backup that was taken before the current release was deployed:
+    for a release whose migration broke the data.
     """
     app.json = as_json
-    return app.finish(app.engine().rollback(stack, env, to=to, reason=reason))
+    if with_db and not yes:
+        click.confirm(
+            f"Restore {stack}'s databases to the state before its current release?",
+            abort=True,
+            err=True,
+        )
+    return app.finish(app.engine().rollback(stack, env, to=to, reason=reason, with_db=with_db))

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Verified versions (and export to verified/*.txt).",
     ),
     "history": ("releasegate.cli.info", "history", "What was done, by whom, with what outcome."),
+    "backup": ("releasegate.cli.backup", "backup", "Back up, list, verify (by restoring), prune."),
+    "restore": ("releasegate.cli.backup", "restore", "Restore a stack's databases from a backup."),
     "stacks": ("releasegate.cli.compose", "stacks", "The stack table: dirs, health URL, versions."),
     "sync": (
         "releasegate.cli.compose",

@@ -150,8 +150,61 @@ class PreflightConfig(StrictModel):
     commands: list[PreflightCommand] = Field(default_factory=list)
 
 
+def unique_names(items: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            fail(f"source name '{item.name}' is used twice")
+        seen.add(item.name)
+    return items
+
+
+_EXPECT = r"^\s*(>=|<=|==|=|>|<|!=)\s*-?\d+\s*$"
+
+
+class SanityCheckConfig(StrictModel):
+    """Run on a restored copy: the query returns one number, compared with `expect`."""
+
+    query: Annotated[str, Field(min_length=1)]
+    expect: Annotated[str, Field(pattern=_EXPECT)] = ">0"
+
+
+class BackupSourceConfig(StrictModel):
+    """One thing to back up: a database (postgres, mysql, sqlite) or files (tar)."""
+
+    name: Label
+    kind: Literal["postgres", "mysql", "sqlite", "files"]
+    database: str | None = None  # postgres, mysql
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    user: str | None = None
+    password_env: EnvVarName | None = None  # read from the environment or the stack's .env
+    container: Label | None = None  # run the dump inside this container (docker exec)
+    path: str | None = None  # sqlite: the database file (relative to the stack's dir)
+    paths: list[RelPath] = Field(default_factory=list)  # files: under the stack's dir
+    checks: list[SanityCheckConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Self:
+        needs = {"postgres": "database", "mysql": "database", "sqlite": "path", "files": "paths"}
+        key = needs[self.kind]
+        if not getattr(self, key):
+            fail(f"{key}: required for kind {self.kind}")
+        if self.kind == "files" and self.checks:
+            fail("checks: only for databases")
+        return self
+
+
 class BackupConfig(StrictModel):
     files: list[RelPath] | None = None  # None: shared entries, or the compose files and .env
+    sources: Annotated[list[BackupSourceConfig], AfterValidator(unique_names)] = Field(
+        default_factory=list
+    )
+    keep_days: Annotated[int, Field(ge=1)] | None = None
+    keep_last: Annotated[int, Field(ge=1)] | None = None
+    # How writers are stopped for a restore; default: compose stacks `docker compose stop`,
+    # releases stacks the `stop` command.
+    stop: CommandSpec | None = None
 
 
 # The seed's preflight gates on compose files (ids from releasegate.compose.lint).

@@ -57,3 +57,6 @@ class Runtime(Protocol):
     def restart(self, version: str, previous: str | None) -> PhaseResult: ...
 
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult: ...
+
+    def stop(self, command: Any = None) -> PhaseResult:
+        """Stop the service's writers (before a database restore); `command` overrides."""

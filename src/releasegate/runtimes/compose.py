@@ -345,6 +345,17 @@ class ComposeRuntime:
             }
         return out
 
+    def stop(self, command: Any = None) -> PhaseResult:
+        phase = PhaseResult(True, "")
+        argv = command.argv() if command is not None else [*self.base, "stop"]
+        result = self._run(phase, argv, cwd=Path(str(self.root)), timeout=UP_TIMEOUT_S)
+        phase.summary = (
+            f"stopped: {' '.join(argv[-2:]) if command else 'docker compose stop'}"
+            if result.ok
+            else f"could not stop the stack: {self._tail(result)}"
+        )
+        return phase
+
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
         return PhaseResult(True, "images are kept; `releasegate prune` removes old ones")
 

@@ -178,6 +178,27 @@ class ReleasesRuntime:
             phase.summary = "restart command passed"
         return phase
 
+    def stop(self, command: Any = None) -> PhaseResult:
+        spec = command if command is not None else self.stack.commands.stop
+        if spec is None:
+            return PhaseResult(
+                False,
+                "no stop command: set commands.stop or backup.stop, so writers are stopped "
+                "before the database is restored",
+            )
+        phase = PhaseResult(True, "")
+        running = self.running_version() or ""
+        result = self._run(
+            phase,
+            spec.argv(),
+            cwd=Path(str(self.root)),
+            env=self.env_for(running),
+            timeout=PHASE_TIMEOUT_S,
+            label="stop",
+        )
+        phase.summary = "stop command passed" if result.ok else f"stop failed: {result.describe()}"
+        return phase
+
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
         """Keep the newest `keep_releases` (by the ledger's order, never by directory dates)
         plus every protected version; remove the rest and any stale half-made release."""
