@@ -579,6 +579,19 @@ class Engine:
             )
         return sources
 
+    def _backup_progress(self, stack: Any, p: Any) -> None:
+        if p.phase == "done":
+            self.emit(
+                Event(
+                    "check",
+                    stack.name,
+                    step="backup",
+                    ok=True,
+                    message=f"[{p.index}/{p.total}] {p.source} ({p.kind}): "
+                    f"{p.raw_bytes / 1e6:.1f} MB -> {p.compressed_bytes / 1e6:.1f} MB",
+                )
+            )
+
     def _take_backup(
         self, stack: Any, running: str | None, release: str | None
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
@@ -594,6 +607,7 @@ class Engine:
                 running_version=running,
                 release=release,
                 secrets=self._secrets(stack),
+                progress=lambda p: self._backup_progress(stack, p),
             )
         except ReleasegateError as exc:
             return False, f"backup failed: {exc.message}", [], {}
