@@ -1,3 +1,3 @@
-"""Shared by every test folder: the Docker lab fixtures (tests/lab)."""
+"""Shared by every test folder: the Docker and database lab fixtures (tests/lab)."""
 
-pytest_plugins = ["tests.lab.fixtures"]
+pytest_plugins = ["tests.lab.fixtures", "tests.lab.db_fixtures"]
