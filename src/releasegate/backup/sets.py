@@ -8,6 +8,7 @@ interrupted backup never looks complete. Never prints; `progress` receives event
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -238,10 +239,19 @@ def take_backup(
                     )
                 )
         manifest["finished_at"] = datetime.now(UTC).astimezone(now.tzinfo).isoformat()
-        _write_json(tmp / MANIFEST, manifest)
-        fsync_dir(tmp)
-        os.rename(tmp, final)
-        fsync_dir(base)
+        try:
+            _write_json(tmp / MANIFEST, manifest)
+            fsync_dir(tmp)
+            os.rename(tmp, final)
+            fsync_dir(base)
+        except OSError as exc:
+            full = exc.errno in {errno.ENOSPC, errno.EDQUOT}
+            raise BackupFailed(
+                f"backup set {final.name}: "
+                + ("disk full writing the manifest" if full else "could not finish")
+                + f": {exc.strerror or exc}; nothing was kept",
+                disk_full=full,
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

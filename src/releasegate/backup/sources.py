@@ -508,7 +508,7 @@ class PostgresSource:
 
 _PG_TABLES = (
     "SELECT count(*) FROM information_schema.tables "
-    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+    "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')"
 )
 
 
@@ -831,7 +831,10 @@ class MySQLSource:
         )
 
 
-_MY_TABLES = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+_MY_TABLES = (
+    "SELECT COUNT(*) FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+)
 
 
 # --- SQLite ---------------------------------------------------------------------------------
@@ -868,7 +871,10 @@ class SQLiteSource:
         return f"{self.name}.sqlite3.zst"
 
     def describe(self) -> dict[str, Any]:
-        return {"database": str(self.db_path), "format": "SQLite database file (backup API)"}
+        return {
+            "database": str(self.db_path.resolve()),
+            "format": "SQLite database file (backup API)",
+        }
 
     def dump(
         self, dest: Path, *, secrets: Mapping[str, str], progress: ProgressFn | None = None
@@ -1017,7 +1023,7 @@ class FilesSource:
         return f"{self.name}.tar.zst"
 
     def describe(self) -> dict[str, Any]:
-        return {"base_dir": str(self.base), "paths": list(self.paths), "format": "tar"}
+        return {"base_dir": str(self.base.resolve()), "paths": list(self.paths), "format": "tar"}
 
     def dump_argv(self) -> list[str]:
         return [
