@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
+    "change": ("releasegate.cli.change", "change", "Change records: new, validate, approve, show."),
     "demo": (
         "releasegate.cli.demo",
         "demo",

@@ -1,0 +1,291 @@
+"""Where change records live: ``<dir>/<ID>.md`` (the plan, written by people) and
+``<dir>/<ID>.meta.json`` (the sidecar releasegate writes: author, creation time and
+approvals). The tool never rewrites the plan document itself."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from releasegate.change.approvals import Approval, ApprovalState, state
+from releasegate.change.document import Document, check_id, parse, validate
+from releasegate.errors import BadInput, Refused
+
+TEMPLATE = """\
+# {id}: {title}
+
+> Encoding: UTF-8
+> Change record created by `releasegate change new`; fill every section, then
+> `releasegate change validate {id}`.
+
+---
+
+## {id}: {title}
+
+**创建时间 / Created**: {date}{br}
+**状态 / Status**: DRAFT{br}
+**负责人 / Owner**: @{author}
+
+---
+
+## Operation（操作）
+
+What is changed, where, and why.
+
+---
+
+## Risk Assessment（风险评估）
+
+### Risk Level（风险等级）
+{risk}
+
+### Risk Points（风险点）
+1. (what can go wrong)
+
+### Impact Scope（影响范围）
+- Services / modules: (which)
+- Users: (who notices)
+- Data: (what data)
+
+### Mitigations（缓解措施）
+1. (backup, canary, ...)
+
+---
+
+## Impact（影响）
+
+### Expected Impact（预期影响）
+- (when it works)
+
+### Failure Impact（失败影响）
+- (when it fails)
+
+### Rollback Impact（回滚影响）
+- (while rolling back)
+
+---
+
+## Rollback Plan（回滚方案）
+
+### Rollback Triggers（回滚触发条件）
+- A post-check fails
+
+### Rollback Steps（回滚步骤）
+
+```bash
+# Restore the previous version (one command per line; `# expect: text` after a command)
+```
+
+---
+
+## Verification Evidence（验证证据）
+
+### Pre-checks（前置验证）
+
+```bash
+# What must hold before anything is changed
+# (a line `# expect: TEXT` or `# expect: /REGEX/` after a command asserts its output)
+```
+
+### Execution（操作执行）
+
+```bash
+# The change itself
+```
+
+### Post-checks（后置验证）
+
+```bash
+# What must hold afterwards
+```
+
+### Functional checks（功能验证）
+
+```bash
+```
+
+---
+
+## Execution Log（执行日志）
+
+| 时间 | 操作 | 结果 | 备注 |
+|------|------|------|------|
+
+---
+
+## Notes（备注）
+
+- (anything else)
+
+---
+
+## SYNC_SNAPSHOT Entry（快照条目）
+
+```markdown
+| {id} | {title} | DRAFT | |
+```
+
+---
+
+## Approval（审批）
+
+Recorded by `releasegate change approve {id} --as NAME`.
+
+---
+
+*End of {id}*
+"""
+
+
+@dataclass
+class Meta:
+    id: str
+    author: str = ""
+    created_at: str = ""
+    approvals: list[Approval] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "author": self.author,
+            "created_at": self.created_at,
+            "approvals": [a.to_json() for a in self.approvals],
+        }
+
+
+@dataclass
+class Record:
+    path: Path
+    text: str
+    doc: Document
+    meta: Meta
+
+    def approvals(self) -> ApprovalState:
+        return state(self.doc, self.meta.approvals, self.meta.author)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ChangeStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def doc_path(self, change_id: str) -> Path:
+        return self.folder / f"{check_id(change_id)}.md"
+
+    def meta_path(self, change_id: str) -> Path:
+        return self.folder / f"{check_id(change_id)}.meta.json"
+
+    def create(self, change_id: str, *, title: str, risk: str, author: str) -> Path:
+        risk = risk.upper()
+        if risk not in ("LOW", "MEDIUM", "HIGH"):
+            raise BadInput(f"risk {risk!r} is not LOW, MEDIUM or HIGH")
+        title = " ".join(title.split())
+        if not title:
+            raise BadInput("--title is empty")
+        path = self.doc_path(change_id)
+        if path.exists():
+            raise BadInput(f"change {change_id} already exists: {path}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        created = _now()
+        text = TEMPLATE.format(
+            id=change_id, title=title, risk=risk, author=author, date=created[:10], br="  "
+        )
+        parse(text, where=str(path))  # the template must always parse
+        with open(path, "x", encoding="utf-8") as fh:  # never overwrite
+            fh.write(text)
+        self._save_meta(Meta(change_id, author=author, created_at=created))
+        return path
+
+    def resolve(self, ref: str) -> Path:
+        """An ID in the folder, or a path to a document."""
+        if ref.endswith(".md") or os.sep in ref or "/" in ref:
+            path = Path(ref)
+            if not path.is_file():
+                raise BadInput(f"no change record file {path}")
+            return path
+        path = self.doc_path(ref)
+        if not path.is_file():
+            raise BadInput(
+                f"no change {ref} in {self.folder}",
+                hint="`releasegate change list` shows the records; --dir picks another folder",
+            )
+        return path
+
+    def load(self, ref: str) -> Record:
+        path = self.resolve(ref)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        doc = parse(text, where=str(path))
+        return Record(path, text, doc, self._load_meta(path, doc.id))
+
+    def _load_meta(self, path: Path, change_id: str) -> Meta:
+        meta_file = path.with_name(path.name.removesuffix(".md") + ".meta.json")
+        if not meta_file.is_file():
+            return Meta(change_id)
+        try:
+            data = json.loads(meta_file.read_text(encoding="utf-8"))
+            return Meta(
+                id=str(data.get("id", change_id)),
+                author=str(data.get("author", "")),
+                created_at=str(data.get("created_at", "")),
+                approvals=[Approval.from_json(a) for a in data.get("approvals", [])],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BadInput(f"{meta_file}: unreadable sidecar ({exc})") from None
+
+    def _save_meta(self, meta: Meta) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(meta.to_json(), ensure_ascii=False, indent=2) + "\n"
+        _write_atomic(self.meta_path(meta.id), text)
+
+    def list(self) -> list[Record | tuple[Path, BadInput]]:
+        out: list[Record | tuple[Path, BadInput]] = []
+        if not self.folder.is_dir():
+            return out
+        for path in sorted(self.folder.glob("*.md")):
+            try:
+                out.append(self.load(str(path)))
+            except BadInput as exc:
+                out.append((path, exc))
+        return out
+
+    def approve(self, ref: str, *, by: str, comment: str = "", user: str = "") -> Approval:
+        """Record an approval of the current plan; Refused when the rules forbid it."""
+        rec = self.load(ref)
+        if rec.path.parent.resolve() != self.folder.resolve():
+            raise BadInput(f"approve a change by its ID in {self.folder}, not by a file path")
+        errors = [i for i in validate(rec.doc) if i.level == "error"]
+        if errors:
+            first = errors[0]
+            raise Refused(
+                f"{rec.doc.id} does not validate ({rec.path}:{first.line}: {first.message})",
+                hint=f"fix it, then `releasegate change validate {rec.doc.id}`",
+            )
+        current = rec.approvals()
+        if rec.doc.risk == "HIGH" and by in {rec.meta.author, rec.doc.owner} - {""}:
+            raise Refused(
+                f"{by} is the author of HIGH change {rec.doc.id} and cannot approve it",
+                hint="a HIGH change needs two approvers other than its author",
+            )
+        if any(a.by == by for a in current.valid):
+            raise Refused(f"{by} already approved this version of {rec.doc.id}")
+        approval = Approval(by=by, hash=current.hash, at=_now(), comment=comment, user=user)
+        rec.meta.id = rec.doc.id
+        rec.meta.approvals.append(approval)
+        self._save_meta(rec.meta)
+        return approval

@@ -1,0 +1,245 @@
+"""`releasegate change ...`: change records (Gate2 documents) as plans to validate and approve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from releasegate.cli.app import App, print_json
+from releasegate.errors import BadInput
+
+if TYPE_CHECKING:
+    from releasegate.change.store import ChangeStore, Record
+
+pass_app = click.make_pass_decorator(App)
+
+LEDGER_STACK = "changes"  # ledger rows of change records: stack "changes", version = the ID
+LEDGER_ENV = "-"
+
+
+@click.group()
+@click.option(
+    "--dir",
+    "folder",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of change records (default: changes/ beside releasegate.yaml).",
+)
+@click.pass_context
+def change(ctx: click.Context, folder: Path | None) -> None:
+    """Change records: a Gate2 document is the plan; validate, approve, inspect it."""
+    ctx.meta["change_dir"] = folder
+
+
+def _store(app: App) -> ChangeStore:
+    from releasegate.change.store import ChangeStore
+
+    folder = click.get_current_context().meta.get("change_dir")
+    if folder is None:
+        folder = app.config_file.parent / "changes"
+    return ChangeStore(Path(folder))
+
+
+def _mark(app: App, action: str, change_id: str, notes: str, details: dict[str, Any]) -> bool:
+    """Record a fact in the ledger when there is a releasegate.yaml; False when there is none."""
+    try:
+        ledger = app.ledger
+    except BadInput:
+        return False
+    ledger.mark(
+        stack=LEDGER_STACK,
+        env=LEDGER_ENV,
+        action=action,
+        version=change_id,
+        notes=notes,
+        details=details,
+        user=app.actor.user,
+        host=app.actor.host,
+        pid=app.actor.pid,
+    )
+    return True
+
+
+@change.command("new")
+@click.argument("change_id", metavar="ID")
+@click.option("--title", required=True, help="One line: what the change does.")
+@click.option(
+    "--risk",
+    required=True,
+    type=click.Choice(["LOW", "MEDIUM", "HIGH"], case_sensitive=False),
+    help="LOW needs no approval, MEDIUM one, HIGH two (not the author).",
+)
+@pass_app
+def change_new(app: App, change_id: str, title: str, risk: str) -> int:
+    """Write a new change record with seed 000's section layout, ready to fill."""
+    store = _store(app)
+    path = store.create(change_id, title=title, risk=risk, author=app.actor.user)
+    _mark(app, "change-new", change_id, title, {"risk": risk.upper(), "path": str(path)})
+    app.console.print(f"created {path}")
+    app.console.print(f"fill it in, then: releasegate change validate {change_id}", style="dim")
+    return 0
+
+
+@change.command("validate")
+@click.argument("ref", metavar="ID|FILE")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def change_validate(app: App, ref: str, as_json: bool) -> int:
+    """Check a record: exit 2 on errors (a MEDIUM/HIGH change without rollback plan, ...)."""
+    from releasegate.change.document import validate
+
+    rec = _store(app).load(ref)
+    issues = validate(rec.doc)
+    errors = [i for i in issues if i.level == "error"]
+    if as_json:
+        print_json({"id": rec.doc.id, "path": rec.path, "ok": not errors, "issues": issues})
+    else:
+        for i in issues:
+            style = "red" if i.level == "error" else "yellow"
+            app.console.print(f"{rec.path}:{i.line}: [{style}]{i.level}[/]: {i.message}")
+        steps = len(rec.doc.steps)
+        verdict = "[red]invalid[/]" if errors else "[green]valid[/]"
+        app.console.print(
+            f"{rec.doc.id}: {verdict} ({rec.doc.risk or '?'} risk, {steps} command(s), "
+            f"{len(errors)} error(s), {len(issues) - len(errors)} warning(s))"
+        )
+    return 2 if errors else 0
+
+
+def _summary(rec: Record) -> dict[str, Any]:
+    from releasegate.change.document import validate
+
+    st = rec.approvals()
+    errors = sum(1 for i in validate(rec.doc) if i.level == "error")
+    return {
+        "id": rec.doc.id,
+        "title": rec.doc.title,
+        "risk": rec.doc.risk,
+        "status": rec.doc.status or "DRAFT",
+        "valid": errors == 0,
+        "approved": st.approved,
+        "approvals": st.summary(),
+        "path": str(rec.path),
+    }
+
+
+@change.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def change_list(app: App, as_json: bool) -> int:
+    """Every record: id, title, risk, status, approvals."""
+    from releasegate.change.store import Record
+
+    store = _store(app)
+    found = store.list()
+    if as_json:
+        for item in found:
+            if isinstance(item, Record):
+                print_json(_summary(item))
+            else:
+                print_json({"path": item[0], "error": item[1].message})
+        return 0
+    if not found:
+        app.console.print(f"no change records in {store.folder}")
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None)
+    for col in ("ID", "TITLE", "RISK", "STATUS", "APPROVALS"):
+        table.add_column(col)
+    for item in found:
+        if isinstance(item, Record):
+            s = _summary(item)
+            mark = "" if s["approved"] else " (pending)"
+            table.add_row(s["id"], s["title"], s["risk"] or "?", s["status"], s["approvals"] + mark)
+        else:
+            table.add_row(item[0].stem, "", "", "[red]unreadable[/]", item[1].message)
+    app.console.print(table)
+    return 0
+
+
+@change.command("show")
+@click.argument("ref", metavar="ID|FILE")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def change_show(app: App, ref: str, as_json: bool) -> int:
+    """A record's plan: steps with their assertions, approvals (and whether they are void)."""
+    from releasegate.change.document import KIND_LABELS, STEP_KINDS, validate
+
+    rec = _store(app).load(ref)
+    st = rec.approvals()
+    doc = rec.doc
+    if as_json:
+        print_json(
+            {
+                **_summary(rec),
+                "author": rec.meta.author or doc.owner,
+                "hash": st.hash,
+                "required_approvals": st.required,
+                "approval_list": [{**a.to_json(), "state": "valid"} for a in st.valid]
+                + [{**a.to_json(), "state": "void"} for a in st.void]
+                + [{**a.to_json(), "state": "self"} for a in st.self_approvals],
+                "sections": [
+                    {"heading": s.heading, "line": s.line, "key": s.key} for s in doc.sections
+                ],
+                "steps": doc.steps,
+                "issues": validate(doc),
+            }
+        )
+        return 0
+    c = app.console
+    c.print(f"[bold]{doc.id}[/]: {doc.title}")
+    c.print(f"risk: {doc.risk or '?'}   status: {doc.status or 'DRAFT'}   file: {rec.path}")
+    c.print(f"author: {rec.meta.author or doc.owner or '?'}   plan: {st.hash}")
+    for kind in STEP_KINDS:
+        steps = doc.steps_of(kind)
+        if not steps:
+            continue
+        c.print(f"[bold]{KIND_LABELS[kind]}[/]")
+        for s in steps:
+            c.print(f"  {s.line:>4}  {s.name}", markup=False)
+            c.print(f"        $ {s.command}", style="dim", markup=False)
+            for e in s.expects:
+                c.print(f"        expect {e.describe()}", markup=False)
+    verdict = "[green]approved[/]" if st.approved else "[yellow]not approved[/]"
+    c.print(f"[bold]Approvals[/]: {st.summary()}: {verdict}")
+    for a in st.valid:
+        c.print(f"  ✔ {a.by} at {a.at}" + (f": {a.comment}" if a.comment else ""), markup=False)
+    for a in st.self_approvals:
+        c.print(f"  ✘ {a.by} at {a.at}: the author cannot approve a HIGH change", markup=False)
+    if st.void:
+        c.print(f"  [yellow]{len(st.void)} approval(s) void: the plan was edited after approval[/]")
+        for a in st.void:
+            c.print(f"  ✘ {a.by} at {a.at} (plan {a.hash[:19]}…)", markup=False)
+    return 0
+
+
+@change.command("approve")
+@click.argument("change_id", metavar="ID")
+@click.option("--as", "by", required=True, metavar="NAME", help="Who approves.")
+@click.option("--comment", default="", help="Why, or under which conditions.")
+@pass_app
+def change_approve(app: App, change_id: str, by: str, comment: str) -> int:
+    """Approve the current version of a plan; an edit to the plan voids the approval."""
+    from releasegate import names
+
+    names.check("user", by)
+    store = _store(app)
+    approval = store.approve(change_id, by=by, comment=comment, user=app.actor.user)
+    rec = store.load(change_id)
+    st = rec.approvals()
+    in_ledger = _mark(
+        app,
+        "change-approve",
+        rec.doc.id,
+        f"{by} approved {rec.doc.id}",
+        {"approver": by, "hash": approval.hash, "comment": comment, "risk": rec.doc.risk},
+    )
+    app.console.print(f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…)")
+    state = "approved" if st.approved else "still needs more approvals"
+    app.console.print(f"approvals: {st.summary()}: {state}")
+    if not in_ledger:
+        app.console.print("no releasegate.yaml: recorded in the sidecar only", style="dim")
+    return 0
