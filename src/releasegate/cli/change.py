@@ -243,3 +243,152 @@ def change_approve(app: App, change_id: str, by: str, comment: str) -> int:
     if not in_ledger:
         app.console.print("no releasegate.yaml: recorded in the sidecar only", style="dim")
     return 0
+
+
+@change.command("run")
+@click.argument("change_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Each step and the result as JSON lines.")
+@pass_app
+def change_run(app: App, change_id: str, as_json: bool) -> int:
+    """Run a change record on this host: the document is the plan.
+
+    \b
+    Refused without the approvals its risk needs (LOW none, MEDIUM one, HIGH two).
+    Pre-checks must all pass, else nothing is executed. Then the execution steps,
+    then the post- and functional checks. A failing step or check runs the Rollback
+    Plan: ROLLED_BACK (exit 4), or FAILED (exit 1) when the rollback fails too;
+    DONE+VERIFIED (exit 0) only when every check passed.
+
+    \b
+    Every step's exit code, duration and output (bounded, secrets masked) is kept as
+    evidence: in the ledger, and in a rendered copy of the document under
+    changes/runs/ with the Execution Log filled in (the plan file is never rewritten).
+    The SYNC_SNAPSHOT row is appended to changes/SYNC_SNAPSHOT.md.
+    """
+    import os
+    import socket
+    from datetime import UTC, datetime
+
+    from releasegate.change.document import validate
+    from releasegate.change.runner import (
+        DONE,
+        REFUSED,
+        ROLLED_BACK,
+        render_run,
+        run_change,
+        snapshot_row,
+    )
+    from releasegate.errors import ExitCode, Refused
+    from releasegate.redact import Redactor
+    from releasegate.transport.local import LocalTransport
+
+    store = _store(app)
+    rec = store.load(change_id)
+    errors = [i for i in validate(rec.doc) if i.level == "error"]
+    if errors:
+        raise BadInput(
+            f"{rec.path}:{errors[0].line}: {errors[0].message}",
+            hint=f"`releasegate change validate {change_id}` lists every problem",
+        )
+    approvals = rec.approvals()
+    if not approvals.approved:
+        raise Refused(
+            f"change {rec.doc.id} ({rec.doc.risk}) has {approvals.summary()} approval(s)",
+            hint=f"releasegate change approve {rec.doc.id} --as NAME",
+        )
+    ledger = app.ledger
+    actor = app.actor
+    redact = Redactor.from_env(dict(os.environ))
+    run_id = ledger.begin_action(
+        stack=LEDGER_STACK, env=LEDGER_ENV, action="change-run", version=rec.doc.id,
+        notes=rec.doc.title[:200], details={"hash": approvals.hash, "risk": rec.doc.risk},
+        user=actor.user, host=actor.host, pid=actor.pid,
+    )  # fmt: skip
+    open_steps: dict[int, str] = {}
+
+    def before(step: Any) -> None:
+        open_steps[step.line] = ledger.begin_action(
+            stack=LEDGER_STACK, env=LEDGER_ENV, action=f"change-{step.kind}",
+            version=rec.doc.id, parent_id=run_id, notes=step.name[:200],
+            user=actor.user, host=actor.host, pid=actor.pid,
+        )  # fmt: skip
+
+    def after(outcome: Any) -> None:
+        ledger.end_action(
+            open_steps.pop(outcome.step.line),
+            "success" if outcome.ok else "fail",
+            notes=outcome.summary[:200],
+            details={
+                "command": redact(outcome.step.command),
+                "exit_code": outcome.exit_code,
+                "duration_s": round(outcome.duration_s, 3),
+                "output": outcome.output,
+                "failed_expects": list(outcome.failed_expects),
+            },
+        )
+        if as_json:
+            print_json(
+                {
+                    "event": "step",
+                    "kind": outcome.step.kind,
+                    "step": outcome.step.name,
+                    "ok": outcome.ok,
+                    "summary": outcome.summary,
+                    "exit_code": outcome.exit_code,
+                }
+            )
+        else:
+            mark = "[green]✔[/]" if outcome.ok else "[red]✘[/]"
+            app.console.print(
+                f"  {mark} {outcome.step.kind}: {outcome.step.name}: {outcome.summary}"
+            )
+
+    report = run_change(
+        rec.doc,
+        transport=LocalTransport(),
+        redact=redact,
+        cwd=rec.path.parent,
+        on_step=after,
+        before_step=before,
+    )
+    status = {DONE: "success", ROLLED_BACK: "rolled_back", REFUSED: "refused"}.get(
+        report.status, "fail"
+    )
+    ledger.end_action(
+        run_id, status, notes=f"{report.status}: {report.message}"[:300],
+        details={"status": report.status},
+    )  # fmt: skip
+    stamp = datetime.now(UTC).astimezone().strftime("%Y%m%d_%H%M%S")
+    runs = store.folder / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    rendered = runs / f"{rec.doc.id}-{stamp}.md"
+    rendered.write_text(
+        render_run(rec.doc, rec.text, report, user=actor.user, host=socket.gethostname()),
+        encoding="utf-8",
+    )
+    snapshot = store.folder / "SYNC_SNAPSHOT.md"
+    if not snapshot.exists():
+        snapshot.write_text(
+            "| ID | Title | Status | Notes |\n|---|---|---|---|\n", encoding="utf-8"
+        )
+    with snapshot.open("a", encoding="utf-8") as fh:
+        fh.write(snapshot_row(rec.doc, report) + "\n")
+    code = {DONE: ExitCode.OK, ROLLED_BACK: ExitCode.ROLLED_BACK, REFUSED: ExitCode.REFUSED}.get(
+        report.status, ExitCode.FAILED
+    )
+    if as_json:
+        print_json(
+            {
+                "result": {
+                    "id": rec.doc.id,
+                    "status": report.status,
+                    "message": report.message,
+                    "exit_code": int(code),
+                    "record": str(rendered),
+                }
+            }
+        )
+    else:
+        app.console.print(f"{report.status}: {report.message}")
+        app.console.print(f"record: {rendered}")
+    return int(code)
