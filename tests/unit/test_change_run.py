@@ -98,6 +98,10 @@ def test_low_change_runs_end_to_end(rg: Rg) -> None:
     assert "| G2-010 | rotate the app's config | ✅ DONE+VERIFIED |" in snapshot
     plan = (rg.root / "changes/G2-010.md").read_text(encoding="utf-8")
     assert "version=2" not in plan.split("## Execution Log")[1]  # the plan is untouched
+    [row] = [json.loads(x) for x in rg("change", "snapshot", "--json").stdout.splitlines()]
+    assert row["id"] == "G2-010" and row["status"].endswith("DONE+VERIFIED")
+    page = rg("change", "render", "G2-010", "--run", "--html").stdout
+    assert page.startswith("<!doctype html>") and "<table>" in page and "DONE+VERIFIED" in page
     history = rg("history", "--json", "--steps").stdout
     rows = [json.loads(line) for line in history.splitlines()]
     assert [r["action"] for r in rows][:2] == ["change-run", "change-pre"]
@@ -126,3 +130,17 @@ def test_medium_change_needs_an_approval_to_run(rg: Rg) -> None:
     assert rg("change", "approve", "G2-010", "--as", "bob").returncode == 0
     out = rg("change", "run", "G2-010")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_step_can_be_a_releasegate_action(rg: Rg) -> None:
+    write(rg)
+    doc = rg.root / "changes/G2-010.md"
+    text = doc.read_text(encoding="utf-8").replace(
+        "printf 'version=2\\n' > app.conf\n",
+        "printf 'version=2\\n' > app.conf\n# the ledger is reachable from the record\n"
+        "releasegate lock status\n# expect: no locks held\n",
+    )
+    doc.write_text(text, encoding="utf-8")
+    out = rg("change", "run", "G2-010")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "exec: the ledger is reachable from the record: passed" in out.stdout

@@ -343,11 +343,17 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
                 f"  {mark} {outcome.step.kind}: {outcome.step.name}: {outcome.summary}"
             )
 
+    # A step may be a releasegate action (`releasegate deploy ...`): this releasegate.
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     report = run_change(
         rec.doc,
         transport=LocalTransport(),
         redact=redact,
         cwd=rec.path.parent,
+        env=env,
         on_step=after,
         before_step=before,
     )
@@ -392,3 +398,62 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
         app.console.print(f"{report.status}: {report.message}")
         app.console.print(f"record: {rendered}")
     return int(code)
+
+
+@change.command("render")
+@click.argument("ref", metavar="ID|FILE")
+@click.option("--html", "as_html", is_flag=True, help="HTML instead of Markdown.")
+@click.option("--run", "latest_run", is_flag=True, help="The newest run's record, not the plan.")
+@pass_app
+def change_render(app: App, ref: str, as_html: bool, latest_run: bool) -> int:
+    """Print a change record (or, with --run, its newest executed copy), as Markdown
+    or as a standalone HTML page."""
+    store = _store(app)
+    rec = store.load(ref)
+    text = rec.text
+    if latest_run:
+        runs = sorted((store.folder / "runs").glob(f"{rec.doc.id}-*.md"))
+        if not runs:
+            raise BadInput(f"change {rec.doc.id} has not been run yet")
+        text = runs[-1].read_text(encoding="utf-8")
+    if not as_html:
+        click.echo(text, nl=False)
+        return 0
+    import html
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(text)
+    title = html.escape(f"{rec.doc.id}: {rec.doc.title}")
+    click.echo(
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
+        "pre{background:#f6f6f6;padding:.5em;overflow:auto}</style></head>\n"
+        f"<body>\n{body}</body></html>"
+    )
+    return 0
+
+
+@change.command("snapshot")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def change_snapshot(app: App, as_json: bool) -> int:
+    """The SYNC_SNAPSHOT table: one row per run of every change record, newest last."""
+    store = _store(app)
+    path = store.folder / "SYNC_SNAPSHOT.md"
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines()[2:]:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 4:
+                rows.append(dict(zip(("id", "title", "status", "notes"), cells, strict=True)))
+    if as_json:
+        for row in rows:
+            print_json(row)
+        return 0
+    if not rows:
+        app.console.print("no change has been run yet")
+        return 0
+    click.echo(path.read_text(encoding="utf-8"), nl=False)
+    return 0
