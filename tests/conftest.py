@@ -1,3 +1,3 @@
-"""Shared by every test folder: the Docker and database lab fixtures (tests/lab)."""
+"""Shared by every test folder: the Docker, database and SSH lab fixtures (tests/lab)."""
 
-pytest_plugins = ["tests.lab.fixtures", "tests.lab.db_fixtures"]
+pytest_plugins = ["tests.lab.fixtures", "tests.lab.db_fixtures", "tests.lab.ssh_fixtures"]

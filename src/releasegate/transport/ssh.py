@@ -1,0 +1,619 @@
+"""Commands and file uploads on SSH hosts, with asyncssh on asyncio.
+
+- `AsyncSshHost`: one host, one connection, opened on first use and kept open for every
+  command and upload of a run (`close()` at the end). Its `run()` is a coroutine: a fleet
+  runs many hosts at once on one event loop, not a thread per host.
+- `SshTransport`: the same host behind the synchronous `Transport` protocol of the engine. Its
+  coroutines run on the event loop of a `LoopRunner` (one thread, shared by any number of
+  hosts), so the connection stays open between steps.
+
+Commands are argv lists. The remote side has only a shell command line, so every word is
+quoted with `shlex` (`remote_command`); environment values go through `env NAME=value`, quoted
+the same way (sshd accepts only its AcceptEnv names through the protocol).
+
+Host keys are verified against known_hosts (a given file, else ~/.ssh/known_hosts). A host
+with no entry there is refused unless `accept_new` is set; an accepted key is added to that
+file and reported (`AsyncSshHost.accepted_key`, `connect()`'s return) so the caller can record
+it. A host whose key differs from its entry is always refused. Settings of ~/.ssh/config
+(IdentityFile, User, Port, ProxyJump, ...) apply; the agent is used when SSH_AUTH_SOCK is set.
+
+asyncssh is imported when a host connects, never when releasegate starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from releasegate.errors import ReleasegateError
+from releasegate.transport.base import CommandResult, bound
+
+if TYPE_CHECKING:
+    import asyncssh
+
+T = TypeVar("T")
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULT_CONNECT_TIMEOUT = 15.0
+DEFAULT_USER_CONFIG = Path("~/.ssh/config")
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+class SshError(ReleasegateError):
+    """A host could not be reached, refused us, or an upload did not arrive intact."""
+
+
+class HostKeyRefused(SshError):
+    """The host's key is not in known_hosts (and accept-new is off) or differs from it."""
+
+
+# ---- command lines ------------------------------------------------------------------------
+
+
+def quote_word(word: str) -> str:
+    """One argv word for a POSIX shell. `shlex.quote`, and a word with '=' is quoted too, so
+    the shell or `env` never reads a command name as an assignment."""
+    quoted = shlex.quote(word)
+    if quoted == word and "=" in word:
+        return f"'{word}'"
+    return quoted
+
+
+def env_words(env: Mapping[str, str] | None) -> list[str]:
+    """`env NAME=value ...` as argv words (empty without env); names are checked."""
+    if not env:
+        return []
+    words = ["env"]
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"environment variable name {name!r} is not allowed")
+        if "\0" in value:
+            raise ValueError(f"environment variable {name} contains a NUL character")
+        words.append(f"{name}={value}")
+    return words
+
+
+def remote_command(
+    argv: Sequence[str],
+    *,
+    cwd: PurePosixPath | Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    pid_marker: str | None = None,
+) -> str:
+    """The command line the remote shell runs for argv: `[cd DIR && ]exec [env N=v ...] argv`.
+
+    Every word is quoted; nothing of argv, cwd or env is pasted into the line as shell code.
+    With `pid_marker` (letters and digits), the line first writes MARKER<pid> on a line of
+    stderr: the pid of the command (exec keeps it), so that a timeout can kill it.
+    """
+    if pid_marker is not None and not pid_marker.isalnum():
+        raise ValueError("pid_marker must be letters and digits")
+    args = list(argv)
+    if not args:
+        raise ValueError("argv must not be empty")
+    for word in (*args, *([str(cwd)] if cwd is not None else [])):
+        if "\0" in word:
+            raise ValueError("argv and cwd must not contain a NUL character")
+    prefix = env_words(env)
+    words = [shlex.quote(w) for w in prefix]
+    if prefix and "=" in args[0]:
+        # `env` would read it as one more assignment: run it through `command`.
+        words.append("command")
+    words += [quote_word(args[0]), *(shlex.quote(w) for w in args[1:])]
+    line = "exec " + " ".join(words)
+    if cwd is not None:
+        line = f"cd -- {shlex.quote(str(cwd))} && {line}"
+    if pid_marker is not None:
+        line = f"printf '%s%s\\n' {pid_marker} \"$$\" >&2; {line}"
+    return line
+
+
+# ---- targets and options ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where to connect: user@address:port (None: from ~/.ssh/config, else the defaults)."""
+
+    address: str
+    user: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SshTarget:
+        """`ssh://user@host:port` (validated like releasegate.yaml's hosts)."""
+        from releasegate.config.values import Host
+
+        host = Host.model_validate(text)
+        if host.kind != "ssh" or host.address is None:
+            raise ValueError(f"{text!r} is not an ssh:// host")
+        return cls(address=host.address, user=host.user, port=host.port)
+
+    def __str__(self) -> str:
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"ssh://{user}{address}{port}"
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """How to connect. Defaults: ~/.ssh/known_hosts, ~/.ssh/config if present, keys from the
+    config, the agent and ~/.ssh/id_*."""
+
+    known_hosts: Path | None = None
+    accept_new: bool = False
+    config: tuple[Path, ...] | None = None  # None: ~/.ssh/config if it exists
+    client_keys: tuple[Path, ...] | None = None  # None: the config's, the agent's, ~/.ssh/id_*
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    keepalive_interval: float = 15.0
+
+    def known_hosts_path(self) -> Path:
+        return (self.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+
+    def config_paths(self) -> list[str]:
+        if self.config is not None:
+            return [str(p.expanduser()) for p in self.config]
+        user_config = DEFAULT_USER_CONFIG.expanduser()
+        return [str(user_config)] if user_config.is_file() else []
+
+
+@dataclass(frozen=True)
+class AcceptedKey:
+    """A host key accepted under accept-new (and added to `known_hosts`)."""
+
+    host: str
+    fingerprint: str  # SHA256:...
+    line: str  # the known_hosts line written
+    known_hosts: Path
+
+
+@dataclass
+class ConnectInfo:
+    target: SshTarget
+    server_version: str
+    accepted_key: AcceptedKey | None = None
+    seconds: float = 0.0
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+# ---- one host, async ----------------------------------------------------------------------
+
+
+@dataclass
+class _KeyCheck:
+    accept_new: bool
+    has_entry: bool
+    seen: Any = None  # the SSHKey the server offered when it was not trusted
+
+
+def _client_class(check: _KeyCheck) -> type[asyncssh.SSHClient]:
+    import asyncssh
+
+    class _Client(asyncssh.SSHClient):
+        def validate_host_public_key(
+            self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+        ) -> bool:
+            # Called only for a key that known_hosts does not trust.
+            check.seen = key
+            return check.accept_new and not check.has_entry
+
+    return _Client
+
+
+@dataclass
+class AsyncSshHost:
+    """One SSH host with one connection, reused for every command and upload."""
+
+    target: SshTarget
+    options: SshOptions = field(default_factory=SshOptions)
+    name: str = "ssh"
+    connections_opened: int = 0
+    accepted_key: AcceptedKey | None = None
+    _conn: Any = None
+    _lock: asyncio.Lock | None = None
+
+    async def connect(self) -> ConnectInfo:
+        """Open the connection if it is not open; raise SshError / HostKeyRefused."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return ConnectInfo(self.target, self._server_version(), self.accepted_key)
+            return await self._open()
+
+    def _server_version(self) -> str:
+        if self._conn is None:
+            return ""
+        return str(self._conn.get_extra_info("server_version") or "")
+
+    async def _open(self) -> ConnectInfo:
+        import asyncssh
+
+        started = time.monotonic()
+        kh_path = self.options.known_hosts_path()
+        try:
+            kh_text = kh_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            kh_text = ""
+        except OSError as exc:
+            raise SshError(f"cannot read known_hosts {kh_path}: {exc.strerror or exc}") from exc
+        known = asyncssh.import_known_hosts(kh_text)
+        port = self.target.port or 22
+        trusted = known.match(self.target.address, "", port)[0]
+        check = _KeyCheck(self.options.accept_new, has_entry=bool(trusted))
+        kwargs: dict[str, Any] = {
+            "known_hosts": known,
+            "config": self.options.config_paths(),
+            "connect_timeout": self.options.connect_timeout,
+            "keepalive_interval": self.options.keepalive_interval,
+        }
+        if self.target.user:
+            kwargs["username"] = self.target.user
+        if self.target.port:
+            kwargs["port"] = self.target.port
+        if self.options.client_keys is not None:
+            kwargs["client_keys"] = [str(p.expanduser()) for p in self.options.client_keys]
+            kwargs["agent_path"] = None
+        try:
+            conn, _ = await asyncssh.create_connection(
+                _client_class(check), self.target.address, **kwargs
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise self._refused(check, kh_path) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise SshError(
+                f"{self.target}: authentication refused ({exc.reason})",
+                hint="check the user, the key (IdentityFile in ~/.ssh/config) or the agent",
+            ) from exc
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = f"no answer in {self.options.connect_timeout:g}s"
+            raise SshError(f"{self.target}: cannot connect: {reason}") from exc
+        self._conn = conn
+        self.connections_opened += 1
+        if check.seen is not None:
+            self.accepted_key = self._record_new_key(check.seen, kh_path, port)
+        return ConnectInfo(
+            self.target,
+            self._server_version(),
+            self.accepted_key,
+            time.monotonic() - started,
+        )
+
+    def _refused(self, check: _KeyCheck, kh_path: Path) -> HostKeyRefused:
+        fingerprint = check.seen.get_fingerprint() if check.seen is not None else "?"
+        if check.has_entry:
+            return HostKeyRefused(
+                f"{self.target}: the host key ({fingerprint}) differs from the one in "
+                f"{kh_path}: refused (the host changed, or someone is in between)",
+                hint="verify the host's new key, then update its line in known_hosts",
+            )
+        return HostKeyRefused(
+            f"{self.target}: host key {fingerprint} is unknown (not in {kh_path}): refused",
+            hint="verify the key and add it to known_hosts, or allow accept-new explicitly",
+        )
+
+    def _record_new_key(self, key: Any, kh_path: Path, port: int) -> AcceptedKey:
+        name = known_hosts_name(self.target.address, port)
+        line = f"{name} {key.export_public_key('openssh').decode().strip()}"
+        kh_path.parent.mkdir(parents=True, exist_ok=True)
+        with kh_path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        return AcceptedKey(name, key.get_fingerprint(), line, kh_path)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: PurePosixPath | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+    ) -> CommandResult:
+        """Run argv on the host; a CommandResult shaped like LocalTransport's. A host that
+        cannot be reached gives exit_code -1 and `error` (as a command that cannot start)."""
+        import asyncssh
+
+        args = tuple(argv)
+        started = time.monotonic()
+        try:
+            marker = f"RGPID{secrets.token_hex(6)}"
+            line = remote_command(args, cwd=cwd, env=env, pid_marker=marker)
+            await self.connect()
+        except (SshError, ValueError) as exc:
+            message = exc.message if isinstance(exc, SshError) else str(exc)
+            return CommandResult(args, -1, "", "", time.monotonic() - started, error=message)
+        out: list[str] = []
+        err = _Stderr(marker)
+        try:
+            process = await self._conn.create_process(line, encoding="utf-8", errors="replace")
+        except (asyncssh.Error, OSError) as exc:
+            return CommandResult(
+                args, -1, "", "", time.monotonic() - started, error=f"{self.target}: {exc}"
+            )
+        try:
+            await asyncio.wait_for(_communicate(process, stdin, out, err), timeout)
+        except TimeoutError:
+            await self._kill(process, err.pid)
+            return CommandResult(
+                args,
+                -1,
+                bound("".join(out)),
+                bound(err.text()),
+                time.monotonic() - started,
+                timed_out=True,
+            )
+        except (asyncssh.Error, OSError) as exc:
+            return CommandResult(
+                args,
+                -1,
+                bound("".join(out)),
+                bound(err.text()),
+                time.monotonic() - started,
+                error=f"{self.target}: connection lost: {exc}",
+            )
+        code = process.returncode
+        if code is None:  # the channel closed without an exit status (connection lost)
+            return CommandResult(
+                args,
+                -1,
+                bound("".join(out)),
+                bound(err.text()),
+                time.monotonic() - started,
+                error=f"{self.target}: the command ended without an exit status",
+            )
+        return CommandResult(
+            args,
+            int(code),
+            bound("".join(out)),
+            bound(err.text()),
+            time.monotonic() - started,
+        )
+
+    async def _kill(self, process: Any, pid: int | None) -> None:
+        """Stop a timed-out command: SIGKILL its process group (the remote shell is a session
+        leader and `exec`s the command) through a second channel of the connection, since
+        OpenSSH ignores the protocol's signal requests; then close its channel."""
+        if pid is not None and self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._conn.run(f"kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid}"), 10
+                )
+        process.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.wait_closed(), 5)
+
+    async def put(
+        self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None
+    ) -> str:
+        """Upload `local` to `remote` over SFTP on this connection; return its sha256 (hex).
+
+        The file arrives as `remote.part-XXXX`, its sha256 is computed on the host
+        (`sha256sum`) and compared, and only then is it renamed to `remote`. A mismatch
+        raises SshError and leaves nothing at `remote`.
+        """
+        remote = str(remote)
+        digest = await asyncio.to_thread(_sha256_file, local)
+        await self.connect()
+        part = f"{remote}.part-{secrets.token_hex(4)}"
+        try:
+            await asyncio.wait_for(self._upload(local, part), timeout)
+            check = await self.run(["sha256sum", "--", part], timeout=timeout)
+            if not check.ok:
+                raise SshError(f"{self.target}: sha256sum {part} failed: {check.describe()}")
+            arrived = check.stdout.split(" ", 1)[0].strip()
+            if arrived != digest:
+                raise SshError(
+                    f"{self.target}: {remote} arrived with sha256 {arrived}, sent {digest}"
+                )
+            moved = await self.run(["mv", "-f", "--", part, remote], timeout=timeout)
+            if not moved.ok:
+                raise SshError(f"{self.target}: mv to {remote} failed: {moved.stderr.strip()}")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.run(["rm", "-f", "--", part], timeout=10)
+            raise
+        return digest
+
+    async def _upload(self, local: Path, remote: str) -> None:
+        import asyncssh
+
+        try:
+            async with self._conn.start_sftp_client() as sftp:
+                await sftp.put(str(local), remote)
+        except (asyncssh.Error, OSError) as exc:
+            raise SshError(f"{self.target}: upload of {local} to {remote} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await self._conn.wait_closed()
+            self._conn = None
+
+
+async def _communicate(process: Any, stdin: str | None, out: list[str], err: _Stderr) -> None:
+    """Feed stdin (then EOF), collect stdout and stderr as they come (a timeout keeps what
+    arrived), wait for the exit status."""
+
+    async def pump(stream: Any, sink: list[str] | _Stderr) -> None:
+        while data := await stream.read(65536):
+            sink.append(data)
+
+    if stdin:
+        process.stdin.write(stdin)
+    process.stdin.write_eof()
+    await asyncio.gather(pump(process.stdout, out), pump(process.stderr, err))
+    await process.wait()
+
+
+class _Stderr:
+    """stderr of a remote command: its first line, MARKER<pid>, is taken out and kept."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.pid: int | None = None
+        self.chunks: list[str] = []
+        self._head: str | None = ""  # None once the first line was seen
+
+    def append(self, data: str) -> None:
+        if self._head is None:
+            self.chunks.append(data)
+            return
+        self._head += data
+        if "\n" not in self._head:
+            return
+        first, rest = self._head.split("\n", 1)
+        self._head = None
+        if first.startswith(self.marker) and first[len(self.marker) :].isdigit():
+            self.pid = int(first[len(self.marker) :])
+        else:
+            rest = f"{first}\n{rest}"
+        if rest:
+            self.chunks.append(rest)
+
+    def text(self) -> str:
+        return "".join(self.chunks) + (self._head or "")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- the synchronous facade ---------------------------------------------------------------
+
+
+class LoopRunner:
+    """An event loop on a thread of its own; `call(coro)` runs a coroutine there and waits.
+
+    One runner serves any number of hosts (their connections live on its loop), and works
+    from synchronous code even when the caller's thread has an event loop of its own.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._guard:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="releasegate-ssh", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def call(self, coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
+        loop = self._started()
+        if self._thread is threading.current_thread():
+            raise RuntimeError("LoopRunner.call from its own loop: await the coroutine instead")
+        future = asyncio.run_coroutine_threadsafe(_as_coro(coro), loop)
+        return future.result()
+
+    def close(self) -> None:
+        with self._guard:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+async def _as_coro(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+class SshTransport:
+    """The `Transport` protocol over one SSH host (the engine's synchronous calls)."""
+
+    name = "ssh"
+
+    def __init__(
+        self,
+        target: SshTarget | str,
+        options: SshOptions | None = None,
+        *,
+        runner: LoopRunner | None = None,
+    ) -> None:
+        self.target = SshTarget.parse(target) if isinstance(target, str) else target
+        self.host = AsyncSshHost(self.target, options or SshOptions())
+        self._own_runner = runner is None
+        self.runner = runner or LoopRunner()
+
+    @property
+    def accepted_key(self) -> AcceptedKey | None:
+        return self.host.accepted_key
+
+    @property
+    def connections_opened(self) -> int:
+        return self.host.connections_opened
+
+    def connect(self) -> ConnectInfo:
+        return self.runner.call(self.host.connect())
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+    ) -> CommandResult:
+        return self.runner.call(self.host.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin))
+
+    def put(self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None) -> str:
+        return self.runner.call(self.host.put(local, remote, timeout=timeout))
+
+    def close(self) -> None:
+        try:
+            self.runner.call(self.host.close())
+        finally:
+            if self._own_runner:
+                self.runner.close()
+
+    def __enter__(self) -> SshTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "AcceptedKey",
+    "AsyncSshHost",
+    "ConnectInfo",
+    "HostKeyRefused",
+    "LoopRunner",
+    "SshError",
+    "SshOptions",
+    "SshTarget",
+    "SshTransport",
+    "env_words",
+    "quote_word",
+    "remote_command",
+]

@@ -1,0 +1,1 @@
+"""End-to-end tests of the SSH transport against the SSH lab (scripts/lab/ssh.sh up)."""

@@ -1,0 +1,104 @@
+"""Access to the SSH lab: N sshd hosts on 127.0.0.11.. (scripts/lab/ssh.sh up [N]).
+
+The script writes its facts to lab-run/ssh/lab.env (addresses, port, key, known_hosts,
+ssh_config); this module reads them and checks that the hosts answer. A missing part skips a
+test on a developer's machine and fails it under CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from tests.lab.docker import under_ci
+
+REPO = Path(__file__).resolve().parents[2]
+FACTS_FILE = REPO / "lab-run" / "ssh" / "lab.env"
+UP_HINT = "start the lab with: bash scripts/lab/ssh.sh up"
+
+__all__ = ["FACTS_FILE", "SshLab", "facts", "require_ssh_lab", "unavailable", "under_ci"]
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip on a developer's machine; fail under CI."""
+    message = f"SSH lab unavailable: {reason} ({UP_HINT})"
+    if under_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def facts(path: Path = FACTS_FILE) -> dict[str, str]:
+    """lab.env as a dict (KEY='value' lines)."""
+    found: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        words = shlex.split(value)
+        found[key.strip()] = words[0] if words else ""
+    return found
+
+
+@dataclass(frozen=True)
+class SshLab:
+    """The running lab: host hN is `addresses[N-1]`, its /srv/whoami holds "hN"."""
+
+    addresses: tuple[str, ...]
+    port: int
+    user: str
+    key: Path
+    known_hosts: Path
+    ssh_config: Path
+    version: str
+
+    def url(self, index: int) -> str:
+        """ssh://root@127.0.0.(10+index):PORT for host h<index> (1-based)."""
+        return f"ssh://{self.user}@{self.addresses[index - 1]}:{self.port}"
+
+    def name(self, index: int) -> str:
+        return f"h{index}"
+
+
+def _answers(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=3) as s:
+            s.settimeout(3)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+_checked: list[SshLab] = []
+
+
+def require_ssh_lab(count: int = 3) -> SshLab:
+    """The lab, with at least `count` hosts answering; skip (or fail under CI) otherwise."""
+    if _checked and len(_checked[0].addresses) >= count:
+        return _checked[0]
+    if not FACTS_FILE.is_file():
+        unavailable(f"no {FACTS_FILE.relative_to(REPO)}")
+    f = facts()
+    lab = SshLab(
+        addresses=tuple(f["SSH_HOSTS"].split()),
+        port=int(f["SSH_PORT"]),
+        user=f["SSH_USER"],
+        key=Path(f["SSH_KEY"]),
+        known_hosts=Path(f["SSH_KNOWN_HOSTS"]),
+        ssh_config=Path(f["SSH_CONFIG"]),
+        version=f.get("SSH_VERSION", ""),
+    )
+    if len(lab.addresses) < count:
+        unavailable(f"{len(lab.addresses)} hosts up, the test needs {count}")
+    for path in (lab.key, lab.known_hosts, lab.ssh_config):
+        if not path.is_file():
+            unavailable(f"no {path}")
+    down = [a for a in lab.addresses[:count] if not _answers(a, lab.port)]
+    if down:
+        unavailable(f"no sshd answers on {', '.join(down)} port {lab.port}")
+    _checked[:] = [lab]
+    return lab
