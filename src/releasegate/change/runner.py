@@ -9,7 +9,7 @@ printing: progress goes to `on_step`, the result is a RunReport.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ class StepOutcome:
     started_at: datetime
     output: str  # bounded and redacted
     failed_expects: tuple[str, ...] = ()
+    host: str = "local"
 
     @property
     def summary(self) -> str:
@@ -71,6 +72,7 @@ def run_step(
     redact: Redactor,
     cwd: Path | None,
     env: Mapping[str, str] | None = None,
+    host: str = "local",
 ) -> StepOutcome:
     """One command through the shell (the document's commands are the team's own shell
     lines), its output kept as evidence and checked against the expected output."""
@@ -87,34 +89,40 @@ def run_step(
         started_at=started,
         output=redact(_bound(output.strip())),
         failed_expects=failed,
+        host=host,
     )
 
 
 def run_change(
     doc: Document,
     *,
-    transport: Transport,
+    hosts: Sequence[tuple[str, Transport]],
     redact: Redactor,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     on_step: Callable[[StepOutcome], None] | None = None,
-    before_step: Callable[[Step], None] | None = None,
+    before_step: Callable[[Step, str], None] | None = None,
 ) -> RunReport:
+    """Each step runs on every host in turn; it passes only where it passed on all."""
     report = RunReport(doc.id)
 
     def run_all(kind: str, *, stop_at_first: bool) -> bool:
         ok = True
         for step in doc.steps_of(kind):
-            if before_step:
-                before_step(step)
-            outcome = run_step(step, transport=transport, redact=redact, cwd=cwd, env=env)
-            report.outcomes.append(outcome)
-            if on_step:
-                on_step(outcome)
-            if not outcome.ok:
-                ok = False
-                if stop_at_first:
-                    break
+            for name, transport in hosts:
+                if before_step:
+                    before_step(step, name)
+                # A remote host has no such local folder: commands start in its login dir.
+                where = cwd if name == "local" else None
+                outcome = run_step(
+                    step, transport=transport, redact=redact, cwd=where, env=env, host=name
+                )
+                report.outcomes.append(outcome)
+                if on_step:
+                    on_step(outcome)
+                ok = ok and outcome.ok
+            if not ok and stop_at_first:
+                break
         return ok
 
     if not run_all("pre", stop_at_first=False):
@@ -156,7 +164,8 @@ def render_run(doc: Document, text: str, report: RunReport, *, user: str, host: 
     """The original document byte for byte, with the Execution Log filled in and the
     evidence appended (the plan file itself is never rewritten)."""
     rows = [
-        f"| {o.started_at.astimezone():%Y-%m-%d %H:%M:%S} | {o.step.kind}: {_cell(o.step.name)} "
+        f"| {o.started_at.astimezone():%Y-%m-%d %H:%M:%S} | {o.step.kind}: {_cell(o.step.name)}"
+        f"{'' if o.host == 'local' else ' @ ' + o.host} "
         f"| {_RESULT_MARK[o.ok]} | {_cell(o.summary)} |"
         for o in report.outcomes
     ]
@@ -179,7 +188,8 @@ def render_run(doc: Document, text: str, report: RunReport, *, user: str, host: 
     ]
     for o in report.outcomes:
         evidence += [
-            f"### {o.step.kind}: {o.step.name} — {_RESULT_MARK[o.ok]} {o.summary}",
+            f"### {o.step.kind}: {o.step.name}{'' if o.host == 'local' else ' @ ' + o.host}"
+            f" — {_RESULT_MARK[o.ok]} {o.summary}",
             "",
             f"line {o.step.line}, exit {o.exit_code}, {o.duration_s:.2f}s",
             "",

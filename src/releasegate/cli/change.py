@@ -247,9 +247,19 @@ def change_approve(app: App, change_id: str, by: str, comment: str) -> int:
 
 @change.command("run")
 @click.argument("change_id", metavar="ID")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Run on this host: local or ssh://user@host[:port] (repeatable; default local).",
+)
+@click.option("--stack", "stack_name", metavar="STACK", help="Run on the hosts of this stack.")
 @click.option("--json", "as_json", is_flag=True, help="Each step and the result as JSON lines.")
 @pass_app
-def change_run(app: App, change_id: str, as_json: bool) -> int:
+def change_run(
+    app: App, change_id: str, hosts: tuple[str, ...], stack_name: str | None, as_json: bool
+) -> int:
     """Run a change record on this host: the document is the plan.
 
     \b
@@ -258,6 +268,11 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
     then the post- and functional checks. A failing step or check runs the Rollback
     Plan: ROLLED_BACK (exit 4), or FAILED (exit 1) when the rollback fails too;
     DONE+VERIFIED (exit 0) only when every check passed.
+
+    \b
+    Each step runs on every host (--host, or --stack's hosts; SSH settings from
+    ~/.ssh or RELEASEGATE_SSH_CONFIG / RELEASEGATE_KNOWN_HOSTS / RELEASEGATE_SSH_KEY)
+    and passes only where it passed on all of them.
 
     \b
     Every step's exit code, duration and output (bounded, secrets masked) is kept as
@@ -280,7 +295,6 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
     )
     from releasegate.errors import ExitCode, Refused
     from releasegate.redact import Redactor
-    from releasegate.transport.local import LocalTransport
 
     store = _store(app)
     rec = store.load(change_id)
@@ -296,6 +310,13 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
             f"change {rec.doc.id} ({rec.doc.risk}) has {approvals.summary()} approval(s)",
             hint=f"releasegate change approve {rec.doc.id} --as NAME",
         )
+    from releasegate.transport import for_host
+
+    names = list(hosts)
+    if stack_name:
+        names += [str(h) for h in app.config.stack(stack_name).hosts]
+    names = list(dict.fromkeys(names or ["local"]))
+    targets = [(name, for_host(name)) for name in names]
     ledger = app.ledger
     actor = app.actor
     redact = Redactor.from_env(dict(os.environ))
@@ -304,18 +325,18 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
         notes=rec.doc.title[:200], details={"hash": approvals.hash, "risk": rec.doc.risk},
         user=actor.user, host=actor.host, pid=actor.pid,
     )  # fmt: skip
-    open_steps: dict[int, str] = {}
+    open_steps: dict[tuple[int, str], str] = {}
 
-    def before(step: Any) -> None:
-        open_steps[step.line] = ledger.begin_action(
+    def before(step: Any, host: str) -> None:
+        open_steps[(step.line, host)] = ledger.begin_action(
             stack=LEDGER_STACK, env=LEDGER_ENV, action=f"change-{step.kind}",
-            version=rec.doc.id, parent_id=run_id, notes=step.name[:200],
+            version=rec.doc.id, parent_id=run_id, notes=f"{step.name} @ {host}"[:200],
             user=actor.user, host=actor.host, pid=actor.pid,
         )  # fmt: skip
 
     def after(outcome: Any) -> None:
         ledger.end_action(
-            open_steps.pop(outcome.step.line),
+            open_steps.pop((outcome.step.line, outcome.host)),
             "success" if outcome.ok else "fail",
             notes=outcome.summary[:200],
             details={
@@ -324,6 +345,7 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
                 "duration_s": round(outcome.duration_s, 3),
                 "output": outcome.output,
                 "failed_expects": list(outcome.failed_expects),
+                "host": outcome.host,
             },
         )
         if as_json:
@@ -335,13 +357,16 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
                     "ok": outcome.ok,
                     "summary": outcome.summary,
                     "exit_code": outcome.exit_code,
+                    "host": outcome.host,
                 }
             )
         else:
             mark = "[green]✔[/]" if outcome.ok else "[red]✘[/]"
-            app.console.print(
-                f"  {mark} {outcome.step.kind}: {outcome.step.name}: {outcome.summary}"
-            )
+            where = "" if outcome.host == "local" else f" @ {outcome.host}"
+            from rich.markup import escape  # step names are the document's text
+
+            text = f"{outcome.step.kind}: {outcome.step.name}{where}: {outcome.summary}"
+            app.console.print(f"  {mark} {escape(text)}", highlight=False)
 
     # A step may be a releasegate action (`releasegate deploy ...`): this releasegate.
     import sys
@@ -350,13 +375,17 @@ def change_run(app: App, change_id: str, as_json: bool) -> int:
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     report = run_change(
         rec.doc,
-        transport=LocalTransport(),
+        hosts=targets,
         redact=redact,
         cwd=rec.path.parent,
         env=env,
         on_step=after,
         before_step=before,
     )
+    for _name, transport in targets:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()  # SSH connections were kept open for the whole run
     status = {DONE: "success", ROLLED_BACK: "rolled_back", REFUSED: "refused"}.get(
         report.status, "fail"
     )

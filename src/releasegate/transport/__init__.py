@@ -1,7 +1,14 @@
 """Where commands run. A transport executes argv lists; it never builds shell strings."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from releasegate.transport.base import CommandResult, Transport
 from releasegate.transport.local import LocalTransport
+
+if TYPE_CHECKING:
+    from releasegate.transport.ssh import SshOptions
 
 __all__ = ["CommandResult", "LocalTransport", "Transport", "for_host"]
 
@@ -20,8 +27,26 @@ def for_host(host: str) -> Transport:
             target = SshTarget.parse(host)
         except ValueError as exc:
             raise BadInput(f"host {host!r} is not a valid ssh:// host: {exc}") from exc
-        return SshTransport(target)
+        return SshTransport(target, _ssh_options())
     raise BadInput(
         f"host {host!r}: expected 'local' or 'ssh://user@host[:port]'",
         hint="hosts: [local] or [ssh://deploy@web1:22]",
+    )
+
+
+def _ssh_options() -> SshOptions:
+    """SSH settings: ~/.ssh by default; RELEASEGATE_SSH_CONFIG, RELEASEGATE_KNOWN_HOSTS and
+    RELEASEGATE_SSH_KEY (paths) override them, e.g. for a CI job with its own key."""
+    import os
+    from pathlib import Path
+
+    from releasegate.transport.ssh import SshOptions
+
+    config = os.environ.get("RELEASEGATE_SSH_CONFIG")
+    known = os.environ.get("RELEASEGATE_KNOWN_HOSTS")
+    key = os.environ.get("RELEASEGATE_SSH_KEY")
+    return SshOptions(
+        known_hosts=Path(known) if known else None,
+        config=(Path(config),) if config else None,
+        client_keys=(Path(key),) if key else None,
     )
