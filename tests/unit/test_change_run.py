@@ -144,3 +144,48 @@ def test_a_step_can_be_a_releasegate_action(rg: Rg) -> None:
     out = rg("change", "run", "G2-010")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "exec: the ledger is reachable from the record: passed" in out.stdout
+
+
+def test_an_interrupted_run_is_seen_then_resumed_or_rolled_back(rg: Rg) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write(rg)
+    doc = rg.root / "changes/G2-010.md"
+    # The execution step hangs the first time (until killed), and passes once resumed.
+    slow = "if [ ! -f resumed ]; then touch started; sleep 60; fi\n"
+    doc.write_text(
+        doc.read_text(encoding="utf-8").replace(
+            "printf 'version=2\\n' > app.conf\n", "printf 'version=2\\n' > app.conf\n" + slow
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
+    env["RELEASEGATE_USER"] = "alice"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "releasegate", "change", "run", "G2-010"],
+        cwd=rg.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (rg.root / "changes/started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # releasegate and its step, mid-run
+    proc.wait()
+
+    out = rg("change", "run", "G2-010")
+    assert out.returncode == 3 and "interrupted" in out.stderr, out.stdout + out.stderr
+    assert "--resume" in out.stderr
+    (rg.root / "changes/resumed").touch()
+    out = rg("change", "run", "G2-010", "--resume")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "pre: the old config is there" not in out.stdout  # passed before: skipped
+    assert "DONE+VERIFIED" in out.stdout
+
+    out = rg("change", "rollback", "G2-010")
+    assert out.returncode == 4, out.stdout + out.stderr
+    assert (rg.root / "changes/app.conf").read_text() == "version=1\n"
+    assert rg("change", "run", "G2-010").returncode == 0  # after a rollback: a fresh run

@@ -102,14 +102,22 @@ def run_change(
     env: Mapping[str, str] | None = None,
     on_step: Callable[[StepOutcome], None] | None = None,
     before_step: Callable[[Step, str], None] | None = None,
+    already_done: Callable[[Step, str], bool] | None = None,
+    only_rollback: bool = False,
 ) -> RunReport:
-    """Each step runs on every host in turn; it passes only where it passed on all."""
+    """Each step runs on every host in turn; it passes only where it passed on all.
+
+    `already_done(step, host)`: steps that passed in an interrupted run being resumed
+    are not run again. `only_rollback`: run the rollback plan alone.
+    """
     report = RunReport(doc.id)
 
     def run_all(kind: str, *, stop_at_first: bool) -> bool:
         ok = True
         for step in doc.steps_of(kind):
             for name, transport in hosts:
+                if already_done is not None and already_done(step, name):
+                    continue
                 if before_step:
                     before_step(step, name)
                 # A remote host has no such local folder: commands start in its login dir.
@@ -125,6 +133,14 @@ def run_change(
                 break
         return ok
 
+    if only_rollback:
+        if not doc.steps_of("rollback"):
+            report.status, report.message = FAILED, "the document has no rollback plan"
+        elif run_all("rollback", stop_at_first=True):
+            report.status, report.message = ROLLED_BACK, "the rollback plan ran"
+        else:
+            report.status, report.message = FAILED, "the rollback plan failed"
+        return report
     if not run_all("pre", stop_at_first=False):
         bad = [o.step.name for o in report.of("pre") if not o.ok]
         report.status, report.message = REFUSED, "pre-checks failed: " + ", ".join(bad)

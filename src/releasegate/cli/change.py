@@ -255,10 +255,20 @@ def change_approve(app: App, change_id: str, by: str, comment: str) -> int:
     help="Run on this host: local or ssh://user@host[:port] (repeatable; default local).",
 )
 @click.option("--stack", "stack_name", metavar="STACK", help="Run on the hosts of this stack.")
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run: steps that passed are skipped."
+)
+@click.option("--only-rollback", is_flag=True, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="Each step and the result as JSON lines.")
 @pass_app
 def change_run(
-    app: App, change_id: str, hosts: tuple[str, ...], stack_name: str | None, as_json: bool
+    app: App,
+    change_id: str,
+    hosts: tuple[str, ...],
+    stack_name: str | None,
+    resume: bool,
+    only_rollback: bool,
+    as_json: bool,
 ) -> int:
     """Run a change record on this host: the document is the plan.
 
@@ -320,8 +330,10 @@ def change_run(
     ledger = app.ledger
     actor = app.actor
     redact = Redactor.from_env(dict(os.environ))
+    done = _interrupted_steps(app, rec.doc.id, resume=resume or only_rollback)
     run_id = ledger.begin_action(
-        stack=LEDGER_STACK, env=LEDGER_ENV, action="change-run", version=rec.doc.id,
+        stack=LEDGER_STACK, env=LEDGER_ENV,
+        action="change-rollback" if only_rollback else "change-run", version=rec.doc.id,
         notes=rec.doc.title[:200], details={"hash": approvals.hash, "risk": rec.doc.risk},
         user=actor.user, host=actor.host, pid=actor.pid,
     )  # fmt: skip
@@ -346,6 +358,7 @@ def change_run(
                 "output": outcome.output,
                 "failed_expects": list(outcome.failed_expects),
                 "host": outcome.host,
+                "step": outcome.step.name,
             },
         )
         if as_json:
@@ -381,6 +394,8 @@ def change_run(
         env=env,
         on_step=after,
         before_step=before,
+        already_done=None if only_rollback else (lambda st, h: (st.kind, st.name, h) in done),
+        only_rollback=only_rollback,
     )
     for _name, transport in targets:
         close = getattr(transport, "close", None)
@@ -486,3 +501,74 @@ def change_snapshot(app: App, as_json: bool) -> int:
         return 0
     click.echo(path.read_text(encoding="utf-8"), nl=False)
     return 0
+
+
+def _interrupted_steps(app: App, change_id: str, *, resume: bool) -> set[tuple[str, str, str]]:
+    """A previous run of this change that never finished: refuse to start over blindly.
+
+    Returns the (kind, step, host) that passed in it, which --resume skips.
+    """
+    from releasegate.errors import LockHeld, Refused
+    from releasegate.identity import pid_alive
+
+    runs = sorted(
+        (
+            r
+            for action in ("change-run", "change-rollback")
+            for r in app.ledger.actions(stack=LEDGER_STACK, action=action)
+            if r.version == change_id
+        ),
+        key=lambda r: r.seq,
+    )
+    last = runs[-1] if runs else None
+    if last is None or last.status not in ("running", "interrupted"):
+        return set()  # never run, finished, or rolled back since
+    if last.status == "running":
+        if last.host == app.actor.host and pid_alive(last.pid):
+            raise LockHeld(
+                f"change {change_id} is being run by {last.user} (pid {last.pid}, {last.host})"
+            )
+        for step in app.ledger.children(last.action_id):
+            if step.status == "running":
+                app.ledger.end_action(step.action_id, "interrupted", notes="its process died")
+        app.ledger.end_action(
+            last.action_id, "interrupted", notes=f"process {last.pid} on {last.host} died"
+        )
+    if not resume:
+        raise Refused(
+            f"the last run of change {change_id} was interrupted",
+            hint=f"releasegate change run {change_id} --resume  (skips the steps that passed), "
+            f"or: releasegate change rollback {change_id}",
+        )
+    done = set()
+    for step in app.ledger.children(last.action_id):
+        if step.status == "success" and "step" in step.details:
+            kind = step.action.removeprefix("change-")
+            done.add((kind, str(step.details["step"]), str(step.details.get("host", "local"))))
+    return done
+
+
+@change.command("rollback")
+@click.argument("change_id", metavar="ID")
+@click.option("--host", "hosts", multiple=True, metavar="HOST", help="As for `change run`.")
+@click.option("--stack", "stack_name", metavar="STACK", help="As for `change run`.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def change_rollback(
+    ctx: click.Context,
+    change_id: str,
+    hosts: tuple[str, ...],
+    stack_name: str | None,
+    as_json: bool,
+) -> int:
+    """Run only the Rollback Plan of a change (e.g. after an interrupted run)."""
+    result: int = ctx.invoke(
+        change_run,
+        change_id=change_id,
+        hosts=hosts,
+        stack_name=stack_name,
+        resume=False,
+        only_rollback=True,
+        as_json=as_json,
+    )
+    return result
