@@ -189,3 +189,19 @@ def test_an_interrupted_run_is_seen_then_resumed_or_rolled_back(rg: Rg) -> None:
     assert out.returncode == 4, out.stdout + out.stderr
     assert (rg.root / "changes/app.conf").read_text() == "version=1\n"
     assert rg("change", "run", "G2-010").returncode == 0  # after a rollback: a fresh run
+
+
+def test_high_change_needs_two_approvers_and_never_the_author(rg: Rg) -> None:
+    write(rg, risk="HIGH")
+    meta = rg.root / "changes/G2-010.meta.json"
+    meta.write_text(json.dumps({"id": "G2-010", "author": "alice", "approvals": []}))
+    assert rg("change", "approve", "G2-010", "--as", "alice").returncode == 3  # own change
+    assert rg("change", "approve", "G2-010", "--as", "bob").returncode == 0
+    out = rg("change", "run", "G2-010")
+    assert out.returncode == 3 and "1/2" in out.stderr, out.stdout + out.stderr
+    assert rg("change", "approve", "G2-010", "--as", "carol").returncode == 0
+    # an edit to the plan voids both approvals
+    doc = rg.root / "changes/G2-010.md"
+    doc.write_text(doc.read_text(encoding="utf-8").replace("version=2", "version=22"))
+    out = rg("change", "run", "G2-010")
+    assert out.returncode == 3 and "void" in out.stderr, out.stdout + out.stderr
