@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Tell the whole story on a sample app, no Docker needed.",
     ),
+    "migrate": ("releasegate.cli.migrate", "migrate", "Database migrations: lint (more to come)."),
 }
 
 EPILOG = """\b
