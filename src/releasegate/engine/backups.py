@@ -115,40 +115,34 @@ class BackupOps(EngineBase):
 
         names.check("stack", name)
         stack = self.config.stack(name)
-        protected = self._protected_backups(stack)
-        rows = []
-        for item in list_backups(Path(self.config.backups_dir), stack.name):
-            manifest = item.manifest or {}
-            rows.append(
-                {
-                    "id": item.id,
-                    "complete": item.complete,
-                    "created_at": manifest.get("created_at"),
-                    "running_version": manifest.get("running_version"),
-                    "release": manifest.get("release"),
-                    "sources": [
-                        {k: src.get(k) for k in ("name", "kind", "compressed_size", "sha256")}
-                        for src in manifest.get("sources", [])
-                    ],
-                    "protected": item.id in protected,
-                    "path": str(item.path),
-                }
-            )
-        return rows
+        sets = list_backups(Path(self.config.backups_dir), stack.name)
+        protected = self._protected_backups(stack, sets)
+        return [
+            {
+                "id": item.id,
+                "complete": item.complete,
+                "created_at": item.manifest.get("created_at"),
+                "running_version": item.running_version,
+                "release": item.release,
+                "sources": [
+                    {k: src.get(k) for k in ("name", "kind", "compressed_size", "sha256")}
+                    for src in item.sources
+                ],
+                "protected": item.id in protected,
+                "path": str(item.path),
+            }
+            for item in sets
+        ]
 
-    def _protected_backups(self, stack: Any) -> set[str]:
-        """The newest backup of the verified version and of the last good releases: the
-        ones a database rollback would need."""
-        from releasegate.backup.sets import list_backups
-
+    def _protected_backups(self, stack: Any, sets: list[Any]) -> set[str]:
+        """The newest backup (of `sets`, newest first) of the verified version and of the
+        last good releases: the ones a database rollback would need."""
         versions = {v for v in [self.ledger.verified_version(stack.name)] if v}
         versions.update(self.ledger.good_versions(stack.name)[:2])
         keep: set[str] = set()
         seen: set[tuple[str, str]] = set()
-        for item in list_backups(Path(self.config.backups_dir), stack.name):
-            manifest = item.manifest or {}
-            for key in ("release", "running_version"):
-                value = manifest.get(key)
+        for item in sets:
+            for key, value in (("release", item.release), ("running", item.running_version)):
                 if value in versions and (key, value) not in seen:
                     seen.add((key, value))
                     keep.add(item.id)
@@ -163,7 +157,7 @@ class BackupOps(EngineBase):
 
         cfg = stack.backup
         sets = list_backups(Path(self.config.backups_dir), stack.name)
-        protect = self._protected_backups(stack)
+        protect = self._protected_backups(stack, sets)
         keep, remove = select_retention(
             sets,
             keep_days=cfg.keep_days,

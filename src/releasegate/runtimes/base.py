@@ -3,14 +3,16 @@ carried out on release directories or on docker compose projects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from releasegate.model import CheckResult
 from releasegate.redact import Redactor
-from releasegate.transport.base import Transport
+from releasegate.transport.base import CommandResult, Transport
+
+EXCERPT = 2000  # characters of a command's output kept as evidence
 
 
 @dataclass
@@ -22,6 +24,36 @@ class PhaseResult:
 
     def evidence(self) -> dict[str, Any]:
         return {"commands": self.commands, **self.facts}
+
+    def run(
+        self,
+        transport: Transport,
+        redact: Redactor,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        label: str = "",
+        stdin: str | None = None,
+    ) -> CommandResult:
+        """Run one command and keep it as evidence (argv and output redacted); a failure
+        fails the phase."""
+        result = transport.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin)
+        output = (result.stdout + result.stderr).strip()
+        self.commands.append(
+            {
+                **({"phase": label} if label else {}),
+                "argv": [redact(a) for a in argv],
+                "exit_code": result.exit_code,
+                "duration_s": round(result.duration_s, 3),
+                "output": redact(output[-EXCERPT:]),
+                **({"error": result.error} if result.error else {}),
+            }
+        )
+        if not result.ok:
+            self.ok = False
+        return result
 
 
 class Runtime(Protocol):

@@ -16,7 +16,6 @@ from releasegate.runtimes import compose_commands as cc
 from releasegate.runtimes.base import PhaseResult
 from releasegate.transport.base import CommandResult, Transport
 
-EXCERPT = 2000
 PULL_TIMEOUT_S = 900.0
 UP_TIMEOUT_S = 600.0
 POLL_S = 0.5
@@ -365,29 +364,5 @@ class ComposeRuntime:
         text = (result.stderr or result.stdout).strip()
         return text.splitlines()[-1][-300:] if text else result.describe()
 
-    def _run(
-        self,
-        phase: PhaseResult,
-        argv: list[str],
-        *,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 120.0,
-        label: str = "",
-        stdin: str | None = None,
-    ) -> CommandResult:
-        result = self.transport.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin)
-        output = (result.stdout + result.stderr).strip()
-        phase.commands.append(
-            {
-                **({"phase": label} if label else {}),
-                "argv": [self.redact(a) for a in argv],
-                "exit_code": result.exit_code,
-                "duration_s": round(result.duration_s, 3),
-                "output": self.redact(output[-EXCERPT:]),
-                **({"error": result.error} if result.error else {}),
-            }
-        )
-        if not result.ok:
-            phase.ok = False
-        return result
+    def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> CommandResult:
+        return phase.run(self.transport, self.redact, argv, **kw)

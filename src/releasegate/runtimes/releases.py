@@ -5,7 +5,7 @@ systemd and cron services)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -19,7 +19,6 @@ from releasegate.transport.base import CommandResult, Transport
 
 # A team command that hangs must not hold the stack's lock forever.
 PHASE_TIMEOUT_S = 900.0
-EXCERPT = 2000
 
 
 @dataclass(frozen=True)
@@ -244,28 +243,5 @@ class ReleasesRuntime:
     def _run_all(self, phase: PhaseResult, commands: list[list[str]]) -> bool:
         return all(self._run(phase, argv).ok for argv in commands)
 
-    def _run(
-        self,
-        phase: PhaseResult,
-        argv: list[str],
-        *,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 120.0,
-        label: str = "",
-    ) -> CommandResult:
-        result = self.transport.run(argv, cwd=cwd, env=env, timeout=timeout)
-        output = (result.stdout + result.stderr).strip()
-        phase.commands.append(
-            {
-                **({"phase": label} if label else {}),
-                "argv": [self.redact(a) for a in argv],
-                "exit_code": result.exit_code,
-                "duration_s": round(result.duration_s, 3),
-                "output": self.redact(output[-EXCERPT:]),
-                **({"error": result.error} if result.error else {}),
-            }
-        )
-        if not result.ok:
-            phase.ok = False
-        return result
+    def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> CommandResult:
+        return phase.run(self.transport, self.redact, argv, **kw)
