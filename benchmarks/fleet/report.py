@@ -37,11 +37,15 @@ def median(times: Sequence[float]) -> float | None:
     return statistics.median(times) if times else None
 
 
-def medians(times: Times) -> dict[str, dict[int, float]]:
-    """The median of every (tool, hosts) cell that has runs."""
+def medians(times: Times, errors: Errors | None = None) -> dict[str, dict[int, float]]:
+    """The median of every (tool, hosts) cell that has runs and no error: a cell where one
+    run failed has no figure, whatever its other runs took."""
+    errors = errors or {}
     out: dict[str, dict[int, float]] = {}
     for tool, cells in times.items():
         for hosts, runs in cells.items():
+            if hosts in errors.get(tool, {}):
+                continue
             value = median(runs)
             if value is not None:
                 out.setdefault(tool, {})[hosts] = value
@@ -95,7 +99,7 @@ def table(
 ) -> list[str]:
     """hosts | one median per tool | releasegate / each peer; then the targets."""
     errors = errors or {}
-    med = medians(times)
+    med = medians(times, errors)
     peers = [t for t in tools if t != REFERENCE]
     header = ["hosts", *tools]
     if REFERENCE in tools:

@@ -203,10 +203,20 @@ def stop_server(host: Host) -> None:
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if Path(f"/proc/{pid}").exists():
+    if alive(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (init here may reap an orphan late)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return not any(line.split()[1:2] == ["Z"] for line in status.splitlines()
+                   if line.startswith("State:"))  # fmt: skip
 
 
 def reset_host(host: Host, http_port: int, old_artifact: Path | None) -> None:
@@ -617,8 +627,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = report.table(times, args.tools, args.hosts, errors)
     print(f"\nfleet deploy {OLD} -> {NEW}, wall time, median of {args.repeat}"
           f" ({platform.node()}, {os.cpu_count()} CPUs)")  # fmt: skip
+    if versions:
+        print(f"peers: {versions['pyinfra']}, {versions['ansible']} ({versions['python']})")
     print("\n".join(lines))
-    med = report.medians(times)
+    med = report.medians(times, errors)
     found = report.targets(med, args.hosts) if "releasegate" in args.tools else []
     if args.json:
         args.json.write_text(json.dumps({

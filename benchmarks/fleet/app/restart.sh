@@ -11,13 +11,20 @@ ADDR="$(cat /srv/bench/addr)"
 PORT="$(cat /srv/bench/port)"
 RELEASE="$(readlink -f "$APP/current")"
 
+# alive PID: the process exists and is not a zombie (an exited server whose reaping is late
+# holds no port, and `kill -0` would still succeed on it).
+alive() {
+  state="$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)"
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 if [ -s "$PIDFILE" ]; then
   pid="$(cat "$PIDFILE")"
   # Only our own server: a pid reused by something else is left alone.
   if grep -qa -e httpd -e http.server "/proc/$pid/cmdline" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
+    while alive "$pid" && [ "$i" -lt 100 ]; do
       sleep 0.05
       i=$((i + 1))
     done
