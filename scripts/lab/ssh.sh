@@ -17,7 +17,8 @@
 #   user         root, key lab-run/ssh/client_key (ed25519, no passphrase)
 #   known_hosts  lab-run/ssh/known_hosts (every host's own ed25519 host key)
 #   ssh_config   lab-run/ssh/ssh_config: `ssh -F lab-run/ssh/ssh_config h3 cat /srv/whoami`
-#   each host    /srv/whoami holds its name (h1, h2, ...); sftp is served (internal-sftp)
+#   each host    /srv/whoami holds its name (h1, h2, ...); sftp is served (internal-sftp);
+#                root's ~/.bashrc is lab-run/ssh/host_bashrc (no-op when non-interactive)
 # Logs and pid files: lab-run/ssh/hN/sshd.log, lab-run/ssh/hN/sshd.pid.
 set -euo pipefail
 
@@ -40,6 +41,7 @@ SSH_CONFIG="$SSH_DIR/ssh_config"
 FACTS="$SSH_DIR/lab.env"
 PORT_FILE="$SSH_DIR/port"
 COUNT_FILE="$SSH_DIR/count"
+HOST_BASHRC="$SSH_DIR/host_bashrc"
 APT_LOG="$SSH_DIR/apt.log"
 LOCK="$SSH_DIR/.lock"
 
@@ -159,6 +161,14 @@ check_tools() {
 
 # --- keys and files -------------------------------------------------------------------------
 
+# The .bashrc of root on every host (bind-mounted over /root/.bashrc in its namespace): Debian's
+# default does nothing for the non-interactive shells that run commands over ssh.
+write_host_bashrc() {
+  printf '%s\n' '# ~/.bashrc of root on an SSH lab host (scripts/lab/ssh.sh): nothing for' \
+    '# non-interactive shells, like a fresh server.' 'case $- in *i*) ;; *) return ;; esac' \
+    >"$HOST_BASHRC"
+}
+
 make_client_key() {
   if [ ! -s "$CLIENT_KEY" ] || [ ! -s "$CLIENT_KEY.pub" ]; then
     rm -f "$CLIENT_KEY" "$CLIENT_KEY.pub"
@@ -270,11 +280,16 @@ start_host() {
   fi
   rm -f "$pidfile"
   : >"$log"
-  # sh -c's arguments are positional ($1 = srv dir, then sshd's argv): nothing is pasted into
-  # the script text. exec: unshare, sh and sshd are one process, the pid $! below.
-  # shellcheck disable=SC2016 # $1 and $@ are for the inner sh
+  # sh -c's arguments are positional ($1 = srv dir, $2 = the hosts' root .bashrc, then sshd's
+  # argv): nothing is pasted into the script text. exec: unshare, sh and sshd are one process,
+  # the pid $! below. A host's root gets a plain .bashrc (HOST_BASHRC): bash sources root's
+  # ~/.bashrc for every command sshd runs, and this machine's (pyenv init) costs ~0.2 s of CPU
+  # a command, which a real server does not.
+  # shellcheck disable=SC2016 # $1, $2 and $@ are for the inner sh
   spawn "$log" unshare -m --propagation private sh -c \
-    'mount --bind "$1" /srv || exit 1; shift; exec "$@"' sh "$dir/srv" \
+    'mount --bind "$1" /srv || exit 1
+     if [ -e /root/.bashrc ]; then mount --bind "$2" /root/.bashrc || exit 1; fi
+     shift 2; exec "$@"' sh "$dir/srv" "$HOST_BASHRC" \
     "$SSHD" -D -e -f /dev/null \
     -o ListenAddress="$addr:$port" \
     -o HostKey="$dir/ssh_host_ed25519_key" \
@@ -376,6 +391,7 @@ cmd_up() {
   mkdir -p /run/sshd /srv
   chmod 0755 /run/sshd
   make_client_key
+  write_host_bashrc
   for ((i = 1; i <= count; i++)); do prepare_host "$i"; done
   port="$(choose_port "$count")"
   [ "$port" = "$WANT_PORT" ] || say "port $WANT_PORT is taken (not by this lab): hosts use $port"
