@@ -18,6 +18,7 @@ class Facts:
     rollback_target: str | None  # the last good version, if the release fails
     artifact: str | None  # where the version's artifact was found (None: missing)
     prepared: bool = False  # releases/<version> already complete
+    rollout: Any = None  # fleets: releasegate.fleet.strategy.Rollout (batches, failure policy)
 
 
 def _cmd(spec: Any) -> str:
@@ -78,6 +79,8 @@ def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> 
         steps.append(Step("prepare", title, {"artifact": facts.artifact}))
     if migrate and stack.commands.migrate is not None:
         steps.append(Step("migrate", f"run migrate: {_cmd(stack.commands.migrate)}"))
+    if facts.rollout is not None and migrate:  # a fleet deploy: batches of hosts
+        return [*steps, _rollout_step(stack, version, facts)]
     steps.append(
         Step("switch", f"switch {stack.dir}/current: {facts.running or '(none)'} -> {version}")
     )
@@ -88,6 +91,23 @@ def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> 
         Step("smoke", f"smoke {version}: {names}", {"checks": [c.name for c in stack.smoke]})
     )
     return steps
+
+
+def _rollout_step(stack: Any, version: str, facts: Facts) -> Step:
+    rollout = facts.rollout
+    restart = _cmd(stack.commands.restart)
+    names = ", ".join(c.name for c in stack.smoke) or "no checks"
+    each = (
+        f"on each host: switch {stack.dir}/current -> {version}"
+        + (f", run restart: {restart}" if restart else "")
+        + f", smoke ({names})"
+    )
+    batches = [list(b) for b in rollout.batches]
+    return Step(
+        "rollout",
+        f"roll out {rollout.describe()}; {each}",
+        {"batches": batches, "allowed_failures": rollout.allowed_failures},
+    )
 
 
 def plan_deploy(
@@ -129,6 +149,11 @@ def plan_deploy(
         )
     on_fail = facts.rollback_target or "nothing (no earlier good version)"
     notes = f"if switch, restart or smoke fails: roll back to {on_fail}"
+    if facts.rollout is not None:
+        notes = (
+            f"if more than {facts.rollout.allowed_failures} host(s) fail switch, restart or "
+            f"smoke: every host that switched goes back to {on_fail}"
+        )
     return Plan(
         "deploy",
         stack.name,

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from releasegate.model import CheckResult
+from releasegate.ops import Get, HttpReply, Program, Sleep, cmd, run_sync
 from releasegate.redact import Redactor
+from releasegate.transport.base import CommandResult
 
 if TYPE_CHECKING:
     import threading
@@ -47,20 +50,9 @@ def run_checks(
     source = clients or HttpClientSource()
     try:
         for check in checks:
-            client = source.get(checks) if getattr(check, "http", None) else None
             started = time.monotonic()
-            if client is not None:
-                result = http_check(check, version=version, client=client, sleep=sleep)
-            else:
-                result = command_check(
-                    check,
-                    version=version,
-                    transport=transport,
-                    cwd=cwd,
-                    env=env,
-                    redact=redact,
-                    sleep=sleep,
-                )
+            program = check_program(check, version=version, cwd=cwd, env=env, redact=redact)
+            result = run_sync(program, transport, http=source, sleep=sleep)
             # The check's own time, retries included: what a deploy spends waiting on the service.
             result.evidence.setdefault("duration_s", round(time.monotonic() - started, 3))
             results.append(result)
@@ -70,6 +62,11 @@ def run_checks(
         if own:
             source.close()
     return results
+
+
+@dataclass(frozen=True)
+class _Url:
+    http: str
 
 
 def _needs_tls(checks: Iterable[Any]) -> bool:
@@ -134,6 +131,9 @@ class HttpClientSource:
             self._client, self._tls = _make_client(tls), tls
         return self._client
 
+    def client_for(self, url: str) -> httpx.Client:
+        return self.get([_Url(url)])
+
     def close(self) -> None:
         if self._thread is not None:
             self._thread.join()
@@ -147,12 +147,19 @@ def _expand(template: str | None, version: str) -> str | None:
     return None if template is None else template.replace("{version}", version)
 
 
-def http_check(
-    check: Any, *, version: str, client: httpx.Client, sleep: Callable[[float], None]
-) -> CheckResult:
-    import httpx
+def check_program(check: Any, *, version: str, **kw: Any) -> Program[CheckResult]:
+    """The check as a program of operations (see releasegate.ops): HTTP checks GET from the
+    controller, command checks run on the host. `url` overrides an HTTP check's URL (a
+    fleet puts each host's address in it)."""
+    if getattr(check, "http", None):
+        return http_check(check, version=version, url=kw.get("url"))
+    return command_check(
+        check, version=version, cwd=kw.get("cwd"), env=kw.get("env", {}), redact=kw["redact"]
+    )
 
-    url: str = check.http
+
+def http_check(check: Any, *, version: str, url: str | None = None) -> Program[CheckResult]:
+    url = url or check.http
     contains = _expand(check.body_contains, version)
     pattern = _expand(check.body_matches, version)
     regex = re.compile(pattern) if pattern else None
@@ -163,26 +170,24 @@ def http_check(
         if remaining <= 0:
             break
         record: dict[str, Any] = {"attempt": attempt + 1}
-        started = time.monotonic()
-        try:
-            response = client.get(url, timeout=remaining)
-            latency_ms = (time.monotonic() - started) * 1000
-            body = response.text
+        reply: HttpReply = yield Get(url, remaining)
+        problems = []
+        if reply.error is not None:
+            record["error"] = reply.error
+            problems = [reply.error]
+        else:
+            body = reply.text
             record.update(
-                status=response.status_code, latency_ms=round(latency_ms, 1), body=body[:EXCERPT]
+                status=reply.status, latency_ms=round(reply.latency_ms, 1), body=body[:EXCERPT]
             )
-            problems = []
-            if response.status_code != check.expect_status:
-                problems.append(f"status {response.status_code}, expected {check.expect_status}")
+            if reply.status != check.expect_status:
+                problems.append(f"status {reply.status}, expected {check.expect_status}")
             if contains is not None and contains not in body:
                 problems.append(f"body does not contain {contains!r}")
             if regex is not None and not regex.search(body):
                 problems.append(f"body does not match /{regex.pattern}/")
-            if check.latency_ms is not None and latency_ms > check.latency_ms:
-                problems.append(f"took {latency_ms:.0f} ms, budget {check.latency_ms} ms")
-        except httpx.HTTPError as exc:
-            record["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            problems = [record["error"]]
+            if check.latency_ms is not None and reply.latency_ms > check.latency_ms:
+                problems.append(f"took {reply.latency_ms:.0f} ms, budget {check.latency_ms} ms")
         record["ok"] = not problems
         if problems:
             record["problems"] = problems
@@ -196,7 +201,7 @@ def http_check(
                 {"url": url, "attempts": attempts},
             )
         if attempt < check.retries:
-            sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
+            yield Sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
     last = attempts[-1]["problems"][0] if attempts else "no attempt fit in the time budget"
     return CheckResult(
         check.name,
@@ -212,21 +217,20 @@ def command_check(
     check: Any,
     *,
     version: str,
-    transport: Transport,
-    cwd: Path | None,
+    cwd: PurePosixPath | Path | None,
     env: Mapping[str, str],
     redact: Redactor,
-    sleep: Callable[[float], None],
-) -> CheckResult:
+) -> Program[CheckResult]:
     argv = check.command.argv()
     expect = _expand(check.expect_output, version)
     deadline = time.monotonic() + check.timeout
     attempts: list[dict[str, Any]] = []
+    where = PurePosixPath(str(cwd)) if cwd is not None else None
     for attempt in range(check.retries + 1):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        result = transport.run(argv, cwd=cwd, env=env, timeout=remaining)
+        result: CommandResult = yield cmd(argv, cwd=where, env=env, timeout=remaining)
         problems = []
         if not result.ok:
             problems.append(result.describe())
@@ -250,7 +254,7 @@ def command_check(
                 {"argv": [redact(a) for a in argv], "attempts": attempts},
             )
         if attempt < check.retries:
-            sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
+            yield Sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
     last = attempts[-1]["problems"][0] if attempts else "no attempt fit in the time budget"
     return CheckResult(
         check.name,

@@ -59,7 +59,10 @@ stacks:
   web-prod:
     env: prod
     runtime: releases
-    hosts: [local, "ssh://deploy@web1.example.com", "ssh://deploy@[2001:db8::1]:2222"]
+    hosts:
+      - "ssh://deploy@web1.example.com"
+      - {host: "ssh://deploy@[2001:db8::1]:2222", roles: [web, migrate]}
+    fleet: {strategy: rolling, batch: 50%, max_failures: 1, pause: 2}
     dir: /srv/web-prod
     artifacts: ../shared-artifacts
     keep_releases: 10
@@ -153,13 +156,14 @@ def test_full_smoke_checks(full: Config) -> None:
 
 def test_full_prod_stacks(full: Config, tmp_path: Path) -> None:
     prod = full.stack("web-prod")
-    assert [(h.kind, h.user, h.address, h.port) for h in prod.hosts] == [
-        ("local", None, None, None),
-        ("ssh", "deploy", "web1.example.com", 22),
-        ("ssh", "deploy", "2001:db8::1", 2222),
+    assert [(h.kind, h.user, h.address, h.port, h.roles) for h in prod.hosts] == [
+        ("ssh", "deploy", "web1.example.com", 22, ()),
+        ("ssh", "deploy", "2001:db8::1", 2222, ("web", "migrate")),
     ]
+    assert [h.label for h in prod.hosts] == ["web1.example.com", "[2001:db8::1]:2222"]
+    assert prod.is_fleet and (prod.fleet.strategy, prod.fleet.batch) == ("rolling", "50%")
+    assert (prod.fleet.max_failures, prod.fleet.pause) == (1, 2)
     assert [str(h) for h in prod.hosts] == [
-        "local",
         "ssh://deploy@web1.example.com:22",
         "ssh://deploy@[2001:db8::1]:2222",
     ]

@@ -137,6 +137,9 @@ class App:
         elif event.kind == "check":
             mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
             c.print(f"      {mark} {event.message}")
+        elif event.kind == "host":  # a fleet: one line per host as it finishes a phase
+            mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
+            c.print(f"      {mark} {event.step} {event.message}", highlight=False)
         elif event.kind == "message":
             c.print(f"  ! {event.message}", style="yellow")
 
@@ -163,6 +166,7 @@ class App:
                         "record": out.record_path,
                         "action_id": out.action_id,
                         "steps": out.steps,
+                        **({"hosts": out.details["hosts"]} if "hosts" in out.details else {}),
                         "followups": [
                             {
                                 "action": f.action,

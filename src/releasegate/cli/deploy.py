@@ -24,6 +24,29 @@ pass_app = click.make_pass_decorator(App)
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Events and the result as JSON lines.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["all", "rolling", "canary"]),
+    help="Fleets: every host at once, batches of --batch hosts, or --canary host(s) first.",
+)
+@click.option("--batch", metavar="N|N%", help="Fleets, rolling: hosts per batch (3 or 25%).")
+@click.option("--canary", type=click.IntRange(min=1), help="Fleets, canary: hosts smoked first.")
+@click.option("--pause", type=click.FloatRange(min=0), help="Fleets: seconds between batches.")
+@click.option(
+    "--max-failures",
+    metavar="N|N%",
+    help="Fleets: hosts that may fail before the whole fleet goes back (default 0).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    help="Fleets: hosts worked on at once (capped by the open-file limit).",
+)
+@click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Fleets: trust hosts missing from known_hosts (their keys are added and recorded).",
+)
 @pass_app
 def deploy(
     app: App,
@@ -35,6 +58,13 @@ def deploy(
     skip_backup: bool,
     dry_run: bool,
     as_json: bool,
+    strategy: str | None,
+    batch: str | None,
+    canary: int | None,
+    pause: float | None,
+    max_failures: str | None,
+    parallel: int | None,
+    accept_new_host_keys: bool,
 ) -> int:
     """Deploy VERSION to STACK (whose environment must be ENV).
 
@@ -46,16 +76,45 @@ def deploy(
     and an execution record (Markdown) is written.
 
     \b
+    Fleets (a stack with ssh:// hosts): the artifact is uploaded to every host
+    (checked by sha256) and prepared there; then hosts are switched, restarted and
+    smoked batch by batch (`fleet:` in releasegate.yaml, or the options below). If
+    more hosts fail than --max-failures allows, every host that switched goes back
+    to the last good version and is smoked: the fleet stays on one version. A host
+    that cannot be reached refuses the deploy before anything changes.
+
+    \b
     Examples:
       releasegate deploy web-staging staging v2
       releasegate deploy web-prod prod v2 --dry-run
       releasegate deploy web-prod prod v3 --force --reason "hotfix INC-42"
+      releasegate deploy web-prod prod v4 --strategy rolling --batch 25% --pause 10
+      releasegate deploy web-prod prod v4 --strategy canary --canary 1 --json
+
+    \b
+    Exit codes: 0 live, 1 failed, 2 bad input, 3 refused (a gate), 4 rolled back,
+    5 the stack is locked.
     """
     app.json = as_json
     engine = app.engine()
+    engine.accept_new_host_keys = accept_new_host_keys
+    rollout = rollout_options(
+        strategy=strategy,
+        batch=batch,
+        canary=canary,
+        pause=pause,
+        max_failures=max_failures,
+        parallel=parallel,
+    )
     if dry_run:
         plan = engine.plan_deploy(
-            stack, env, version, force=force, reason=reason, skip_backup=skip_backup
+            stack,
+            env,
+            version,
+            force=force,
+            reason=reason,
+            skip_backup=skip_backup,
+            rollout=rollout,
         )
         if as_json:
             print_json({"plan": plan})
@@ -70,8 +129,36 @@ def deploy(
         app.console.print("dry run: nothing was changed", style="dim")
         return 0
     return app.finish(
-        engine.deploy(stack, env, version, force=force, reason=reason, skip_backup=skip_backup)
+        engine.deploy(
+            stack,
+            env,
+            version,
+            force=force,
+            reason=reason,
+            skip_backup=skip_backup,
+            rollout=rollout,
+        )
     )
+
+
+def rollout_options(**given: object) -> dict[str, object]:
+    """The fleet options that were given; `N` or `N%` shares checked here."""
+    import re
+
+    from releasegate.errors import BadInput
+
+    chosen = {k: v for k, v in given.items() if v is not None}
+    for key in ("batch", "max_failures"):
+        if key in chosen:
+            text = str(chosen[key]).strip()
+            if re.fullmatch(r"\d{1,6}", text):
+                chosen[key] = int(text)
+            elif not re.fullmatch(r"(100|[1-9]?[0-9])%", text):
+                flag = "--" + key.replace("_", "-")
+                raise BadInput(f"{flag} {text!r}: expected a number of hosts or a share like 25%")
+    if chosen.get("batch") == 0:
+        raise BadInput("--batch 0: a batch is at least one host")
+    return chosen
 
 
 @click.command()

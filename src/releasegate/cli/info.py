@@ -37,6 +37,11 @@ def status(app: App, as_json: bool) -> int:
         table.add_row(row.stack, row.env, row.running or "-", last, row.verified or "-", lock)
     app.console.print(table)
     for row in rows:
+        if row.hosts is not None and not row.mixed:
+            app.console.print(f"{row.stack}: all {len(row.hosts)} host(s) on {row.running}")
+        elif row.hosts is not None:
+            for host, state in row.hosts.items():
+                app.console.print(f"{row.stack} {host}: {state or 'no release'}")
         for warning in row.warnings:
             app.console.print(f"[yellow]warning[/yellow] {row.stack}: {warning}")
     return 0

@@ -236,13 +236,43 @@ class ComposeConfig(StrictModel):
     rules: Annotated[list[ComposeRule], AfterValidator(unique("rule"))] | None = None
 
 
+# ---- fleets ----------------------------------------------------------------------
+
+_SHARE = r"^(100|[1-9]?[0-9])%$"
+Share = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=_SHARE)]  # 3 or "10%"
+
+
+class FleetConfig(StrictModel):
+    """How a deploy reaches a stack's hosts (see releasegate.fleet.strategy)."""
+
+    strategy: Literal["all", "rolling", "canary"] = "all"
+    batch: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=_SHARE)] = 1  # rolling
+    canary: Annotated[int, Field(ge=1)] = 1  # canary: hosts in the first batch
+    pause: Annotated[float, Field(ge=0, le=3600)] = 0.0  # seconds between batches
+    # Hosts that may fail before the whole fleet goes back: 0 (default) or a share "10%".
+    max_failures: Share = 0
+    parallel: Annotated[int, Field(ge=1, le=1024)] = 32  # hosts worked on at once
+    connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+def unique_hosts(hosts: list[Host]) -> list[Host]:
+    seen: set[str] = set()
+    for host in hosts:
+        if str(host) in seen:
+            fail(f"host '{host}' is listed twice")
+        seen.add(str(host))
+    if len(hosts) > 1 and any(h.is_local for h in hosts):
+        fail("'local' cannot be one host of several: list ssh:// hosts only")
+    return hosts
+
+
 # ---- stacks and the file ---------------------------------------------------------
 
 
 class StackConfig(StrictModel):
     env: EnvName
     runtime: Runtime
-    hosts: Annotated[list[Host], Field(min_length=1), AfterValidator(unique("host"))] = Field(
+    hosts: Annotated[list[Host], Field(min_length=1), AfterValidator(unique_hosts)] = Field(
         default_factory=local_hosts
     )
     dir: ResolvedPath
@@ -258,6 +288,7 @@ class StackConfig(StrictModel):
     backup: BackupConfig = Field(default_factory=BackupConfig)
     preflight: PreflightConfig = Field(default_factory=PreflightConfig)
     compose: ComposeConfig | None = None
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
 
     _name: str = PrivateAttr(default="")
 
@@ -282,7 +313,14 @@ class StackConfig(StrictModel):
             fail("artifacts: required for runtime releases")
         if self.runtime == "releases" and "compose" in self.model_fields_set:
             fail("compose: only for runtime compose")
+        if self.is_fleet and self.runtime != "releases":
+            fail("hosts: ssh:// hosts are for runtime releases (compose on hosts comes later)")
         return self
+
+    @property
+    def is_fleet(self) -> bool:
+        """Deployed over SSH (one host or many), through releasegate.fleet."""
+        return any(not h.is_local for h in self.hosts)
 
     @property
     def compose_files(self) -> list[str]:

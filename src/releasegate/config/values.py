@@ -317,21 +317,35 @@ def parse_host(text: str) -> dict[str, Any]:
 
 
 class Host(StrictModel):
-    """Where a stack runs: `local`, or `ssh://user@address:port` (port 22 if not given)."""
+    """Where a stack runs: `local`, or `ssh://user@address:port` (port 22 if not given),
+    or `{host: ssh://..., roles: [web, migrate]}` to give it roles."""
 
     kind: Literal["local", "ssh"]
     user: Annotated[str, AfterValidator(_check_user)] | None = None
     address: Annotated[str, AfterValidator(_check_address)] | None = None
     port: Annotated[int, AfterValidator(_check_port)] | None = None
+    roles: tuple[Label, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
         if isinstance(value, str):
             return parse_host(value)
+        if isinstance(value, dict) and "host" in value:
+            extra = sorted(set(value) - {"host", "roles"})
+            if extra:
+                fail(f"unknown key '{extra[0]}' in a host: a host takes 'host' and 'roles'")
+            if not isinstance(value["host"], str):
+                fail("host: expected 'ssh://user@host[:port]'")
+            roles = value.get("roles", [])
+            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+                fail("roles: expected a list of names, e.g. [web, migrate]")
+            if len(set(roles)) != len(roles):
+                fail("roles: a role is listed twice")
+            return {**parse_host(value["host"]), "roles": tuple(roles)}
         if isinstance(value, dict | Host):
             return value  # direct construction in code
-        fail("expected 'local' or 'ssh://user@host[:port]'")
+        fail("expected 'local', 'ssh://user@host[:port]' or {host: ..., roles: [...]}")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -344,6 +358,14 @@ class Host(StrictModel):
     @property
     def is_local(self) -> bool:
         return self.kind == "local"
+
+    @property
+    def label(self) -> str:
+        """How output names the host: its address, with the port when it is not 22."""
+        if self.kind == "local" or not self.address:
+            return "local"
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return address if self.port == 22 else f"{address}:{self.port}"
 
     def __str__(self) -> str:
         if self.kind == "local":

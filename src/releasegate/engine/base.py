@@ -60,6 +60,8 @@ class StackStatus:
     lock: dict[str, Any] | None
     interrupted: list[ActionRecord]
     warnings: list[str]
+    hosts: dict[str, str | None] | None = None  # fleets: each host's version ("unreachable")
+    mixed: bool = False  # fleets: hosts run different versions
 
 
 def _evidence(step: StepResult) -> dict[str, Any]:
@@ -77,6 +79,10 @@ class EngineBase:
         self.actor = actor
         self.emit: Emit = emit or (lambda _e: None)
         self.http = HttpClientSource()  # smoke's HTTP client, built while commands run
+        # Fleets: --strategy/--batch/--parallel/... of this run (over the stack's `fleet:`).
+        self.rollout_overrides: dict[str, Any] = {}
+        # Accept (and record) host keys that known_hosts does not have: --accept-new-host-keys.
+        self.accept_new_host_keys = False
 
     def stack(self, name: str, env: str) -> Any:
         names.check("stack", name)
@@ -90,6 +96,8 @@ class EngineBase:
         return stack
 
     def _runtime(self, stack: Any, token: str) -> Runtime:
+        if stack.is_fleet:
+            return self._fleet_runtime(stack, token)
         transport = for_host(str(stack.hosts[0]) if stack.hosts else "local")
         if stack.runtime == "compose":
             from releasegate.runtimes.compose import ComposeRuntime
@@ -98,6 +106,45 @@ class EngineBase:
         from releasegate.runtimes.releases import ReleasesRuntime
 
         return ReleasesRuntime(stack, transport, self._redactor(stack), token)
+
+    def _fleet_runtime(self, stack: Any, token: str) -> Runtime:
+        from releasegate.fleet.runtime import FleetRuntime
+        from releasegate.fleet.strategy import fd_limit, parallel_cap
+        from releasegate.transport import ssh_options
+
+        wanted = self.rollout_overrides.get("parallel") or stack.fleet.parallel
+        fleet = FleetRuntime(
+            stack,
+            self._redactor(stack),
+            token,
+            options=ssh_options(
+                connect_timeout=stack.fleet.connect_timeout,
+                accept_new=self.accept_new_host_keys,
+            ),
+            parallel=parallel_cap(wanted, fd_limit()),
+        )
+
+        def progress(phase: str, host: str, ok: bool, summary: str) -> None:
+            self.emit(
+                Event(
+                    "host",
+                    stack.name,
+                    step=phase,
+                    ok=ok,
+                    message=f"{host}: {summary}",
+                    data={"host": host},
+                )
+            )
+
+        fleet.on_host = progress
+        return fleet  # type: ignore[return-value]  # Runtime.transport: the first host's
+
+    @staticmethod
+    def _release(runtime: Runtime) -> None:
+        """Close what a runtime holds open (a fleet's SSH connections and event loop)."""
+        close = getattr(runtime, "close", None)
+        if close is not None:
+            close()
 
     def _env_sources(self, stack: Any) -> list[dict[str, str]]:
         """Where secrets come from: the environment, env_vars, the stack's .env files."""
@@ -226,6 +273,14 @@ class EngineBase:
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         if not stack.smoke:
             return True, "no smoke checks configured", [], {}
+        if getattr(runtime, "is_fleet", False):  # each host smoked on its own
+            phase = runtime.smoke(version)  # type: ignore[attr-defined]
+            checks = [
+                CheckResult(f"{c['name']}@{h}", c["ok"], f"{h}: {c['summary']}")
+                for h, o in phase.facts.get("hosts", {}).items()
+                for c in o.get("checks", [])
+            ]
+            return phase.ok, phase.summary, checks, phase.facts
         results = run_checks(
             list(stack.smoke),
             version=version,

@@ -4,12 +4,14 @@ recovery after a crash, status."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from releasegate import locks, names
 from releasegate.engine.base import RunOutcome, StackStatus
 from releasegate.engine.compose_ops import ComposeOps
+from releasegate.engine.fleet_ops import FleetOps, RolloutResult
 from releasegate.errors import BadInput, ExitCode
 from releasegate.gates import preflight as pf
 from releasegate.gates.promotion import promotion_check
@@ -19,7 +21,7 @@ from releasegate.plan import Facts, plan_deploy, plan_rollback
 from releasegate.runtimes.base import Runtime
 
 
-class Engine(ComposeOps):
+class Engine(FleetOps, ComposeOps):
     def facts(self, stack: Any, runtime: Runtime, version: str) -> Facts:
         running = runtime.running_version()
         good = [v for v in self.ledger.good_versions(stack.name) if v != version]
@@ -28,6 +30,7 @@ class Engine(ComposeOps):
             rollback_target=good[0] if good else None,
             artifact=runtime.describe_artifact(version),
             prepared=runtime.is_prepared(version),
+            rollout=self.rollout_for(stack),
         )
 
     def plan_deploy(
@@ -39,22 +42,34 @@ class Engine(ComposeOps):
         force: bool = False,
         reason: str = "",
         skip_backup: bool = False,
+        rollout: dict[str, Any] | None = None,
     ) -> Plan:
         stack = self.stack(name, env)
         names.check("version", version)
+        self.rollout_overrides = dict(rollout or {})
         runtime = self._runtime(stack, "plan")
-        return plan_deploy(
-            stack,
-            version,
-            self.facts(stack, runtime, version),
-            forced=force,
-            reason=reason,
-            skip_backup=skip_backup,
-        )
+        try:
+            return plan_deploy(
+                stack,
+                version,
+                self.facts(stack, runtime, version),
+                forced=force,
+                reason=reason,
+                skip_backup=skip_backup,
+            )
+        finally:
+            self._release(runtime)
 
     def _preflight_checks(
         self, stack: Any, runtime: Runtime, version: str | None
     ) -> list[CheckResult]:
+        if getattr(runtime, "is_fleet", False):
+            fleet_checks: list[CheckResult] = runtime.preflight(version)  # type: ignore[attr-defined]
+            for check in fleet_checks:
+                self.emit(
+                    Event("check", stack.name, step="preflight", ok=check.ok, message=check.summary)
+                )
+            return fleet_checks
         cfg = stack.preflight
         root = PurePosixPath(str(stack.dir))
         checks = [pf.disk_check(runtime.transport, runtime.disk_path(), cfg.disk_free_min_percent)]
@@ -81,26 +96,32 @@ class Engine(ComposeOps):
         force: bool = False,
         reason: str = "",
         skip_backup: bool = False,
+        rollout: dict[str, Any] | None = None,
     ) -> RunOutcome:
         stack = self.stack(name, env)
         names.check("version", version)
+        self.rollout_overrides = dict(rollout or {})
         if force and not reason.strip():
             raise BadInput("--force needs --reason TEXT: say why; it is recorded with your name")
         if skip_backup and not reason.strip():
             raise BadInput("--skip-backup needs --reason TEXT: say why; it is recorded")
+        self.rollout_for(stack)  # a bad --strategy/--batch is refused before anything starts
         token = os.urandom(6).hex()
-        runtime = self._runtime(stack, token)
         with self._locked(stack, "deploy", version, token):
-            recovered = self._recover(stack, runtime)
-            plan = plan_deploy(
-                stack,
-                version,
-                self.facts(stack, runtime, version),
-                forced=force,
-                reason=reason,
-                skip_backup=skip_backup,
-            )
-            out = self._run_deploy(stack, runtime, plan)
+            runtime = self._runtime(stack, token)
+            try:
+                recovered = self._recover(stack, runtime)
+                plan = plan_deploy(
+                    stack,
+                    version,
+                    self.facts(stack, runtime, version),
+                    forced=force,
+                    reason=reason,
+                    skip_backup=skip_backup,
+                )
+                out = self._run_deploy(stack, runtime, plan)
+            finally:
+                self._release(runtime)
             out.followups[:0] = recovered
             return out
 
@@ -239,6 +260,12 @@ class Engine(ComposeOps):
                 )
 
         failed: StepResult | None = None
+        rolled: RolloutResult | None = None
+        if "rollout" in steps:  # a fleet: batches of hosts, each switched, restarted, smoked
+            rollout = self.rollout_for(stack)
+            assert rollout is not None  # a plan has a rollout step only for a fleet
+            rolled = self._roll_out(out, stack, runtime, rollout, previous)
+            failed = rolled.failed
         for name, body in (
             ("switch", lambda: self._phase(runtime.switch(version))),
             ("restart", lambda: self._phase(runtime.restart(version, previous))),
@@ -271,6 +298,14 @@ class Engine(ComposeOps):
                     hint="no earlier good version to roll back to",
                 )
             self._close(out, "failed", ExitCode.FAILED, why, ledger_status="fail", notes=why[:200])
+            if rolled is not None:  # the hosts that switched go back; lost ones are named
+                back = [h for h in rolled.switched if h not in rolled.lost]
+                runtime.narrow(back)  # type: ignore[attr-defined]
+                if rolled.lost:
+                    why += f"; unreachable, left as they are: {', '.join(rolled.lost)}"
+                if not back:
+                    out.message = f"{why}; no host had switched: nothing to roll back"
+                    return out
             rb = self._run_rollback(stack, runtime, target, from_version=version, automatic=True)
             out.followups.append(rb)
             if rb.status == "success":
@@ -589,7 +624,16 @@ class Engine(ComposeOps):
         rows = []
         for name, stack in self.config.stacks.items():
             runtime = self._runtime(stack, "status")
-            running = runtime.running_version()
+            hosts: dict[str, str | None] | None = None
+            try:
+                if getattr(runtime, "is_fleet", False):
+                    hosts = runtime.host_states()  # type: ignore[attr-defined]
+                    seen = Counter(v for v in hosts.values() if v and v != "unreachable")
+                    running = seen.most_common(1)[0][0] if seen else None
+                else:
+                    running = runtime.running_version()
+            finally:
+                self._release(runtime)
             last = self.ledger.last_deploy(name)
             verified = self.ledger.verified_version(name)
             interrupted = [
@@ -623,6 +667,15 @@ class Engine(ComposeOps):
                         f"lock held by a dead process ({locks.describe(lk)}); "
                         "the next deploy takes it over"
                     )
+            mixed = hosts is not None and len(set(hosts.values())) > 1
+            if hosts is not None and mixed:
+                by_version: dict[str, list[str]] = {}
+                for host, seen_version in hosts.items():
+                    by_version.setdefault(seen_version or "no release", []).append(host)
+                warnings.append(
+                    "mixed fleet: "
+                    + "; ".join(f"{v} on {', '.join(h)}" for v, h in sorted(by_version.items()))
+                )
             for rec in interrupted:
                 warnings.append(
                     f"{rec.action} of {rec.version} was interrupted; "
@@ -639,6 +692,8 @@ class Engine(ComposeOps):
                     lock,
                     interrupted,
                     warnings,
+                    hosts,
+                    mixed,
                 )
             )
         return rows

@@ -9,7 +9,7 @@ from typing import Any
 
 from releasegate.model import CheckResult
 from releasegate.redact import Redactor
-from releasegate.transport.base import Transport
+from releasegate.transport.base import CommandResult, Transport
 
 
 def parse_df(output: str) -> tuple[int, int]:
@@ -40,6 +40,16 @@ def existing_parent(path: PurePosixPath) -> Path:
 def disk_check(transport: Transport, path: PurePosixPath, min_percent: float) -> CheckResult:
     where = existing_parent(path)
     result = transport.run(["df", "-Pk", "--", str(where)], timeout=30)
+    return disk_verdict(str(where), result, min_percent)
+
+
+def remote_df(path: PurePosixPath) -> list[str]:
+    """`df` of the nearest existing parent of `path`, found on the host itself."""
+    script = 'p=$1; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done; df -Pk -- "$p"'
+    return ["sh", "-c", script, "sh", str(path)]
+
+
+def disk_verdict(where: str, result: CommandResult, min_percent: float) -> CheckResult:
     if not result.ok:
         return CheckResult("disk-free", False, f"df failed on {where}: {result.describe()}")
     avail, total = parse_df(result.stdout)
@@ -64,8 +74,15 @@ def disk_check(transport: Transport, path: PurePosixPath, min_percent: float) ->
 
 
 def command_present(transport: Transport, name: str) -> CheckResult:
+    return command_verdict(name, transport.run(which(name), timeout=30))
+
+
+def which(name: str) -> list[str]:
     # The name is the shell's positional parameter, never part of the script.
-    result = transport.run(["sh", "-c", 'command -v -- "$1"', "sh", name], timeout=30)
+    return ["sh", "-c", 'command -v -- "$1"', "sh", name]
+
+
+def command_verdict(name: str, result: CommandResult) -> CheckResult:
     if result.ok:
         return CheckResult(
             f"command:{name}",

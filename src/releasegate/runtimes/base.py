@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from releasegate.model import CheckResult
+from releasegate.ops import Program, cmd
 from releasegate.redact import Redactor
 from releasegate.transport.base import CommandResult, Transport
 
@@ -40,6 +41,18 @@ class PhaseResult:
         """Run one command and keep it as evidence (argv and output redacted); a failure
         fails the phase."""
         result = transport.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin)
+        return self.record(redact, argv, result, label)
+
+    def step(
+        self, redact: Redactor, argv: list[str], *, label: str = "", **kw: Any
+    ) -> Program[CommandResult]:
+        """`run` as an operation: `result = yield from phase.step(redact, argv, ...)`."""
+        result: CommandResult = yield cmd(argv, **kw)
+        return self.record(redact, argv, result, label)
+
+    def record(
+        self, redact: Redactor, argv: list[str], result: CommandResult, label: str = ""
+    ) -> CommandResult:
         output = (result.stdout + result.stderr).strip()
         self.commands.append(
             {

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from releasegate.model import CheckResult
+from releasegate.ops import Program, Put, cmd, run_sync
 from releasegate.redact import Redactor
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import PhaseResult
@@ -73,13 +74,25 @@ class ReleasesRuntime:
         path = Path(str(self.root / "current"))
         return path if path.exists() else None
 
+    @property
+    def remote(self) -> bool:
+        """Artifacts live on the controller; a remote host gets them uploaded."""
+        return getattr(self.transport, "name", "local") != "local"
+
     def running_version(self) -> str | None:
-        result = self.transport.run(rc.read_current(self.root), timeout=30)
+        return run_sync(self.running_version_ops(), self.transport)
+
+    def running_version_ops(self) -> Program[str | None]:
+        result: CommandResult = yield cmd(rc.read_current(self.root), timeout=30)
         return rc.version_from_link(result.stdout) if result.ok and result.stdout.strip() else None
 
     def is_prepared(self, version: str) -> bool:
+        return run_sync(self.is_prepared_ops(version), self.transport)
+
+    def is_prepared_ops(self, version: str) -> Program[bool]:
         marker = rc.release_dir(self.root, version) / rc.MARKER
-        return self.transport.run(["test", "-f", str(marker)], timeout=30).ok
+        result: CommandResult = yield cmd(["test", "-f", str(marker)], timeout=30)
+        return result.ok
 
     def present_releases(self) -> list[str]:
         result = self.transport.run(rc.list_releases(self.root), timeout=30)
@@ -101,15 +114,19 @@ class ReleasesRuntime:
         )
         return env
 
-    # -- phases --------------------------------------------------------------------------
+    # -- phases (each a program of operations: see releasegate.ops) -----------------------
     def prepare(self, version: str, previous: str | None) -> PhaseResult:
+        return run_sync(self.prepare_ops(version, previous), self.transport)
+
+    def prepare_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         """Unpack the artifact into releases/<version>, link shared entries, run `install`.
 
         A release is reused when it is already complete (versions are immutable); a
-        half-prepared one (no marker: a crash or a failed install) is rebuilt.
+        half-prepared one (no marker: a crash or a failed install) is rebuilt. A remote host
+        gets the artifact uploaded first (as one .tar.gz, checked by sha256 on arrival).
         """
         phase = PhaseResult(True, "")
-        if self.is_prepared(version):
+        if (yield from self.is_prepared_ops(version)):
             phase.summary = f"release {version} already prepared; reused"
             return phase
         artifact = self.find_artifact(version)
@@ -117,27 +134,38 @@ class ReleasesRuntime:
             return PhaseResult(False, f"no artifact for {version} under {self.stack.artifacts}")
         final = rc.release_dir(self.root, version)
         tmp = rc.staging_dir(self.root, version, self.token)
-        unpack = (
-            rc.unpack_tarball(PurePosixPath(str(artifact.path)), tmp)
-            if artifact.kind == "tar.gz"
-            else rc.copy_tree(PurePosixPath(str(artifact.path)), tmp)
-        )
-        steps: list[list[str]] = [
-            rc.mkdirs(rc.releases_dir(self.root), self.root / "shared"),
-            rc.remove(tmp),
-            rc.mkdirs(tmp),
-            unpack,
+        steps: list[list[str]] = [rc.mkdirs(rc.releases_dir(self.root), self.root / "shared")]
+        steps += [rc.remove(tmp), rc.mkdirs(tmp)]
+        if not (yield from self._run_all(phase, steps)):
+            phase.summary = f"could not create {tmp}"
+            return phase
+        if self.remote:
+            upload = rc.releases_dir(self.root) / f".{version}.upload-{self.token}.tar.gz"
+            sent: CommandResult = yield Put(upload_tarball(artifact, self.token), upload)
+            phase.record(self.redact, ["put", str(upload)], sent, "upload")
+            if not sent.ok:
+                phase.summary = f"upload failed: {sent.describe()}"
+                yield from self._run(phase, rc.remove(tmp))
+                return phase
+            phase.facts["upload"] = {"path": str(upload), "sha256": sent.stdout}
+            unpack = [rc.unpack_tarball(upload, tmp), rc.remove(upload)]
+        elif artifact.kind == "tar.gz":
+            unpack = [rc.unpack_tarball(PurePosixPath(str(artifact.path)), tmp)]
+        else:
+            unpack = [rc.copy_tree(PurePosixPath(str(artifact.path)), tmp)]
+        steps = [
+            *unpack,
             *rc.shared_links(self.root, tmp, list(self.stack.shared)),
             rc.remove(final),
             rc.rename_dir(tmp, final),
         ]
-        if not self._run_all(phase, steps):
-            self._run(phase, rc.remove(tmp))
+        if not (yield from self._run_all(phase, steps)):
+            yield from self._run(phase, rc.remove(tmp))
             phase.summary = f"could not unpack {artifact.path.name}"
             return phase
         install = self.stack.commands.install
-        if install is not None and not self._team(
-            phase, install.argv(), version, previous, "install"
+        if install is not None and not (
+            yield from self._team(phase, install.argv(), version, previous, "install")
         ):
             return phase
         marker = json.dumps(
@@ -147,32 +175,51 @@ class ReleasesRuntime:
                 "prepared_at": datetime.now(UTC).isoformat(),
             }
         )
-        if not self._run(phase, rc.write_file(final / rc.MARKER, marker + "\n")).ok:
+        written = yield from self._run(phase, rc.write_file(final / rc.MARKER, marker + "\n"))
+        if not written.ok:
             phase.summary = "could not mark the release prepared"
             return phase
         phase.summary = f"release {version} prepared from {artifact.path.name}"
         return phase
 
     def migrate(self, version: str, previous: str | None) -> PhaseResult:
+        return run_sync(self.migrate_ops(version, previous), self.transport)
+
+    def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
         spec = self.stack.commands.migrate
-        if spec is not None and self._team(phase, spec.argv(), version, previous, "migrate"):
+        if spec is not None and (
+            yield from self._team(phase, spec.argv(), version, previous, "migrate")
+        ):
             phase.summary = "migrate command passed"
         return phase
 
     def switch(self, version: str) -> PhaseResult:
+        return run_sync(self.switch_ops(version), self.transport)
+
+    def switch_ops(self, version: str) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
-        if self._run_all(phase, rc.switch_current(self.root, version, self.token)):
+        if (yield from self._run_all(phase, rc.switch_current(self.root, version, self.token))):
             phase.summary = f"current -> releases/{version}"
         else:
             phase.summary = "could not switch the current symlink"
         return phase
 
     def restart(self, version: str, previous: str | None) -> PhaseResult:
+        return run_sync(self.restart_ops(version, previous), self.transport)
+
+    def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "no restart command configured")
         spec = self.stack.commands.restart
-        if spec is not None and self._team(
-            phase, spec.argv(), version, previous, "restart", cwd=rc.release_dir(self.root, version)
+        if spec is not None and (
+            yield from self._team(
+                phase,
+                spec.argv(),
+                version,
+                previous,
+                "restart",
+                cwd=rc.release_dir(self.root, version),
+            )
         ):
             phase.summary = "restart command passed"
         return phase
@@ -187,8 +234,9 @@ class ReleasesRuntime:
             )
         phase = PhaseResult(True, "")
         running = self.running_version() or ""
-        result = self._run(
-            phase,
+        result = phase.run(
+            self.transport,
+            self.redact,
             spec.argv(),
             cwd=Path(str(self.root)),
             env=self.env_for(running),
@@ -211,7 +259,8 @@ class ReleasesRuntime:
         keep = set(present[: self.stack.keep_releases]) | set(protect)
         doomed = [n for n in present if n not in keep]
         stale = [n for n in names if n.startswith(".") and f".tmp-{self.token}" not in n]
-        self._run_all(phase, [rc.remove(rc.releases_dir(self.root) / n) for n in doomed + stale])
+        for name in doomed + stale:
+            phase.run(self.transport, self.redact, rc.remove(rc.releases_dir(self.root) / name))
         phase.summary = f"removed {len(doomed)} old release(s)" + (
             f": {', '.join(doomed)}" if doomed else ""
         )
@@ -226,12 +275,11 @@ class ReleasesRuntime:
         previous: str | None,
         label: str,
         cwd: PurePosixPath | None = None,
-    ) -> bool:
-        work = cwd or rc.release_dir(self.root, version)
-        result = self._run(
+    ) -> Program[bool]:
+        result = yield from self._run(
             phase,
             argv,
-            cwd=Path(str(work)),
+            cwd=cwd or rc.release_dir(self.root, version),
             env=self.env_for(version, previous),
             timeout=PHASE_TIMEOUT_S,
             label=label,
@@ -240,8 +288,29 @@ class ReleasesRuntime:
             phase.summary = f"{label} command failed: {result.describe()}"
         return result.ok
 
-    def _run_all(self, phase: PhaseResult, commands: list[list[str]]) -> bool:
-        return all(self._run(phase, argv).ok for argv in commands)
+    def _run_all(self, phase: PhaseResult, commands: list[list[str]]) -> Program[bool]:
+        for argv in commands:
+            if not (yield from self._run(phase, argv)).ok:
+                return False
+        return True
 
-    def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> CommandResult:
-        return phase.run(self.transport, self.redact, argv, **kw)
+    def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> Program[CommandResult]:
+        return phase.step(self.redact, argv, **kw)
+
+
+def upload_tarball(artifact: Artifact, token: str) -> Path:
+    """The artifact as one .tar.gz to upload: itself, or a folder packed once per run (every
+    host of a fleet gets the same file)."""
+    if artifact.kind == "tar.gz":
+        return artifact.path
+    import tarfile
+    import tempfile
+
+    packed = Path(tempfile.gettempdir()) / f"releasegate-{token}" / f"{artifact.path.name}.tar.gz"
+    if not packed.is_file():
+        packed.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        part = packed.with_suffix(".part")
+        with tarfile.open(part, "w:gz", compresslevel=6) as tar:
+            tar.add(artifact.path, arcname=".")
+        part.replace(packed)
+    return packed

@@ -27,14 +27,14 @@ def for_host(host: str) -> Transport:
             target = SshTarget.parse(host)
         except ValueError as exc:
             raise BadInput(f"host {host!r} is not a valid ssh:// host: {exc}") from exc
-        return SshTransport(target, _ssh_options())
+        return SshTransport(target, ssh_options())
     raise BadInput(
         f"host {host!r}: expected 'local' or 'ssh://user@host[:port]'",
         hint="hosts: [local] or [ssh://deploy@web1:22]",
     )
 
 
-def _ssh_options() -> SshOptions:
+def ssh_options(*, connect_timeout: float | None = None, accept_new: bool = False) -> SshOptions:
     """SSH settings: ~/.ssh by default; RELEASEGATE_SSH_CONFIG, RELEASEGATE_KNOWN_HOSTS and
     RELEASEGATE_SSH_KEY (paths) override them, e.g. for a CI job with its own key."""
     import os
@@ -45,8 +45,11 @@ def _ssh_options() -> SshOptions:
     config = os.environ.get("RELEASEGATE_SSH_CONFIG")
     known = os.environ.get("RELEASEGATE_KNOWN_HOSTS")
     key = os.environ.get("RELEASEGATE_SSH_KEY")
+    extra: dict[str, float] = {"connect_timeout": connect_timeout} if connect_timeout else {}
     return SshOptions(
         known_hosts=Path(known) if known else None,
         config=(Path(config),) if config else None,
         client_keys=(Path(key),) if key else None,
+        accept_new=accept_new,
+        **extra,
     )

@@ -23,6 +23,7 @@ asyncssh is imported when a host connects, never when releasegate starts.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import re
@@ -531,6 +532,11 @@ class LoopRunner:
             raise RuntimeError("LoopRunner.call from its own loop: await the coroutine instead")
         future = asyncio.run_coroutine_threadsafe(_as_coro(coro), loop)
         return future.result()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the loop without waiting: a fleet submits one per host and
+        collects them as they finish (concurrent.futures.as_completed)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._started())
 
     def close(self) -> None:
         with self._guard:

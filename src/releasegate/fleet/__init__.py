@@ -1,0 +1,1 @@
+"""Fleets: one stack on many SSH hosts, rolled out in batches and rolled back whole."""

@@ -1,0 +1,498 @@
+"""A `releases` stack on many SSH hosts: every phase fans out to the hosts on one event loop
+(one asyncssh connection per host for the whole run, at most `parallel` hosts at once), and
+each host's result is kept apart so the engine can judge the fleet and roll it back whole.
+
+The per-host work is the releases runtime's own programs (releasegate.ops): the same
+commands as on one host, awaited side by side instead of run in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from releasegate.gates import preflight as pf
+from releasegate.model import CheckResult
+from releasegate.ops import Program, cmd, run_async
+from releasegate.redact import Redactor
+from releasegate.runtimes.base import PhaseResult
+from releasegate.runtimes.releases import ReleasesRuntime
+from releasegate.smoke import check_program
+from releasegate.transport.base import CommandResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from releasegate.transport.ssh import SshOptions, SshTransport
+
+T = TypeVar("T")
+
+# Called on the caller's thread as each host finishes a phase: (phase, host, ok, summary).
+HostProgress = Callable[[str, str, bool, str], None]
+
+
+@dataclass
+class HostOutcome:
+    """One host's part of a phase."""
+
+    host: str
+    ok: bool
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+    lost: bool = False  # the host could not be reached (its state is unknown)
+    switched: bool = False  # `current` may have moved: the host goes back if the fleet does
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"ok": self.ok, "summary": self.summary, **self.evidence}
+        if self.lost:
+            data["lost"] = True
+        if self.checks:
+            data["checks"] = [
+                {"name": c.name, "ok": c.ok, "summary": c.summary} for c in self.checks
+            ]
+        return data
+
+
+def _lost(phases: Iterable[PhaseResult]) -> bool:
+    """A command that never got an exit status: the connection is gone, not the command."""
+    return any(c.get("exit_code") == -1 and "error" in c for p in phases for c in p.commands)
+
+
+class FleetRuntime:
+    """The Runtime protocol over a stack's hosts, plus the fleet's own operations."""
+
+    is_fleet = True
+
+    def __init__(
+        self,
+        stack: Any,
+        redact: Redactor,
+        token: str,
+        *,
+        options: SshOptions,
+        parallel: int,
+    ) -> None:
+        from releasegate.transport.ssh import LoopRunner, SshTarget, SshTransport
+
+        self.stack = stack
+        self.redact = redact
+        self.token = token
+        self.root = PurePosixPath(str(stack.dir))
+        self.runner = LoopRunner()
+        self.parallel = parallel
+        self.on_host: HostProgress | None = None
+        self.hosts: dict[str, ReleasesRuntime] = {}
+        self.addresses: dict[str, str] = {}
+        self.roles: dict[str, tuple[str, ...]] = {}
+        for host in stack.hosts:
+            target = SshTarget(address=host.address, user=host.user, port=host.port)
+            transport = SshTransport(target, options, runner=self.runner)
+            self.hosts[host.label] = ReleasesRuntime(stack, transport, redact, token)
+            self.addresses[host.label] = host.address
+            self.roles[host.label] = tuple(host.roles)
+        self.active: list[str] = list(self.hosts)  # the hosts the Runtime methods act on
+        self.last: dict[str, HostOutcome] = {}  # each host's part of the last phase
+        self._sem: asyncio.Semaphore | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    # -- the Runtime protocol --------------------------------------------------------------
+    @property
+    def transport(self) -> SshTransport:
+        first: Any = self.hosts[self.active[0] if self.active else next(iter(self.hosts))]
+        return first.transport  # type: ignore[no-any-return]
+
+    def narrow(self, hosts: Sequence[str]) -> FleetRuntime:
+        """Act on these hosts only from now on (a rollback of the hosts that switched)."""
+        self.active = [h for h in self.hosts if h in set(hosts)]
+        return self
+
+    def versions(self) -> dict[str, str | None]:
+        """Each active host's running version (None: no release, or unreachable)."""
+        return {h: o.evidence.get("version") for h, o in self._read_versions().items()}
+
+    def host_states(self) -> dict[str, str | None]:
+        """Each host's version, "unreachable", or None (no release yet): for `status`."""
+        return {
+            h: "unreachable" if o.lost else o.evidence.get("version")
+            for h, o in self._read_versions().items()
+        }
+
+    def _read_versions(self) -> dict[str, HostOutcome]:
+        def read(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+            result: CommandResult = yield cmd(["readlink", "--", str(self.root / "current")])
+            version = (
+                PurePosixPath(result.stdout.strip()).name
+                if result.ok and result.stdout.strip()
+                else None
+            )
+            return HostOutcome(
+                host,
+                result.ok or result.exit_code > 0,
+                result.error or (version or "no release"),
+                {"version": version},
+                lost=result.exit_code == -1 and bool(result.error),
+            )
+
+        return self.fan_out("status", read, report=False)
+
+    def running_version(self) -> str | None:
+        """The version most active hosts run (a mixed fleet shows in `versions`)."""
+        counts = Counter(v for v in self.versions().values() if v)
+        return counts.most_common(1)[0][0] if counts else None
+
+    def describe_artifact(self, version: str) -> str | None:
+        return self._first().describe_artifact(version)
+
+    def is_prepared(self, version: str) -> bool:
+        def check(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+            ok = yield from rt.is_prepared_ops(version)
+            return HostOutcome(host, ok, "prepared" if ok else "not prepared")
+
+        return all(o.ok for o in self.fan_out("check", check, report=False).values())
+
+    def preflight_checks(self, version: str | None) -> list[CheckResult]:
+        return []  # the fleet's checks come from `preflight` (per host, after connecting)
+
+    def disk_path(self) -> PurePosixPath:
+        return self.root
+
+    def smoke_cwd(self) -> Path | None:
+        return None
+
+    def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
+        return self._first().env_for(version, previous)
+
+    def prepare(self, version: str, previous: str | None) -> PhaseResult:
+        self._pack(version)
+        return self._phase(
+            "prepare", lambda h, rt: self._wrap(h, rt.prepare_ops(version, previous))
+        )
+
+    def migrate(self, version: str, previous: str | None) -> PhaseResult:
+        """Once per fleet: on the first host with role `migrate`, else the first host."""
+        host = next((h for h in self.active if "migrate" in self.roles[h]), self.active[0])
+        result = self.fan_out(
+            "migrate",
+            lambda h, rt: self._wrap(h, rt.migrate_ops(version, previous)),
+            hosts=[host],
+        )
+        return self._aggregate("migrate", result)
+
+    def switch(self, version: str) -> PhaseResult:
+        return self._phase("switch", lambda h, rt: self._wrap(h, rt.switch_ops(version)))
+
+    def restart(self, version: str, previous: str | None) -> PhaseResult:
+        return self._phase(
+            "restart", lambda h, rt: self._wrap(h, rt.restart_ops(version, previous))
+        )
+
+    def smoke(self, version: str) -> PhaseResult:
+        return self._phase("smoke", lambda h, rt: self._smoke_ops(h, rt, version))
+
+    def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
+        keep = list(protect)
+        return self._phase(
+            "cleanup",
+            lambda h, rt: self._wrap(h, _sync_phase(lambda: rt.cleanup(newest_first, keep))),
+            sync=True,
+        )
+
+    def stop(self, command: Any = None) -> PhaseResult:
+        return self._phase(
+            "stop", lambda h, rt: self._wrap(h, _sync_phase(lambda: rt.stop(command))), sync=True
+        )
+
+    # -- the fleet's own operations ------------------------------------------------------------
+    def preflight(self, version: str | None) -> list[CheckResult]:
+        """Connect to every host (one that cannot be reached refuses the deploy), then each
+        host's disk, required commands, shared files and the team's own checks."""
+        cfg = self.stack.preflight
+        checks: list[CheckResult] = []
+        if version is not None:
+            found = self._first().find_artifact(version)
+            checks.append(
+                CheckResult(
+                    "artifact",
+                    found is not None,
+                    f"artifact {found.path}"
+                    if found
+                    else f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
+                    hint="" if found else "build or copy the release artifact first",
+                )
+            )
+
+        def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+            found: list[CheckResult] = []
+            df = yield cmd(pf.remote_df(self.root), timeout=30)
+            found.append(pf.disk_verdict(str(self.root), df, cfg.disk_free_min_percent))
+            for name in cfg.require_commands:
+                found.append(pf.command_verdict(name, (yield cmd(pf.which(name), timeout=30))))
+            for entry in (e for e in self.stack.shared if not e.endswith("/")):
+                path = self.root / "shared" / entry
+                there: CommandResult = yield cmd(["test", "-e", str(path)], timeout=30)
+                found.append(
+                    CheckResult(
+                        f"shared:{entry}",
+                        there.ok,
+                        f"shared/{entry} present" if there.ok else f"shared file {path} is missing",
+                        hint="" if there.ok else f"create {path} on the host",
+                    )
+                )
+            for spec in cfg.commands:
+                result: CommandResult = yield cmd(
+                    spec.run.argv(), env=rt.env_for(version or ""), timeout=120
+                )
+                ok = result.ok and (not spec.expect_output or spec.expect_output in result.stdout)
+                found.append(
+                    CheckResult(
+                        f"custom:{spec.name}",
+                        ok,
+                        f"{spec.name} passed" if ok else f"{spec.name}: {result.describe()}",
+                    )
+                )
+            bad = [c for c in found if not c.ok]
+            return HostOutcome(
+                host,
+                not bad,
+                "; ".join(c.summary for c in bad) or "preflight passed",
+                checks=found,
+            )
+
+        unreachable = set()
+        for host, outcome in self.fan_out("connect", self._connect_ops, report=True).items():
+            if outcome.ok:
+                checks.append(
+                    CheckResult(
+                        f"host:{host}", True, f"{host}: {outcome.summary}", outcome.evidence
+                    )
+                )
+                continue
+            unreachable.add(host)
+            checks.append(
+                CheckResult(
+                    f"host:{host}",
+                    False,
+                    f"{host} unreachable: {outcome.summary}",
+                    hint="every host must answer before a deploy starts; check the host, its "
+                    "sshd and known_hosts (--accept-new-host-keys trusts a new host's key)",
+                )
+            )
+        reachable = [h for h in self.active if h not in unreachable]
+        for host, outcome in self.fan_out("preflight", one, hosts=reachable).items():
+            for c in outcome.checks:
+                checks.append(
+                    CheckResult(
+                        f"{c.name}@{host}", c.ok, f"{host}: {c.summary}", c.evidence, c.hint
+                    )
+                )
+        return checks
+
+    def _connect_ops(self, host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+        result: CommandResult = yield cmd(["true"], timeout=30)
+        if not result.ok:
+            return HostOutcome(host, False, result.error or result.describe(), lost=True)
+        accepted = getattr(rt.transport, "accepted_key", None)
+        if accepted is None:
+            return HostOutcome(host, True, "connected, host key known")
+        # Recorded with the preflight step: who trusted which key, and where it was written.
+        return HostOutcome(
+            host,
+            True,
+            f"connected; NEW host key {accepted.fingerprint} accepted and added to "
+            f"{accepted.known_hosts}",
+            {"accepted_key": {"fingerprint": accepted.fingerprint, "line": accepted.line}},
+        )
+
+    def rollout(
+        self, hosts: Sequence[str], version: str, previous: str | None
+    ) -> dict[str, HostOutcome]:
+        """Switch, restart and smoke each host of a batch on its own: a host does not wait
+        for the others between phases."""
+
+        def pipeline(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+            evidence: dict[str, Any] = {}
+            switched = yield from rt.switch_ops(version)
+            evidence["switch"] = switched.evidence()
+            if not switched.ok:
+                return HostOutcome(
+                    host,
+                    False,
+                    f"switch failed: {switched.summary}",
+                    evidence,
+                    lost=_lost([switched]),
+                    switched=True,
+                )
+            restarted = yield from rt.restart_ops(version, previous)
+            evidence["restart"] = restarted.evidence()
+            if not restarted.ok:
+                return HostOutcome(
+                    host,
+                    False,
+                    restarted.summary,
+                    evidence,
+                    lost=_lost([restarted]),
+                    switched=True,
+                )
+            smoked = yield from self._smoke_ops(host, rt, version)
+            smoked.evidence = {**evidence, **smoked.evidence}
+            smoked.switched = True
+            return smoked
+
+        return self.fan_out("rollout", pipeline, hosts=hosts)
+
+    def _smoke_ops(self, host: str, rt: ReleasesRuntime, version: str) -> Program[HostOutcome]:
+        results: list[CheckResult] = []
+        for check in self.stack.smoke:
+            url = None
+            if getattr(check, "http", None):
+                url = check.http.replace("{host}", self.addresses[host])
+            result = yield from check_program(
+                check,
+                version=version,
+                url=url,
+                cwd=self.root / "current",
+                env=rt.env_for(version),
+                redact=self.redact,
+            )
+            results.append(result)
+        failed = [c for c in results if not c.ok]
+        lost = any(a.get("exit_code") == -1 for c in failed for a in c.evidence.get("attempts", []))
+        summary = (
+            f"{len(results)} check(s) passed"
+            if not failed
+            else "smoke failed: " + "; ".join(f"{c.name}: {c.summary}" for c in failed)
+        )
+        return HostOutcome(host, not failed, summary, checks=results, lost=lost)
+
+    # -- fan-out ------------------------------------------------------------------------------
+    def fan_out(
+        self,
+        phase: str,
+        program: Callable[[str, ReleasesRuntime], Program[HostOutcome]],
+        *,
+        hosts: Sequence[str] | None = None,
+        report: bool = True,
+    ) -> dict[str, HostOutcome]:
+        """Run one program per host on the loop, at most `parallel` at once; results come
+        back on this thread as each host finishes (progress is reported from here)."""
+        chosen = list(self.active if hosts is None else hosts)
+        futures = {self.runner.submit(self._one(h, program)): h for h in chosen}
+        outcomes: dict[str, HostOutcome] = {}
+        for future in concurrent.futures.as_completed(futures):
+            host = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a bug must still leave a per-host answer
+                outcome = HostOutcome(host, False, f"{type(exc).__name__}: {exc}")
+            outcomes[host] = outcome
+            if report and self.on_host is not None:
+                self.on_host(phase, host, outcome.ok, outcome.summary)
+        self.last = {h: outcomes[h] for h in chosen}
+        return self.last
+
+    async def _one(
+        self, host: str, program: Callable[[str, ReleasesRuntime], Program[HostOutcome]]
+    ) -> HostOutcome:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.parallel)
+        rt = self.hosts[host]
+        async with self._sem:
+            transport: Any = rt.transport
+            return await run_async(program(host, rt), transport.host, client=self._client())
+
+    def _client(self) -> httpx.AsyncClient | None:
+        if not any(getattr(c, "http", None) for c in self.stack.smoke):
+            return None
+        if self._http is None:
+            import httpx
+
+            # As on one host: no proxy from the environment, no redirects followed.
+            tls = any(str(getattr(c, "http", "")).startswith("https:") for c in self.stack.smoke)
+            self._http = httpx.AsyncClient(
+                trust_env=False,
+                follow_redirects=False,
+                verify=tls,
+                limits=httpx.Limits(max_connections=self.parallel),
+            )
+        return self._http
+
+    def close(self) -> None:
+        async def shut() -> None:
+            if self._http is not None:
+                await self._http.aclose()
+            for rt in self.hosts.values():
+                host: Any = rt.transport
+                await host.host.close()
+
+        try:
+            self.runner.call(shut())
+        finally:
+            self.runner.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _first(self) -> ReleasesRuntime:
+        return self.hosts[self.active[0] if self.active else next(iter(self.hosts))]
+
+    def _pack(self, version: str) -> None:
+        """Pack a folder artifact once, before the hosts ask for it side by side."""
+        from releasegate.runtimes.releases import upload_tarball
+
+        found = self._first().find_artifact(version)
+        if found is not None:
+            upload_tarball(found, self.token)
+
+    @staticmethod
+    def _wrap(host: str, phase_ops: Program[PhaseResult]) -> Program[HostOutcome]:
+        phase = yield from phase_ops
+        return HostOutcome(host, phase.ok, phase.summary, phase.evidence(), lost=_lost([phase]))
+
+    def _phase(
+        self,
+        name: str,
+        program: Callable[[str, ReleasesRuntime], Program[HostOutcome]],
+        *,
+        sync: bool = False,
+    ) -> PhaseResult:
+        if sync:  # rare, slow-path phases (cleanup, stop): one host after another
+            outcomes = {}
+            for host in self.active:
+                outcomes[host] = _drain(program(host, self.hosts[host]))
+                if self.on_host is not None:
+                    self.on_host(name, host, outcomes[host].ok, outcomes[host].summary)
+            self.last = outcomes
+        else:
+            outcomes = self.fan_out(name, program)
+        return self._aggregate(name, outcomes)
+
+    @staticmethod
+    def _aggregate(name: str, outcomes: dict[str, HostOutcome]) -> PhaseResult:
+        failed = [h for h, o in outcomes.items() if not o.ok]
+        if failed:
+            summary = f"{name} failed on {len(failed)} of {len(outcomes)} host(s): " + "; ".join(
+                f"{h}: {outcomes[h].summary}" for h in failed
+            )
+        else:
+            summary = f"{name} passed on {len(outcomes)} host(s)"
+        return PhaseResult(
+            not failed, summary, facts={"hosts": {h: o.as_dict() for h, o in outcomes.items()}}
+        )
+
+
+def _sync_phase(call: Callable[[], PhaseResult]) -> Program[PhaseResult]:
+    """A phase that runs synchronously (through the host's own transport), as a program."""
+    return call()
+    yield  # a generator: makes this a program that asks for nothing
+
+
+def _drain(program: Program[T]) -> T:
+    try:
+        next(program)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise RuntimeError("a synchronous phase asked for an operation")

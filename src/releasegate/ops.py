@@ -1,0 +1,206 @@
+"""Operations as data: a runtime phase or a smoke check is a generator that yields what it
+needs done (run a command, upload a file, GET a URL, wait) and receives the answer.
+
+The same program is carried out by `run_sync` (one host, the engine's synchronous path) or
+awaited by `run_async` (many hosts at once on one event loop, one SSH connection each; no
+thread per host). The program decides what to do, the driver only how.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+from releasegate.transport.base import CommandResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from releasegate.smoke import HttpClientSource
+    from releasegate.transport.base import Transport
+    from releasegate.transport.ssh import AsyncSshHost
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Cmd:
+    """Run argv on the host. Answer: a CommandResult."""
+
+    argv: tuple[str, ...]
+    cwd: PurePosixPath | None = None
+    env: Mapping[str, str] | None = None
+    timeout: float = 120.0
+    stdin: str | None = None
+
+
+@dataclass(frozen=True)
+class Put:
+    """Upload a local file to the host, checked by sha256 on arrival. Answer: a CommandResult
+    (stdout: the sha256; exit_code -1 and `error` when the upload or the check failed)."""
+
+    local: Path
+    remote: PurePosixPath
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Get:
+    """HTTP GET from the controller. Answer: an HttpReply."""
+
+    url: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait between attempts. Answer: None."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int | None
+    text: str
+    latency_ms: float
+    error: str | None = None
+
+
+Op = Union[Cmd, Put, Get, Sleep]  # noqa: UP007 (a runtime alias: `|` of classes is fine too)
+Program = Generator[Op, Any, T]
+
+
+def cmd(argv: list[str] | tuple[str, ...], **kw: Any) -> Cmd:
+    return Cmd(tuple(argv), **kw)
+
+
+# ---- synchronous driver -------------------------------------------------------------------
+
+
+def run_sync(
+    program: Program[T],
+    transport: Transport,
+    *,
+    http: HttpClientSource | None = None,
+    sleep: Any = time.sleep,
+) -> T:
+    """Carry out a program with a synchronous transport (local or one SSH host)."""
+    answer: Any = None
+    try:
+        op = next(program)
+        while True:
+            answer = _do_sync(op, transport, http, sleep)
+            op = program.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def _do_sync(op: Op, transport: Transport, http: HttpClientSource | None, sleep: Any) -> Any:
+    if isinstance(op, Cmd):
+        return transport.run(
+            list(op.argv),
+            cwd=Path(str(op.cwd)) if op.cwd else None,
+            env=op.env,
+            timeout=op.timeout,
+            stdin=op.stdin,
+        )
+    if isinstance(op, Put):
+        return _put_sync(op, transport)
+    if isinstance(op, Get):
+        if http is None:
+            from releasegate.smoke import HttpClientSource
+
+            http = HttpClientSource()
+        return _get_sync(op, http.client_for(op.url))
+    sleep(op.seconds)
+    return None
+
+
+def _put_sync(op: Put, transport: Transport) -> CommandResult:
+    from releasegate.errors import ReleasegateError
+
+    started = time.monotonic()
+    put = getattr(transport, "put", None)
+    if put is None:
+        return CommandResult(("put", str(op.remote)), -1, "", "", 0.0, error="no upload here")
+    try:
+        digest = put(op.local, op.remote, timeout=op.timeout)
+    except ReleasegateError as exc:
+        return _put_failed(op, started, exc.message)
+    return CommandResult(("put", str(op.remote)), 0, digest, "", time.monotonic() - started)
+
+
+def _put_failed(op: Put, started: float, message: str) -> CommandResult:
+    return CommandResult(
+        ("put", str(op.remote)), -1, "", "", time.monotonic() - started, error=message
+    )
+
+
+def _get_sync(op: Get, client: httpx.Client) -> HttpReply:
+    import httpx
+
+    started = time.monotonic()
+    try:
+        response = client.get(op.url, timeout=op.timeout)
+        return HttpReply(response.status_code, response.text, _ms(started))
+    except httpx.HTTPError as exc:
+        return HttpReply(None, "", _ms(started), _http_error(exc))
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+def _http_error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# ---- asynchronous driver ------------------------------------------------------------------
+
+
+async def run_async(
+    program: Program[T], host: AsyncSshHost, *, client: httpx.AsyncClient | None
+) -> T:
+    """Await a program against one SSH host; many run side by side on one loop."""
+    answer: Any = None
+    try:
+        op = next(program)
+        while True:
+            answer = await _do_async(op, host, client)
+            op = program.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None) -> Any:
+    if isinstance(op, Cmd):
+        return await host.run(op.argv, cwd=op.cwd, env=op.env, timeout=op.timeout, stdin=op.stdin)
+    if isinstance(op, Put):
+        from releasegate.errors import ReleasegateError
+
+        started = time.monotonic()
+        try:
+            digest = await host.put(op.local, op.remote, timeout=op.timeout)
+        except ReleasegateError as exc:
+            return _put_failed(op, started, exc.message)
+        except TimeoutError:
+            return _put_failed(op, started, f"upload to {op.remote} timed out")
+        return CommandResult(("put", str(op.remote)), 0, digest, "", time.monotonic() - started)
+    if isinstance(op, Get):
+        import httpx
+
+        if client is None:
+            raise RuntimeError("an HTTP check needs the run's HTTP client")
+        started = time.monotonic()
+        try:
+            response = await client.get(op.url, timeout=op.timeout)
+            return HttpReply(response.status_code, response.text, _ms(started))
+        except httpx.HTTPError as exc:
+            return HttpReply(None, "", _ms(started), _http_error(exc))
+    await asyncio.sleep(op.seconds)
+    return None

@@ -1,0 +1,352 @@
+"""Fleet deploys on the SSH lab's real sshd hosts: the artifact uploaded to each host, batches
+switched, restarted and smoked over HTTP, and the whole fleet rolled back when one host fails.
+
+Each host serves its `current` release with a small HTTP server bound to its own loopback
+address, started by the release's own restart script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.lab.ssh import REPO, SshLab, require_ssh_lab
+
+HOSTS = 5
+RESTART = """\
+#!/bin/sh
+# Stop the previous server, start this release's; it binds the host's own address.
+set -eu
+here=$(pwd -P)
+addr=$(cat "$RELEASEGATE_SHARED_DIR/addr")
+port=$(cat "$RELEASEGATE_SHARED_DIR/port")
+pidfile="$RELEASEGATE_SHARED_DIR/http.pid"
+if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; sleep 0.2; fi
+{bad}
+setsid python3 -m http.server "$port" --bind "$addr" --directory "$here" \\
+  </dev/null >"$RELEASEGATE_SHARED_DIR/http.log" 2>&1 &
+echo $! > "$pidfile"
+"""
+# v3 breaks on one host only: that host serves nothing (its smoke fails), the others are fine.
+BAD = 'if [ "$addr" = "{addr}" ]; then rm -f "$pidfile"; exit 0; fi'
+# v4 hangs on one host (the test kills that host's sshd meanwhile).
+HANG = 'if [ "$addr" = "{addr}" ]; then touch "$RELEASEGATE_SHARED_DIR/hanging"; sleep 60; fi'
+
+
+def _free_port(addresses: tuple[str, ...]) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if all(_port_free(a, port) for a in addresses):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _port_free(address: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+class Fleet:
+    def __init__(self, lab: SshLab, tmp: Path, name: str) -> None:
+        self.lab = lab
+        self.tmp = tmp
+        self.addresses = lab.addresses[:HOSTS]
+        self.dir = f"/srv/fleet-{name}"
+        self.port = _free_port(self.addresses)
+        self.artifacts = tmp / "artifacts"
+        self.known_hosts = lab.known_hosts
+        for i, addr in enumerate(self.addresses, start=1):
+            shared = self.host_path(i) / "shared"
+            shared.mkdir(parents=True, exist_ok=True)
+            (shared / "addr").write_text(addr)
+            (shared / "port").write_text(str(self.port))
+
+    def host_path(self, index: int) -> Path:
+        """The host's own /srv/fleet-NAME, seen from this machine."""
+        return REPO / "lab-run" / "ssh" / f"h{index}" / "srv" / self.dir.removeprefix("/srv/")
+
+    def artifact(self, version: str, extra: str = "") -> None:
+        folder = self.artifacts / version
+        folder.mkdir(parents=True)
+        (folder / "version.txt").write_text(f"{version}\n")
+        (folder / "restart.sh").write_text(RESTART.replace("{bad}", extra))
+
+    def config(self, **fleet: object) -> Path:
+        hosts = "\n".join(f"      - ssh://root@{a}:{self.lab.port}" for a in self.addresses)
+        fleet_yaml = json.dumps(fleet) if fleet else "{}"
+        path = self.tmp / "releasegate.yaml"
+        path.write_text(
+            f"""\
+stacks:
+  web:
+    env: staging
+    runtime: releases
+    hosts:
+{hosts}
+    dir: {self.dir}
+    artifacts: ./artifacts
+    commands:
+      restart: [sh, restart.sh]
+    smoke:
+      - http: "http://{{host}}:{self.port}/version.txt"
+        body_contains: "{{version}}"
+        retries: 20
+        interval: 0.2
+        timeout: 10
+    backup: {{files: []}}
+    fleet: {fleet_yaml}
+"""
+        )
+        return path
+
+    def env(self, known_hosts: Path | None = None) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RELEASEGATE_SSH_KEY": str(self.lab.key),
+            "RELEASEGATE_KNOWN_HOSTS": str(known_hosts or self.known_hosts),
+            "RELEASEGATE_SSH_CONFIG": "/dev/null",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
+
+    def rg(
+        self, *args: str, known_hosts: Path | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "releasegate", *args],
+            cwd=self.tmp,
+            env=self.env(known_hosts),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def serving(self) -> list[str | None]:
+        """What each host answers on /version.txt (None: nothing answers)."""
+        found: list[str | None] = []
+        for addr in self.addresses:
+            try:
+                url = f"http://{addr}:{self.port}/version.txt"
+                with urllib.request.urlopen(url, timeout=3) as r:
+                    found.append(r.read().decode().strip())
+            except OSError:
+                found.append(None)
+        return found
+
+    def current(self) -> list[str | None]:
+        links = []
+        for i in range(1, HOSTS + 1):
+            link = self.host_path(i) / "current"
+            links.append(Path(os.readlink(link)).name if link.is_symlink() else None)
+        return links
+
+    def stop_servers(self) -> None:
+        for i in range(1, HOSTS + 1):
+            pidfile = self.host_path(i) / "shared" / "http.pid"
+            if pidfile.is_file():
+                try:
+                    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+                except (ProcessLookupError, ValueError):
+                    pass
+
+
+def _result(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    results = [x["result"] for x in lines if "result" in x]
+    assert results, proc.stdout + proc.stderr
+    return results[-1]  # type: ignore[no-any-return]
+
+
+@pytest.fixture()
+def fleet(tmp_path: Path) -> object:
+    lab = require_ssh_lab(HOSTS)
+    f = Fleet(lab, tmp_path, f"{os.getpid()}-{time.monotonic_ns()}")
+    yield f
+    f.stop_servers()
+    for i in range(1, HOSTS + 1):
+        shutil.rmtree(f.host_path(i), ignore_errors=True)
+
+
+def _accepted(log: Path) -> int:
+    return log.read_text(errors="replace").count("Accepted publickey") if log.is_file() else 0
+
+
+def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
+    fleet.artifact("v1")
+    fleet.artifact("v2")
+    fleet.config(strategy="all")
+    fleet.rg("deploy", "web", "staging", "v1", check=True)
+    assert fleet.serving() == ["v1"] * HOSTS
+
+    logs = [REPO / "lab-run" / "ssh" / f"h{i}" / "sshd.log" for i in range(1, HOSTS + 1)]
+    before = [_accepted(log) for log in logs]
+    proc = fleet.rg(
+        "deploy", "web", "staging", "v2", "--strategy", "rolling", "--batch", "2", "--json"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = _result(proc)
+    assert result["status"] == "success"
+    rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
+    assert [s["evidence"]["batch"] for s in rollout] == [
+        list(fleet.addresses[0:2]),
+        list(fleet.addresses[2:4]),
+        list(fleet.addresses[4:5]),
+    ]
+    hosts = result["hosts"]
+    assert sorted(hosts) == sorted(fleet.addresses)  # type: ignore[arg-type]
+    assert all(h["ok"] and h["version"] == "v2" for h in hosts.values())  # type: ignore[union-attr]
+    assert fleet.serving() == ["v2"] * HOSTS
+    assert fleet.current() == ["v2"] * HOSTS
+    # One SSH connection per host for the whole run (preflight, upload, every phase, smoke).
+    assert [_accepted(log) - b for log, b in zip(logs, before, strict=True)] == [1] * HOSTS
+    # The artifact arrived as one checked upload per host, and the status shows one version.
+    prepare = next(s for s in result["steps"] if s["step"] == "prepare")  # type: ignore[union-attr]
+    for host in fleet.addresses:
+        assert len(prepare["evidence"]["hosts"][host]["upload"]["sha256"]) == 64
+    status = fleet.rg("status", "--json", check=True).stdout.splitlines()
+    web = next(row for row in map(json.loads, status) if row["stack"] == "web")
+    assert web["hosts"] == {a: "v2" for a in fleet.addresses}
+    assert web["mixed"] is False
+
+
+def test_one_host_failing_smoke_rolls_the_whole_fleet_back(fleet: Fleet) -> None:
+    fleet.artifact("v1")
+    fleet.artifact("v2")
+    fleet.artifact("v3", BAD.replace("{addr}", fleet.addresses[2]))
+    fleet.config(strategy="rolling", batch=2)
+    fleet.rg("deploy", "web", "staging", "v1", "--strategy", "all", check=True)
+    fleet.rg("deploy", "web", "staging", "v2", "--strategy", "all", check=True)
+
+    proc = fleet.rg("deploy", "web", "staging", "v3", "--json")
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # rolled back
+    result = _result(proc)
+    assert result["status"] == "rolled_back"
+    assert fleet.addresses[2] in str(result["message"])
+    # Batch 1 (h1, h2) went live, batch 2 (h3, h4) failed on h3: h1..h4 went back to v2,
+    # h5 was never touched. The fleet is on one version again, and every host answers.
+    assert fleet.current() == ["v2"] * HOSTS
+    assert fleet.serving() == ["v2"] * HOSTS
+    hosts = result["hosts"]
+    assert set(hosts) == set(fleet.addresses[:4])  # type: ignore[arg-type]
+    assert not hosts[fleet.addresses[2]]["ok"]  # type: ignore[index]
+    assert result["followups"][0]["status"] == "success"  # type: ignore[index]
+    # The ledger keeps both runs, each host's part with them.
+    lines = fleet.rg("history", "--json", check=True).stdout.splitlines()
+    history = sorted(map(json.loads, lines), key=lambda h: h["started_at"])
+    assert [(h["action"], h["version"], h["status"]) for h in history[-2:]] == [
+        ("deploy", "v3", "fail"),
+        ("rollback", "v2", "success"),
+    ]
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def test_host_lost_mid_deploy_is_named_and_the_rest_rolled_back(fleet: Fleet) -> None:
+    lost_index = 4
+    lost = fleet.addresses[lost_index - 1]
+    fleet.artifact("v1")
+    fleet.artifact("v4", HANG.replace("{addr}", lost))
+    fleet.config(strategy="all")
+    fleet.rg("deploy", "web", "staging", "v1", check=True)
+    marker = fleet.host_path(lost_index) / "shared" / "hanging"
+    env = fleet.env()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "releasegate", "deploy", "web", "staging", "v4", "--json"],
+        cwd=fleet.tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert run.poll() is None and time.monotonic() < deadline, "the hang never started"
+            time.sleep(0.1)
+        # Kill that host's sshd: the listener and every session under it.
+        pidfile = REPO / "lab-run" / "ssh" / f"h{lost_index}" / "sshd.pid"
+        for pid in _descendants(int(pidfile.read_text().strip())):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        subprocess.run(["bash", str(REPO / "scripts/lab/ssh.sh"), "up", "5"], check=False)
+    assert run.returncode == 4, stdout + stderr
+    result = _result(subprocess.CompletedProcess([], 4, stdout, stderr))
+    assert lost in str(result["message"]) and "unreachable" in str(result["message"])
+    assert result["hosts"][lost]["lost"] is True  # type: ignore[index]
+    others = [i for i in range(HOSTS) if i != lost_index - 1]
+    current = fleet.current()
+    serving = fleet.serving()
+    assert [current[i] for i in others] == ["v1"] * (HOSTS - 1)
+    assert [serving[i] for i in others] == ["v1"] * (HOSTS - 1)
+
+
+def _known_host(line: str) -> str:
+    """The address of a known_hosts line: `127.0.0.12 ...` or `[127.0.0.12]:10022 ...`."""
+    name = line.split(" ", 1)[0]
+    return name[1:].split("]")[0] if name.startswith("[") else name
+
+
+def test_unknown_host_key_refuses_the_deploy(fleet: Fleet, tmp_path: Path) -> None:
+    stranger = fleet.addresses[1]
+    known = tmp_path / "known_hosts"
+    lines = fleet.known_hosts.read_text().splitlines()
+    known.write_text("".join(f"{ln}\n" for ln in lines if _known_host(ln) != stranger))
+    assert all(_known_host(ln) != stranger for ln in known.read_text().splitlines())
+    fleet.artifact("v1")
+    fleet.config()
+    proc = fleet.rg("deploy", "web", "staging", "v1", "--json", known_hosts=known)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # refused before anything changed
+    result = _result(proc)
+    assert stranger in str(result["message"])
+    assert fleet.current() == [None] * HOSTS
+
+    # Trusting it takes an explicit option, and the accepted key is recorded.
+    proc = fleet.rg(
+        "deploy", "web", "staging", "v1", "--json", "--accept-new-host-keys", known_hosts=known
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stranger in known.read_text()
+    preflight = next(s for s in _result(proc)["steps"] if s["step"] == "preflight")  # type: ignore[union-attr]
+    accepted = [c for c in preflight["checks"] if c["name"] == f"host:{stranger}"]
+    assert "NEW host key SHA256:" in accepted[0]["summary"]
