@@ -96,8 +96,10 @@ def table(
     tools: Sequence[str],
     host_counts: Sequence[int],
     errors: Errors | None = None,
+    with_targets: bool = True,
 ) -> list[str]:
-    """hosts | one median per tool | releasegate / each peer; then the targets."""
+    """hosts | one median per tool | releasegate / each peer; then the targets and the
+    errors, unless with_targets is false (a second table of the same runs)."""
     errors = errors or {}
     med = medians(times, errors)
     peers = [t for t in tools if t != REFERENCE]
@@ -125,14 +127,14 @@ def table(
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    if REFERENCE in tools:
+    if REFERENCE in tools and with_targets:
         lines.append("")
         for target in targets(med, host_counts):
             lines.append(
                 f"{target.name}: {times_x(target.value)} (target <= {target.limit:g}x) "
                 f"{target.verdict}"
             )
-    for tool in tools:
+    for tool in tools if with_targets else ():
         for hosts, why in sorted(errors.get(tool, {}).items()):
             lines.append(f"ERROR {tool} at {hosts} hosts: {why}")
     return lines

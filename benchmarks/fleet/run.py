@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shlex
 import shutil
 import signal
@@ -460,10 +461,32 @@ PREPARE: dict[str, Callable[[Context, Sequence[Host]], Prepared]] = {
 }
 
 
-def measure(ctx: Context, tool: str, hosts: Sequence[Host]) -> float:
-    """One verified run of `tool` from v1 to v2 on `hosts`: its wall time in seconds."""
+@dataclass(frozen=True)
+class Sample:
+    wall_s: float
+    cpu_s: float  # the tool's own CPU time (user + system, with the children it waited for)
+    machine_busy: float  # share of the machine's CPUs busy during the run (anyone's work)
+
+
+def cpu_counters() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(ctx: Context, tool: str, hosts: Sequence[Host]) -> Sample:
+    """One verified run of `tool` from v1 to v2 on `hosts`: its wall time, and what CPU it and
+    the whole machine (the hosts' sshd included: they share its CPUs) used meanwhile."""
     prepared = PREPARE[tool](ctx, hosts)
     try:
+        busy0, total0 = cpu_counters()
+        cpu0 = children_cpu()
         started = time.perf_counter()
         try:
             done = subprocess.run(
@@ -473,13 +496,15 @@ def measure(ctx: Context, tool: str, hosts: Sequence[Host]) -> float:
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"no exit after {RUN_TIMEOUT_S:.0f}s") from exc
         elapsed = time.perf_counter() - started
+        cpu = children_cpu() - cpu0
+        busy1, total1 = cpu_counters()
         log = ctx.logs / f"{tool}-{len(hosts)}.log"
         log.write_text(f"$ {shlex.join(prepared.argv)}\n{done.stdout}\n{done.stderr}")
         if done.returncode != 0:
             raise BenchError(f"exit {done.returncode}: {tail(done.stdout + done.stderr, 12)}")
         # The tool said it is done: every host must serve v2 now (no grace period).
         expect_serving(hosts, ctx.http_port, NEW, 0.0)
-        return elapsed
+        return Sample(elapsed, cpu, (busy1 - busy0) / max(total1 - total0, 1.0))
     finally:
         prepared.cleanup()
 
@@ -585,6 +610,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_busybox()
     times: dict[str, dict[int, list[float]]] = {t: {} for t in args.tools}
     errors: dict[str, dict[int, str]] = {t: {} for t in args.tools}
+    cpu: dict[str, dict[int, list[float]]] = {t: {} for t in args.tools}
+    busy: dict[str, dict[int, list[float]]] = {t: {} for t in args.tools}
     with tempfile.TemporaryDirectory(prefix="rg-bench-fleet-") as tmp:
         work = Path(tmp)
         lab = lab_up(args.lab_root.resolve(), max(args.hosts), work)
@@ -607,14 +634,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if count in errors[tool]:
                             continue
                         try:
-                            elapsed = measure(ctx, tool, hosts)
+                            sample = measure(ctx, tool, hosts)
                         except BenchError as exc:
                             errors[tool][count] = str(exc)
                             say(f"{count:>3} hosts  {tool:<11} run {rep + 1}: ERROR {exc}")
                             continue
-                        times[tool].setdefault(count, []).append(elapsed)
-                        say(f"{count:>3} hosts  {tool:<11} run {rep + 1}: {elapsed:6.2f} s"
-                            f" (all {count} on {NEW})")  # fmt: skip
+                        times[tool].setdefault(count, []).append(sample.wall_s)
+                        cpu[tool].setdefault(count, []).append(sample.cpu_s)
+                        busy[tool].setdefault(count, []).append(sample.machine_busy)
+                        say(f"{count:>3} hosts  {tool:<11} run {rep + 1}: {sample.wall_s:6.2f} s"
+                            f" (all {count} on {NEW}; tool CPU {sample.cpu_s:.2f} s,"
+                            f" machine {sample.machine_busy:.0%} busy)")  # fmt: skip
         finally:
             for host in lab.hosts:
                 stop_server(host)
@@ -630,6 +660,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if versions:
         print(f"peers: {versions['pyinfra']}, {versions['ansible']} ({versions['python']})")
     print("\n".join(lines))
+    print("\nthe tool's own CPU time (user + system), median; the hosts' sshd work is not in it")
+    print("\n".join(report.table(cpu, args.tools, args.hosts, errors, with_targets=False)))
     med = report.medians(times, errors)
     found = report.targets(med, args.hosts) if "releasegate" in args.tools else []
     if args.json:
@@ -643,6 +675,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs_s": {t: {str(n): [round(x, 3) for x in v] for n, v in c.items()}
                        for t, c in times.items()},
             "median_s": {t: {str(n): round(x, 3) for n, x in c.items()} for t, c in med.items()},
+            "tool_cpu_s": {t: {str(n): [round(x, 3) for x in v] for n, v in c.items()}
+                           for t, c in cpu.items()},
+            "machine_busy": {t: {str(n): [round(x, 3) for x in v] for n, v in c.items()}
+                             for t, c in busy.items()},
             "targets": [{"name": t.name, "value": None if t.value is None else round(t.value, 3),
                          "limit": t.limit, "ok": t.ok} for t in found],
             "errors": {t: {str(n): e for n, e in c.items()} for t, c in errors.items() if c},

@@ -75,3 +75,10 @@ def test_table_of_peers_only_has_no_ratios() -> None:
     assert lines[0].split() == ["hosts", "pyinfra"]
     assert lines[2].split() == ["1", "4.00", "s"]
     assert len(lines) == 3
+
+
+def test_a_second_table_without_targets_or_error_lines() -> None:
+    errors = {"ansible": {1: "exit 2"}}
+    lines = report.table(TIMES, TOOLS, [1, 30], errors, with_targets=False)
+    assert len(lines) == 4
+    assert "ERROR" in lines[2]
