@@ -94,7 +94,8 @@ def build(
     root.mkdir(parents=True)
     (root / "srv" / "shop").mkdir(parents=True)
     (root / "artifacts").mkdir()
-    target = root / "app"
+    # SQL files go in app/migrations, the folder a `sql` stack reads by default.
+    target = root / "app" / "migrations" if tool == "sql" else root / "app"
     shutil.copytree(DATA / project, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     server = db.server
     kind = "postgres" if server.kind == "postgres" else "mysql"

@@ -140,7 +140,7 @@ def test_resolve_refused_when_the_database_lacks_the_column(shop: MigrateLab) ->
     out = shop.rg("migrate", "resolve", shop.stack, "shop.0003_order_region", "--applied")
     assert out.returncode == 3, out.stdout + out.stderr
     assert "run it instead" in out.stdout
-    code, status = _status(shop)
+    _code, status = _status(shop)
     assert status["pending"] == ["shop.0003_order_region"]  # nothing changed
     [resolve] = shop.ledger("migrate-resolve")
     assert resolve["status"] == "refused"
@@ -154,7 +154,7 @@ def test_rollback_with_djangos_own_migrate(shop: MigrateLab) -> None:
         "AND column_name = 'note'"
     )
     assert cols == "0"
-    code, status = _status(shop)
+    _code, status = _status(shop)
     assert status["pending"] == ["shop.0002_order_note", "shop.0003_order_region"]
     [rollback] = shop.ledger("migrate-rollback")
     assert rollback["status"] == "success"

@@ -9,6 +9,7 @@ lint rules); `schema_facts` asks the database; `find_drift` compares them. Pure 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -27,23 +28,36 @@ from releasegate.migrations.sqlrules import (
 )
 
 
+def _ident(name: str, dialect: Dialect) -> str:
+    """An identifier as the catalog stores it: PostgreSQL folds unquoted names to lower
+    case; MySQL keeps them as written (and compares columns without case, see norm)."""
+    if dialect == "postgresql":
+        return _key(name)
+    last = re.split(r"\s*\.\s*(?=[\"`\w$])", name.strip())[-1]
+    return last[1:-1] if last[:1] in '"`' else last
+
+
 def created_objects(sql: str, dialect: Dialect) -> list[SchemaObject]:
     """Tables, added columns and named indexes that `sql` creates, in statement order."""
+
+    def key(name: str) -> str:
+        return _ident(name, dialect)
+
     found: list[SchemaObject] = []
     for statement in split_statements(sql, dialect):
         s = statement.normalised
         if m := _CREATE_TABLE.match(s):
-            found.append(SchemaObject("table", _key(m.group(1))))
+            found.append(SchemaObject("table", key(m.group(1))))
         elif m := _CREATE_INDEX.match(s):
             if m.group(2):
-                found.append(SchemaObject("index", _key(m.group(3)), _key(m.group(2))))
+                found.append(SchemaObject("index", key(m.group(3)), key(m.group(2))))
         elif m := _ALTER_TABLE.match(s):
-            table = _key(m.group(1))
+            table = key(m.group(1))
             for action in _split_top(m.group(2)):
                 if _ADD_NOT_COLUMN.match(action):
                     continue
                 if c := _ADD_COLUMN.match(action):
-                    found.append(SchemaObject("column", table, _key(c.group(1))))
+                    found.append(SchemaObject("column", table, key(c.group(1))))
     return found
 
 
