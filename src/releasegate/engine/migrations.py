@@ -12,7 +12,7 @@ from typing import Any
 from releasegate import names
 from releasegate.engine.backups import BackupOps
 from releasegate.engine.base import RunOutcome
-from releasegate.errors import BadInput, ExitCode, Refused, ReleasegateError
+from releasegate.errors import BadInput, ExitCode
 from releasegate.migrations.model import Status
 from releasegate.model import CheckResult
 
