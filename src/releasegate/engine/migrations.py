@@ -409,6 +409,3 @@ def _resolve_problem(
     if state == "pending":
         return f"{migration} is not applied: nothing to roll back"
     return ""
-
-
-__all__ = ["MigrationOps", "Refused", "ReleasegateError", "status_evidence"]
