@@ -55,7 +55,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Tell the whole story on a sample app, no Docker needed.",
     ),
-    "migrate": ("releasegate.cli.migrate", "migrate", "Database migrations: lint (more to come)."),
+    "migrate": (
+        "releasegate.cli.migrate",
+        "migrate",
+        "Migrations: status, lint, rehearse, resolve, rollback.",
+    ),
 }
 
 EPILOG = """\b

@@ -266,6 +266,58 @@ def unique_hosts(hosts: list[Host]) -> list[Host]:
     return hosts
 
 
+# ---- migrations -------------------------------------------------------------------
+
+MigrationTool = Literal["django", "alembic", "prisma", "sql"]
+# The tool's entry when `command` is not set (run in `migrations.dir`).
+DEFAULT_MIGRATION_COMMANDS: dict[str, tuple[str, ...]] = {
+    "django": ("python", "manage.py"),
+    "alembic": ("alembic",),
+    "prisma": ("npx", "--no-install", "prisma"),
+    "sql": (),
+}
+_SQL_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+def _argv_only(value: CommandSpec | None) -> CommandSpec | None:
+    if value is not None and value.is_shell:
+        fail("must be an argv list (e.g. [python, manage.py]), not a shell string")
+    return value
+
+
+ArgvCommand = Annotated[CommandSpec, AfterValidator(_argv_only)]
+
+
+class MigrationsConfig(StrictModel):
+    """How a stack's schema changes: the tool, where it runs, which database it migrates.
+
+    The tool reads the database from the environment variable `url_env` (a URL with the
+    password), which releasegate sets for each run: the live database, or a scratch copy
+    when rehearsing."""
+
+    tool: MigrationTool
+    database: Label  # a backup source of kind postgres or mysql (connection, password_env)
+    dir: ResolvedPath | None = None  # where the tool runs; default: the stack's dir
+    command: ArgvCommand | None = None  # default per tool (DEFAULT_MIGRATION_COMMANDS)
+    url_env: EnvVarName = "DATABASE_URL"
+    path: RelPath | None = None  # sql: the folder of NNNN_name.sql; prisma: prisma/migrations
+    history_table: Annotated[str, Field(pattern=_SQL_IDENT)] = "releasegate_schema_history"
+    apps: Annotated[list[Label], AfterValidator(unique("app"))] = Field(default_factory=list)
+    # rehearse: the previous release's smoke command, run against the migrated scratch copy
+    previous_smoke: ArgvCommand | None = None
+    timeout: Annotated[float, Field(gt=0)] = 3600.0  # seconds for one tool command
+
+    @property
+    def argv(self) -> list[str]:
+        if self.command is not None:
+            return self.command.argv()
+        return list(DEFAULT_MIGRATION_COMMANDS[self.tool])
+
+    @property
+    def folder(self) -> str:
+        return self.path or ("prisma/migrations" if self.tool == "prisma" else "migrations")
+
+
 # ---- stacks and the file ---------------------------------------------------------
 
 
@@ -289,6 +341,7 @@ class StackConfig(StrictModel):
     preflight: PreflightConfig = Field(default_factory=PreflightConfig)
     compose: ComposeConfig | None = None
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    migrations: MigrationsConfig | None = None
 
     _name: str = PrivateAttr(default="")
 
@@ -315,6 +368,16 @@ class StackConfig(StrictModel):
             fail("compose: only for runtime compose")
         if self.is_fleet and self.runtime != "releases":
             fail("hosts: ssh:// hosts are for runtime releases (compose on hosts comes later)")
+        if self.migrations is not None:
+            kinds = {s.name: s.kind for s in self.backup.sources}
+            kind = kinds.get(self.migrations.database)
+            if kind not in ("postgres", "mysql"):
+                known = [n for n, k in kinds.items() if k in ("postgres", "mysql")]
+                fail(
+                    f"migrations.database: '{self.migrations.database}' must name a backup "
+                    "source of kind postgres or mysql"
+                    + (f" (sources: {', '.join(known)})" if known else " (none is configured)")
+                )
         return self
 
     @property

@@ -215,6 +215,22 @@ class Engine(FleetOps, ComposeOps):
             )
         self.http.warm(stack.smoke)
 
+        # --- migration gate (issue 7; all logic in engine/migrate_gate.py) ---
+        if getattr(stack, "migrations", None) is not None:
+            from releasegate.engine.migrate_gate import migration_gate
+
+            res = self._step(
+                out, stack, "migration-gate",
+                lambda: migration_gate(self, stack, version, forced=plan.forced),
+            )  # fmt: skip
+            if not res.ok:
+                return self._close(
+                    out, "refused", ExitCode.REFUSED, res.summary,
+                    hint="releasegate migrate lint / rehearse; or --force --reason",
+                    notes="refused: migration gate",
+                )  # fmt: skip
+        # --- end migration gate ---
+
         if "backup" in steps:
             res = self._step(
                 out, stack, "backup", lambda: self._backup(stack, runtime, previous, version)

@@ -20,6 +20,7 @@ from releasegate.gates import preflight as pf
 from releasegate.model import CheckResult
 from releasegate.ops import Program, cmd, run_async
 from releasegate.redact import Redactor
+from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import PhaseResult
 from releasegate.runtimes.releases import ReleasesRuntime
 from releasegate.smoke import check_program
@@ -99,6 +100,7 @@ class FleetRuntime:
         self.active: list[str] = list(self.hosts)  # the hosts the Runtime methods act on
         self.last: dict[str, HostOutcome] = {}  # each host's part of the last phase
         self._sem: asyncio.Semaphore | None = None
+        self._survey: dict[str, HostOutcome] | None = None
         self._http: httpx.AsyncClient | None = None
 
     # -- the Runtime protocol --------------------------------------------------------------
@@ -114,32 +116,34 @@ class FleetRuntime:
 
     def versions(self) -> dict[str, str | None]:
         """Each active host's running version (None: no release, or unreachable)."""
-        return {h: o.evidence.get("version") for h, o in self._read_versions().items()}
+        return {h: o.evidence.get("version") for h, o in self.survey().items()}
 
     def host_states(self) -> dict[str, str | None]:
         """Each host's version, "unreachable", or None (no release yet): for `status`."""
         return {
             h: "unreachable" if o.lost else o.evidence.get("version")
-            for h, o in self._read_versions().items()
+            for h, o in self.survey().items()
         }
 
-    def _read_versions(self) -> dict[str, HostOutcome]:
+    def survey(self) -> dict[str, HostOutcome]:
+        """Each active host's `current` and complete releases, read in one round trip and
+        kept until a phase changes something (a deploy asks several times before it acts)."""
+        if self._survey is not None and set(self.active) <= set(self._survey):
+            return {h: self._survey[h] for h in self.active}
+
         def read(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            result: CommandResult = yield cmd(["readlink", "--", str(self.root / "current")])
-            version = (
-                PurePosixPath(result.stdout.strip()).name
-                if result.ok and result.stdout.strip()
-                else None
-            )
+            result: CommandResult = yield cmd(rc.survey(self.root), timeout=30)
+            current, prepared = rc.parse_survey(result.stdout)
             return HostOutcome(
                 host,
-                result.ok or result.exit_code > 0,
-                result.error or (version or "no release"),
-                {"version": version},
+                result.ok,
+                result.error or (current or "no release"),
+                {"version": current, "prepared": sorted(prepared)},
                 lost=result.exit_code == -1 and bool(result.error),
             )
 
-        return self.fan_out("status", read, report=False)
+        self._survey = self.fan_out("survey", read, report=False)
+        return dict(self._survey)
 
     def running_version(self) -> str | None:
         """The version most active hosts run (a mixed fleet shows in `versions`)."""
@@ -150,11 +154,7 @@ class FleetRuntime:
         return self._first().describe_artifact(version)
 
     def is_prepared(self, version: str) -> bool:
-        def check(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            ok = yield from rt.is_prepared_ops(version)
-            return HostOutcome(host, ok, "prepared" if ok else "not prepared")
-
-        return all(o.ok for o in self.fan_out("check", check, report=False).values())
+        return all(version in o.evidence.get("prepared", ()) for o in self.survey().values())
 
     def preflight_checks(self, version: str | None) -> list[CheckResult]:
         return []  # the fleet's checks come from `preflight` (per host, after connecting)
@@ -170,9 +170,14 @@ class FleetRuntime:
 
     def prepare(self, version: str, previous: str | None) -> PhaseResult:
         self._pack(version)
-        return self._phase(
-            "prepare", lambda h, rt: self._wrap(h, rt.prepare_ops(version, previous))
-        )
+        known = self.survey()
+        self._survey = None  # from here on the hosts change
+
+        def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+            done = version in known[host].evidence.get("prepared", ())
+            return self._wrap(host, rt.prepare_ops(version, previous, prepared=done))
+
+        return self._phase("prepare", one)
 
     def migrate(self, version: str, previous: str | None) -> PhaseResult:
         """Once per fleet: on the first host with role `migrate`, else the first host."""
@@ -198,9 +203,7 @@ class FleetRuntime:
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
         keep = list(protect)
         return self._phase(
-            "cleanup",
-            lambda h, rt: self._wrap(h, _sync_phase(lambda: rt.cleanup(newest_first, keep))),
-            sync=True,
+            "cleanup", lambda h, rt: self._wrap(h, rt.cleanup_ops(newest_first, keep))
         )
 
     def stop(self, command: Any = None) -> PhaseResult:
@@ -227,23 +230,17 @@ class FleetRuntime:
                 )
             )
 
+        shared = [e for e in self.stack.shared if not e.endswith("/")]
+        commands = list(cfg.require_commands)
+
         def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            found: list[CheckResult] = []
-            df = yield cmd(pf.remote_df(self.root), timeout=30)
-            found.append(pf.disk_verdict(str(self.root), df, cfg.disk_free_min_percent))
-            for name in cfg.require_commands:
-                found.append(pf.command_verdict(name, (yield cmd(pf.which(name), timeout=30))))
-            for entry in (e for e in self.stack.shared if not e.endswith("/")):
-                path = self.root / "shared" / entry
-                there: CommandResult = yield cmd(["test", "-e", str(path)], timeout=30)
-                found.append(
-                    CheckResult(
-                        f"shared:{entry}",
-                        there.ok,
-                        f"shared/{entry} present" if there.ok else f"shared file {path} is missing",
-                        hint="" if there.ok else f"create {path} on the host",
-                    )
-                )
+            # The first round trip also opens the connection: unreachable shows here.
+            probed: CommandResult = yield cmd(pf.probe(self.root, commands, shared), timeout=30)
+            if probed.exit_code == -1 and probed.error:
+                return HostOutcome(host, False, probed.error, lost=True)
+            found = pf.probe_verdicts(
+                self.root, probed, commands, shared, cfg.disk_free_min_percent
+            )
             for spec in cfg.commands:
                 result: CommandResult = yield cmd(
                     spec.run.argv(), env=rt.env_for(version or ""), timeout=120
@@ -257,52 +254,40 @@ class FleetRuntime:
                     )
                 )
             bad = [c for c in found if not c.ok]
+            connected = self._connected(rt)
             return HostOutcome(
                 host,
                 not bad,
-                "; ".join(c.summary for c in bad) or "preflight passed",
-                checks=found,
+                "; ".join(c.summary for c in bad) or connected.summary,
+                connected.evidence,
+                checks=[CheckResult("host", True, connected.summary), *found],
             )
 
-        unreachable = set()
-        for host, outcome in self.fan_out("connect", self._connect_ops, report=True).items():
-            if outcome.ok:
+        for host, outcome in self.fan_out("preflight", one).items():
+            if outcome.lost:
                 checks.append(
                     CheckResult(
-                        f"host:{host}", True, f"{host}: {outcome.summary}", outcome.evidence
+                        f"host:{host}",
+                        False,
+                        f"{host} unreachable: {outcome.summary}",
+                        hint="every host must answer before a deploy starts; check the host, "
+                        "its sshd and known_hosts (--accept-new-host-keys trusts a new key)",
                     )
                 )
                 continue
-            unreachable.add(host)
-            checks.append(
-                CheckResult(
-                    f"host:{host}",
-                    False,
-                    f"{host} unreachable: {outcome.summary}",
-                    hint="every host must answer before a deploy starts; check the host, its "
-                    "sshd and known_hosts (--accept-new-host-keys trusts a new host's key)",
-                )
-            )
-        reachable = [h for h in self.active if h not in unreachable]
-        for host, outcome in self.fan_out("preflight", one, hosts=reachable).items():
             for c in outcome.checks:
-                checks.append(
-                    CheckResult(
-                        f"{c.name}@{host}", c.ok, f"{host}: {c.summary}", c.evidence, c.hint
-                    )
-                )
+                name = f"host:{host}" if c.name == "host" else f"{c.name}@{host}"
+                checks.append(CheckResult(name, c.ok, f"{host}: {c.summary}", c.evidence, c.hint))
         return checks
 
-    def _connect_ops(self, host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-        result: CommandResult = yield cmd(["true"], timeout=30)
-        if not result.ok:
-            return HostOutcome(host, False, result.error or result.describe(), lost=True)
+    @staticmethod
+    def _connected(rt: ReleasesRuntime) -> HostOutcome:
         accepted = getattr(rt.transport, "accepted_key", None)
         if accepted is None:
-            return HostOutcome(host, True, "connected, host key known")
-        # Recorded with the preflight step: who trusted which key, and where it was written.
+            return HostOutcome("", True, "connected, host key known")
+        # Recorded with the preflight step: which key was trusted, and where it was written.
         return HostOutcome(
-            host,
+            "",
             True,
             f"connected; NEW host key {accepted.fingerprint} accepted and added to "
             f"{accepted.known_hosts}",
@@ -382,6 +367,8 @@ class FleetRuntime:
         """Run one program per host on the loop, at most `parallel` at once; results come
         back on this thread as each host finishes (progress is reported from here)."""
         chosen = list(self.active if hosts is None else hosts)
+        if phase not in ("survey", "connect", "preflight", "check"):
+            self._survey = None  # the hosts may change: read them again when asked
         futures = {self.runner.submit(self._one(h, program)): h for h in chosen}
         outcomes: dict[str, HostOutcome] = {}
         for future in concurrent.futures.as_completed(futures):

@@ -141,3 +141,55 @@ def shared_check(root: PurePosixPath, entries: list[str]) -> list[CheckResult]:
                 )
             )
     return results
+
+
+_PROBE = """\
+root=$1; shift
+p=$root; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
+echo "@df $p"; df -Pk -- "$p" || echo "@df-failed"
+mode=cmd
+for a in "$@"; do
+  if [ "$a" = "--shared" ]; then mode=shared; continue; fi
+  if [ "$mode" = cmd ]; then
+    if w=$(command -v -- "$a"); then echo "@cmd 1 $w"; else echo "@cmd 0"; fi
+  elif [ -e "$root/shared/$a" ]; then echo "@shared 1"; else echo "@shared 0"; fi
+done
+"""
+
+
+def probe(root: PurePosixPath, commands: list[str], shared: list[str]) -> list[str]:
+    """Disk, required commands and shared files of a remote host in one round trip."""
+    return ["sh", "-c", _PROBE, "sh", str(root), *commands, "--shared", *shared]
+
+
+def probe_verdicts(
+    root: PurePosixPath,
+    result: CommandResult,
+    commands: list[str],
+    shared: list[str],
+    min_percent: float,
+) -> list[CheckResult]:
+    """`probe` output -> the same checks as disk_check, command_present and shared_check."""
+    lines = result.stdout.splitlines()
+    where = next((ln[4:] for ln in lines if ln.startswith("@df ")), str(root))
+    df_lines = [ln for ln in lines if not ln.startswith("@")]
+    df_ok = result.ok and "@df-failed" not in lines and len(df_lines) >= 2
+    df = CommandResult(("df",), 0 if df_ok else 1, "\n".join(df_lines), result.stderr, 0.0)
+    checks = [disk_verdict(where, df, min_percent)]
+    found = [ln.split(" ", 2) for ln in lines if ln.startswith("@cmd ")]
+    for name, fields in zip(commands, found + [["@cmd", "0"]] * len(commands), strict=False):
+        path = fields[2] if len(fields) > 2 else ""
+        answer = CommandResult(("command", "-v", name), 0 if fields[1] == "1" else 1, path, "", 0)
+        checks.append(command_verdict(name, answer))
+    there = [ln.split(" ")[1] == "1" for ln in lines if ln.startswith("@shared ")]
+    for entry, ok in zip(shared, there + [False] * len(shared), strict=False):
+        missing = root / "shared" / entry
+        checks.append(
+            CheckResult(
+                f"shared:{entry}",
+                ok,
+                f"shared/{entry} present" if ok else f"shared file {missing} is missing",
+                hint="" if ok else f"create {missing} on the host",
+            )
+        )
+    return checks

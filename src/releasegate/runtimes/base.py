@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from releasegate.model import CheckResult
-from releasegate.ops import Program, cmd
+from releasegate.ops import Program, chain, cmd
 from releasegate.redact import Redactor
 from releasegate.transport.base import CommandResult, Transport
 
@@ -50,14 +50,31 @@ class PhaseResult:
         result: CommandResult = yield cmd(argv, **kw)
         return self.record(redact, argv, result, label)
 
+    def chain(self, redact: Redactor, commands: list[list[str]]) -> Program[CommandResult]:
+        """Several commands in one round trip (releasegate.ops.chain), kept as evidence by
+        the commands themselves, not the shell script that carries them."""
+        result: CommandResult = yield cmd(chain(commands))
+        return self.record(redact, commands[0], result, shown=commands)
+
     def record(
-        self, redact: Redactor, argv: list[str], result: CommandResult, label: str = ""
+        self,
+        redact: Redactor,
+        argv: list[str],
+        result: CommandResult,
+        label: str = "",
+        *,
+        shown: list[list[str]] | None = None,
     ) -> CommandResult:
         output = (result.stdout + result.stderr).strip()
+        what: dict[str, Any] = (
+            {"chain": [[redact(a) for a in c] for c in shown]}
+            if shown
+            else {"argv": [redact(a) for a in argv]}
+        )
         self.commands.append(
             {
                 **({"phase": label} if label else {}),
-                "argv": [redact(a) for a in argv],
+                **what,
                 "exit_code": result.exit_code,
                 "duration_s": round(result.duration_s, 3),
                 "output": redact(output[-EXCERPT:]),

@@ -118,15 +118,20 @@ class ReleasesRuntime:
     def prepare(self, version: str, previous: str | None) -> PhaseResult:
         return run_sync(self.prepare_ops(version, previous), self.transport)
 
-    def prepare_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
+    def prepare_ops(
+        self, version: str, previous: str | None, *, prepared: bool | None = None
+    ) -> Program[PhaseResult]:
         """Unpack the artifact into releases/<version>, link shared entries, run `install`.
 
         A release is reused when it is already complete (versions are immutable); a
         half-prepared one (no marker: a crash or a failed install) is rebuilt. A remote host
         gets the artifact uploaded first (as one .tar.gz, checked by sha256 on arrival).
+        `prepared` is what the caller already knows (a fleet's survey); None: ask the host.
         """
         phase = PhaseResult(True, "")
-        if (yield from self.is_prepared_ops(version)):
+        if prepared is None:
+            prepared = yield from self.is_prepared_ops(version)
+        if prepared:
             phase.summary = f"release {version} already prepared; reused"
             return phase
         artifact = self.find_artifact(version)
@@ -134,9 +139,8 @@ class ReleasesRuntime:
             return PhaseResult(False, f"no artifact for {version} under {self.stack.artifacts}")
         final = rc.release_dir(self.root, version)
         tmp = rc.staging_dir(self.root, version, self.token)
-        steps: list[list[str]] = [rc.mkdirs(rc.releases_dir(self.root), self.root / "shared")]
-        steps += [rc.remove(tmp), rc.mkdirs(tmp)]
-        if not (yield from self._run_all(phase, steps)):
+        setup = [rc.mkdirs(rc.releases_dir(self.root), self.root / "shared"), rc.remove(tmp)]
+        if not (yield from phase.chain(self.redact, [*setup, rc.mkdirs(tmp)])).ok:
             phase.summary = f"could not create {tmp}"
             return phase
         if self.remote:
@@ -153,21 +157,6 @@ class ReleasesRuntime:
             unpack = [rc.unpack_tarball(PurePosixPath(str(artifact.path)), tmp)]
         else:
             unpack = [rc.copy_tree(PurePosixPath(str(artifact.path)), tmp)]
-        steps = [
-            *unpack,
-            *rc.shared_links(self.root, tmp, list(self.stack.shared)),
-            rc.remove(final),
-            rc.rename_dir(tmp, final),
-        ]
-        if not (yield from self._run_all(phase, steps)):
-            yield from self._run(phase, rc.remove(tmp))
-            phase.summary = f"could not unpack {artifact.path.name}"
-            return phase
-        install = self.stack.commands.install
-        if install is not None and not (
-            yield from self._team(phase, install.argv(), version, previous, "install")
-        ):
-            return phase
         marker = json.dumps(
             {
                 "version": version,
@@ -175,10 +164,26 @@ class ReleasesRuntime:
                 "prepared_at": datetime.now(UTC).isoformat(),
             }
         )
-        written = yield from self._run(phase, rc.write_file(final / rc.MARKER, marker + "\n"))
-        if not written.ok:
-            phase.summary = "could not mark the release prepared"
+        install = self.stack.commands.install
+        steps = [
+            *unpack,
+            *rc.shared_links(self.root, tmp, list(self.stack.shared)),
+            rc.remove(final),
+            rc.rename_dir(tmp, final),
+        ]
+        if install is None:  # complete in the same round trip
+            steps.append(rc.write_file(final / rc.MARKER, marker + "\n"))
+        if not (yield from phase.chain(self.redact, steps)).ok:
+            yield from self._run(phase, rc.remove(tmp))
+            phase.summary = f"could not unpack {artifact.path.name}"
             return phase
+        if install is not None:
+            if not (yield from self._team(phase, install.argv(), version, previous, "install")):
+                return phase
+            written = yield from self._run(phase, rc.write_file(final / rc.MARKER, marker + "\n"))
+            if not written.ok:
+                phase.summary = "could not mark the release prepared"
+                return phase
         phase.summary = f"release {version} prepared from {artifact.path.name}"
         return phase
 
@@ -199,7 +204,10 @@ class ReleasesRuntime:
 
     def switch_ops(self, version: str) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
-        if (yield from self._run_all(phase, rc.switch_current(self.root, version, self.token))):
+        switched = yield from phase.chain(
+            self.redact, rc.switch_current(self.root, version, self.token)
+        )
+        if switched.ok:
             phase.summary = f"current -> releases/{version}"
         else:
             phase.summary = "could not switch the current symlink"
@@ -247,10 +255,15 @@ class ReleasesRuntime:
         return phase
 
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
+        return run_sync(self.cleanup_ops(newest_first, protect), self.transport)
+
+    def cleanup_ops(
+        self, newest_first: Sequence[str], protect: Iterable[str]
+    ) -> Program[PhaseResult]:
         """Keep the newest `keep_releases` (by the ledger's order, never by directory dates)
         plus every protected version; remove the rest and any stale half-made release."""
         phase = PhaseResult(True, "")
-        listing = self.transport.run(rc.list_releases(self.root), timeout=30)
+        listing: CommandResult = yield cmd(rc.list_releases(self.root), timeout=30)
         names = listing.stdout.split() if listing.ok else []
         rank = {v: i for i, v in enumerate(newest_first)}
         present = sorted(
@@ -258,9 +271,10 @@ class ReleasesRuntime:
         )
         keep = set(present[: self.stack.keep_releases]) | set(protect)
         doomed = [n for n in present if n not in keep]
-        stale = [n for n in names if n.startswith(".") and f".tmp-{self.token}" not in n]
-        for name in doomed + stale:
-            phase.run(self.transport, self.redact, rc.remove(rc.releases_dir(self.root) / name))
+        stale = [n for n in names if n.startswith(".") and f"-{self.token}" not in n]
+        if doomed or stale:
+            gone = [rc.remove(rc.releases_dir(self.root) / n) for n in doomed + stale]
+            yield from phase.chain(self.redact, gone)
         phase.summary = f"removed {len(doomed)} old release(s)" + (
             f": {', '.join(doomed)}" if doomed else ""
         )
@@ -287,12 +301,6 @@ class ReleasesRuntime:
         if not result.ok:
             phase.summary = f"{label} command failed: {result.describe()}"
         return result.ok
-
-    def _run_all(self, phase: PhaseResult, commands: list[list[str]]) -> Program[bool]:
-        for argv in commands:
-            if not (yield from self._run(phase, argv)).ok:
-                return False
-        return True
 
     def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> Program[CommandResult]:
         return phase.step(self.redact, argv, **kw)

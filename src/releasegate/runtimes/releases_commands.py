@@ -96,3 +96,30 @@ def shared_links(
 def version_from_link(target: str) -> str:
     """`releases/v2` (or an absolute path to it) -> `v2`."""
     return PurePosixPath(target.strip()).name
+
+
+_SURVEY = """\
+target=$(readlink -- "$1/current") && echo "current $target"
+for d in "$1"/releases/*/; do
+  [ -f "$d.releasegate-release.json" ] && echo "prepared $(basename -- "$d")"
+done
+exit 0
+"""
+
+
+def survey(root: PurePosixPath) -> list[str]:
+    """What a host has, in one round trip: where `current` points, which releases are complete."""
+    return ["sh", "-c", _SURVEY, "sh", str(root)]
+
+
+def parse_survey(stdout: str) -> tuple[str | None, set[str]]:
+    """`survey` output -> (the running version or None, the prepared versions)."""
+    current: str | None = None
+    prepared: set[str] = set()
+    for line in stdout.splitlines():
+        kind, _, value = line.partition(" ")
+        if kind == "current" and value.strip():
+            current = version_from_link(value)
+        elif kind == "prepared" and value.strip():
+            prepared.add(value.strip())
+    return current, prepared

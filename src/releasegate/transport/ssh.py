@@ -409,22 +409,18 @@ class AsyncSshHost:
         raises SshError and leaves nothing at `remote`.
         """
         remote = str(remote)
-        digest = await asyncio.to_thread(_sha256_file, local)
+        digest = await _digest(local)
         await self.connect()
         part = f"{remote}.part-{secrets.token_hex(4)}"
         try:
             await asyncio.wait_for(self._upload(local, part), timeout)
-            check = await self.run(["sha256sum", "--", part], timeout=timeout)
+            # One round trip: the host computes the sum, and renames only on a match.
+            check = await self.run(
+                ["sh", "-c", _VERIFY_AND_MOVE, "sh", part, digest, remote], timeout=timeout
+            )
             if not check.ok:
-                raise SshError(f"{self.target}: sha256sum {part} failed: {check.describe()}")
-            arrived = check.stdout.split(" ", 1)[0].strip()
-            if arrived != digest:
-                raise SshError(
-                    f"{self.target}: {remote} arrived with sha256 {arrived}, sent {digest}"
-                )
-            moved = await self.run(["mv", "-f", "--", part, remote], timeout=timeout)
-            if not moved.ok:
-                raise SshError(f"{self.target}: mv to {remote} failed: {moved.stderr.strip()}")
+                why = check.stderr.strip() or check.describe()
+                raise SshError(f"{self.target}: {remote}: {why}")
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.run(["rm", "-f", "--", part], timeout=10)
@@ -446,6 +442,14 @@ class AsyncSshHost:
             with contextlib.suppress(Exception):
                 await self._conn.wait_closed()
             self._conn = None
+
+
+_VERIFY_AND_MOVE = """\
+sum=$(sha256sum -- "$1") || exit 1
+sum=${sum%% *}
+if [ "$sum" != "$2" ]; then echo "arrived with sha256 $sum, sent $2" >&2; exit 1; fi
+mv -f -- "$1" "$3"
+"""
 
 
 async def _communicate(process: Any, stdin: str | None, out: list[str], err: _Stderr) -> None:
@@ -490,6 +494,20 @@ class _Stderr:
 
     def text(self) -> str:
         return "".join(self.chunks) + (self._head or "")
+
+
+_digests: dict[tuple[str, int, int], asyncio.Future[str]] = {}
+
+
+async def _digest(path: Path) -> str:
+    """sha256 of a local file, computed once per content (a fleet sends one file to N hosts,
+    side by side: they all wait on the same computation)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _digests.get(key)
+    if found is None or (found.done() and found.exception() is not None):
+        found = _digests[key] = asyncio.ensure_future(asyncio.to_thread(_sha256_file, path))
+    return await found
 
 
 def _sha256_file(path: Path) -> str:

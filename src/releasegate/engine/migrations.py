@@ -1,0 +1,411 @@
+"""`releasegate migrate ...`: status, lint, resolve, rehearse, rollback of a stack's
+schema migrations. Every change (resolve, rehearse, rollback) opens its ledger row before
+it acts and closes it with its outcome and evidence, like a deploy's steps."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from releasegate import names
+from releasegate.engine.backups import BackupOps
+from releasegate.engine.base import RunOutcome
+from releasegate.errors import BadInput, ExitCode
+from releasegate.migrations.model import Status
+from releasegate.model import CheckResult
+
+REHEARSE = "migrate-rehearse"
+StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
+
+
+def _tail(text: str, lines: int = 12) -> list[str]:
+    return [x for x in text.splitlines() if x.strip()][-lines:]
+
+
+def status_evidence(status: Status) -> dict[str, Any]:
+    return {
+        "tool": status.tool,
+        "database": status.database,
+        "applied": status.applied,
+        "pending": status.pending,
+        "failed": status.failed,
+        "drift": [
+            {
+                "migration": d.migration,
+                "verdict": d.verdict,
+                "present": list(d.present),
+                "missing": list(d.missing),
+                "evidence": list(d.evidence),
+            }
+            for d in status.drift
+        ],
+        "notes": list(status.notes),
+    }
+
+
+class MigrationOps(BackupOps):
+    # -- wiring ------------------------------------------------------------------------------
+    def _migration_stack(self, name: str) -> Any:
+        names.check("stack", name)
+        stack = self.config.stack(name)
+        if stack.migrations is None:
+            raise BadInput(
+                f"stack {name} has no migrations: section",
+                hint="add migrations: {tool: django|alembic|prisma|sql, database: SOURCE}",
+            )
+        return stack
+
+    def _db_source(self, stack: Any) -> Any:
+        from releasegate.backup.from_config import sources_for
+
+        for source in sources_for(stack):
+            if source.name == stack.migrations.database:
+                return source
+        raise BadInput(f"no backup source {stack.migrations.database} in stack {stack.name}")
+
+    def _adapter(self, stack: Any, database: str | None = None) -> Any:
+        from releasegate.migrations.dbclient import DbClient
+        from releasegate.migrations.tools import adapter_for
+        from releasegate.migrations.tools.base import ToolContext
+
+        cfg = stack.migrations
+        source = self._db_source(stack)
+        ctx = ToolContext(
+            tool=cfg.tool,
+            argv=tuple(cfg.argv),
+            cwd=Path(str(cfg.dir or stack.dir)),
+            url_env=cfg.url_env,
+            client=DbClient(source, self._secrets(stack)),
+            database=database or source.database,
+            folder=cfg.folder,
+            history_table=cfg.history_table,
+            apps=tuple(cfg.apps),
+            timeout=cfg.timeout,
+            actor=self.actor.user,
+        )
+        return adapter_for(ctx)
+
+    # -- read-only -----------------------------------------------------------------------------
+    def migrate_status(self, name: str) -> Status:
+        from releasegate.migrations.service import status_with_drift
+
+        return status_with_drift(self._adapter(self._migration_stack(name)))
+
+    def migrate_lint(self, name: str) -> tuple[Status, Any]:
+        from releasegate.migrations.service import lint_pending
+
+        adapter = self._adapter(self._migration_stack(name))
+        status = adapter.status()
+        return status, lint_pending(adapter, status)
+
+    def last_rehearsal(self, stack: Any, *, version: str, head: str) -> Any:
+        """The newest successful rehearsal of this stack for `version` (or, without one,
+        for the migration `head`): what a deploy gate asks for."""
+        for rec in reversed(self.ledger.actions(stack=stack.name, action=REHEARSE)):
+            if rec.status != "success" or rec.details.get("head") != head:
+                continue
+            if not version or rec.version == version:
+                return rec
+        return None
+
+    # -- resolve -------------------------------------------------------------------------------
+    def _refuse(self, stack: Any, action: str, version: str, message: str, hint: str) -> RunOutcome:
+        out = RunOutcome(action, stack.name, stack.env, version, "running", ExitCode.REFUSED, "")
+        out.action_id = self._begin(stack, action, version, notes=message)
+        return self._close(out, "refused", ExitCode.REFUSED, message, hint=hint)
+
+    def migrate_resolve(
+        self, name: str, migration: str, *, applied: bool, reason: str, force: bool = False
+    ) -> RunOutcome:
+        """Seed 002's repair: capture the evidence, refuse what it does not support, let
+        the tool mark the migration, check the history now says so."""
+        from releasegate.migrations.service import status_with_drift
+        from releasegate.migrations.tools.base import check_name
+
+        stack = self._migration_stack(name)
+        check_name(migration)
+        mark = "applied" if applied else "rolled-back"
+        action = "migrate-resolve"
+        if stack.env == "prod" and not reason.strip():
+            return self._refuse(
+                stack, action, "", f"resolve {migration} --{mark} on prod needs --reason",
+                "say why, e.g. --reason 'column added by hand in INC-42; history lacks it'",
+            )  # fmt: skip
+        adapter = self._adapter(stack)
+        token = os.urandom(6).hex()
+        with self._locked(stack, action, "", token):
+            out = RunOutcome(action, stack.name, stack.env, "", "running", ExitCode.FAILED, "")
+            out.details = {"migration": migration, "mark": mark}
+            out.action_id = self._begin(
+                stack, action, "", notes=f"{migration} --{mark}", reason=reason, forced=force,
+                details=dict(out.details),
+            )  # fmt: skip
+            before: dict[str, Status] = {}
+
+            def evidence() -> StepBody:
+                status = status_with_drift(adapter)
+                before["status"] = status
+                ev = status_evidence(status)
+                ev["history_row"] = adapter.history_evidence(migration)
+                state = {m.name: m.state for m in status.migrations}.get(migration)
+                drift = next((d for d in status.drift if d.migration == migration), None)
+                problem = _resolve_problem(migration, applied, state, drift, force)
+                ev["state"] = state
+                found = "; ".join(drift.evidence) if drift else ev["history_row"]
+                summary = f"{migration} is {state or 'unknown'}; {found}"
+                return problem == "", problem or summary, [], ev
+
+            res = self._step(out, stack, "evidence", evidence)
+            out.details["evidence"] = res.evidence
+            if not res.ok:
+                return self._close(
+                    out, "refused", ExitCode.REFUSED, res.summary,
+                    hint="nothing was changed; the evidence is in the ledger",
+                )  # fmt: skip
+
+            def resolve() -> StepBody:
+                result = adapter.resolve(migration, applied=applied, status=before["status"])
+                ev = {"argv": list(result.argv), "output": _tail(result.stdout + result.stderr)}
+                if not result.ok:
+                    return False, f"resolve failed: {result.describe()}", [], ev
+                return True, f"{migration} marked {mark}", [], ev
+
+            res = self._step(out, stack, "resolve", resolve)
+            if not res.ok:
+                return self._close(out, "failed", ExitCode.FAILED, res.summary)
+
+            def verify() -> StepBody:
+                status = adapter.status()
+                state = {m.name: m.state for m in status.migrations}.get(migration)
+                want = "applied" if applied else "pending"
+                ok = state == want
+                return ok, f"{migration} is now {state} (want {want})", [], status_evidence(status)
+
+            res = self._step(out, stack, "verify", verify)
+            if not res.ok:
+                return self._close(out, "failed", ExitCode.FAILED, res.summary)
+            return self._close(out, "success", ExitCode.OK, f"{migration} resolved as {mark}")
+
+    # -- rehearse ------------------------------------------------------------------------------
+    def migrate_rehearse(
+        self, name: str, *, version: str = "", backup_id: str | None = None
+    ) -> RunOutcome:
+        """Restore the latest backup into a scratch database, migrate it with the tool,
+        check it, run the previous release's smoke command on it, drop it; the verdict is
+        recorded for (stack, version, head)."""
+
+        stack = self._migration_stack(name)
+        if version:
+            names.check("version", version)
+        source = self._db_source(stack)
+        adapter = self._adapter(stack)
+        live = adapter.status()  # what the code brings, against the live history
+        item = self._find_backup(stack, backup_id)
+        entry = next((s for s in item.sources if s.get("name") == source.name), None)
+        if entry is None:
+            raise BadInput(f"backup {item.id} has no {source.name}: take a backup first")
+        out = RunOutcome(REHEARSE, stack.name, stack.env, version, "running", ExitCode.FAILED, "")
+        out.details = {"head": live.head, "pending": live.pending, "backup": item.id}
+        out.action_id = self._begin(
+            stack, REHEARSE, version, notes=f"{len(live.pending)} pending, head {live.head}",
+            details=dict(out.details),
+        )  # fmt: skip
+        secrets = self._secrets(stack)
+        scratch: dict[str, Any] = {}
+
+        def restore() -> StepBody:
+            made = source.restore_to_scratch(item.path / str(entry["file"]), secrets=secrets)
+            scratch["db"] = made
+            return True, "; ".join(made.evidence), [], {"scratch": made.name}
+
+        verdict, message = "fail", ""
+        res = self._step(out, stack, "restore", restore)
+        try:
+            if not res.ok:
+                message = f"could not restore backup {item.id}: {res.summary}"
+            else:
+                verdict, message = self._rehearse_on(out, stack, adapter, scratch["db"], source)
+        finally:
+            if "db" in scratch:
+                made = scratch["db"]
+
+                def drop() -> StepBody:
+                    source.drop_scratch(made, secrets=secrets)
+                    return True, f"dropped {made.name}", [], {}
+
+                self._step(out, stack, "drop", drop)
+        out.details["verdict"] = verdict
+        if verdict == "pass":
+            return self._close(out, "success", ExitCode.OK, message, notes="pass")
+        return self._close(out, "failed", ExitCode.FAILED, message, notes=verdict, hint=(
+            "the previous release does not work on the new schema: a rollback of the code "
+            "alone would fail; make the migration backward compatible"
+            if verdict == "rollback-unsafe" else
+            "fix the migration; nothing ran on the live database"
+        ))  # fmt: skip
+
+    def _rehearse_on(
+        self, out: RunOutcome, stack: Any, adapter: Any, scratch: Any, source: Any
+    ) -> tuple[str, str]:
+        from releasegate.migrations.service import status_with_drift
+
+        on_scratch = self._adapter(stack, scratch.name)
+        took: dict[str, float] = {}
+
+        def migrate() -> StepBody:
+            before = on_scratch.status()
+            t0 = time.monotonic()
+            result = on_scratch.apply()
+            took["s"] = time.monotonic() - t0
+            ev = {
+                "argv": list(result.argv),
+                "pending_before": before.pending,
+                "duration_s": round(took["s"], 3),
+                "output": _tail(result.stdout + result.stderr, 20),
+            }
+            if not result.ok:
+                line = (ev["output"] or [result.describe()])[-1]
+                return False, f"migration failed on the restored data: {line}", [], ev
+            return True, f"applied {len(before.pending)} migration(s) in {took['s']:.1f}s", [], ev
+
+        res = self._step(out, stack, "migrate", migrate)
+        out.details["migrate"] = res.evidence
+        if not res.ok:
+            return "fail", res.summary
+
+        def check() -> StepBody:
+            status = status_with_drift(on_scratch)
+            results = source.run_checks(scratch, secrets=self._secrets(stack))
+            checks = [
+                CheckResult(f"sanity: {r.query}", r.ok, f"{r.query} {r.expect}: {r.detail}")
+                for r in results
+            ]
+            problems = [c.summary for c in checks if not c.ok]
+            if not status.clean:
+                problems.insert(0, f"not clean after migrating: pending {status.pending}, "
+                                f"failed {status.failed}, drift {len(status.drift)}")  # fmt: skip
+            ev = status_evidence(status)
+            summary = "; ".join(problems) or (f"status clean; {len(checks)} sanity check(s) passed")
+            return not problems, summary, checks, ev
+
+        res = self._step(out, stack, "check", check)
+        if not res.ok:
+            return "fail", res.summary
+
+        smoke = stack.migrations.previous_smoke
+        if smoke is not None:
+            ctx = on_scratch.ctx
+
+            def previous() -> StepBody:
+                from releasegate.transport.local import LocalTransport
+
+                result = LocalTransport().run(
+                    smoke.argv(), cwd=ctx.cwd, env=ctx.env(), timeout=ctx.timeout
+                )
+                redact = ctx.client.redact
+                ev = {
+                    "argv": list(result.argv),
+                    "output": _tail(redact(result.stdout + result.stderr)),
+                }
+                if not result.ok:
+                    tail = ev["output"][-1] if ev["output"] else result.describe()
+                    return (
+                        False,
+                        f"previous release's smoke failed on the new schema: {tail}",
+                        [],
+                        ev,
+                    )
+                return True, "previous release's smoke passed on the new schema", [], ev
+
+            res = self._step(out, stack, "previous-smoke", previous)
+            if not res.ok:
+                return "rollback-unsafe", res.summary
+        return "pass", (
+            f"rehearsed {len(out.details.get('pending', []))} migration(s) on backup "
+            f"{out.details.get('backup')} in {took.get('s', 0):.1f}s: pass"
+        )
+
+    # -- rollback ------------------------------------------------------------------------------
+    def migrate_rollback(self, name: str, to: str, *, reason: str) -> RunOutcome:
+        """The tool's own downgrade to `to`, after a backup of the database; recorded."""
+        from releasegate.backup.from_config import sources_for
+
+        stack = self._migration_stack(name)
+        action = "migrate-rollback"
+        if stack.env == "prod" and not reason.strip():
+            return self._refuse(
+                stack, action, "", f"migrate rollback to {to} on prod needs --reason",
+                "say why, e.g. --reason 'release 42 rolled back; its migration too'",
+            )  # fmt: skip
+        adapter = self._adapter(stack)
+        if stack.migrations.tool in ("prisma", "sql"):
+            adapter.rollback(to, status=None)  # raises Refused with the restore hint
+        token = os.urandom(6).hex()
+        with self._locked(stack, action, "", token):
+            out = RunOutcome(action, stack.name, stack.env, "", "running", ExitCode.FAILED, "")
+            out.details = {"to": to}
+            out.action_id = self._begin(
+                stack, action, "", notes=f"to {to}", reason=reason, details={"to": to}
+            )
+            before = adapter.status()
+            db_sources = [s for s in sources_for(stack) if s.name == stack.migrations.database]
+            res = self._step(
+                out, stack, "backup",
+                lambda: self._take_backup(stack, None, None, sources=db_sources),
+            )  # fmt: skip
+            if not res.ok:
+                return self._close(out, "failed", ExitCode.FAILED, res.summary,
+                                   hint="nothing was rolled back")  # fmt: skip
+            out.details["backup"] = res.evidence.get("backup_id")
+
+            def downgrade() -> StepBody:
+                result = adapter.rollback(to, status=before)
+                ev = {"argv": list(result.argv), "output": _tail(result.stdout + result.stderr)}
+                if not result.ok:
+                    return False, f"downgrade failed: {result.describe()}", [], ev
+                return True, f"downgraded to {to}", [], ev
+
+            res = self._step(out, stack, "downgrade", downgrade)
+            if not res.ok:
+                return self._close(
+                    out, "failed", ExitCode.FAILED, res.summary,
+                    hint=f"the backup {out.details['backup']} holds the state before",
+                )  # fmt: skip
+
+            def verify() -> StepBody:
+                status = adapter.status()
+                return (
+                    True,
+                    f"applied now: {', '.join(status.applied) or 'none'}",
+                    [],
+                    (status_evidence(status)),
+                )
+
+            self._step(out, stack, "verify", verify)
+            return self._close(out, "success", ExitCode.OK, f"migrations rolled back to {to}")
+
+
+def _resolve_problem(
+    migration: str, applied: bool, state: str | None, drift: Any, force: bool
+) -> str:
+    """Why the evidence does not support the resolve ('' when it does)."""
+    if state is None:
+        return f"{migration} is not a migration of this code"
+    if applied:
+        if state == "applied":
+            return f"{migration} is already applied"
+        if state == "failed" or force:
+            return ""
+        if drift is None:
+            return (
+                f"{migration} is pending and the database lacks what it creates (or it creates "
+                "nothing releasegate can see): run it instead, or --force after checking by hand"
+            )
+        if drift.verdict != "applied-without-record":
+            return f"{migration} is half applied: {drift.hint}"
+        return ""
+    if state == "pending":
+        return f"{migration} is not applied: nothing to roll back"
+    return ""

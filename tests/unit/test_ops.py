@@ -1,0 +1,85 @@
+"""Operations as data: chained commands, the fleet's survey and probe, and the drivers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from releasegate.gates import preflight as pf
+from releasegate.ops import Cmd, Sleep, chain, cmd, run_sync
+from releasegate.runtimes import releases_commands as rc
+from releasegate.transport import LocalTransport
+from releasegate.transport.base import CommandResult
+
+HOSTILE = ["$(touch pwned)", "; rm -rf /", '"q" `x` \\', "a b", "", "*", "--", "-n"]
+
+
+def test_chain_passes_every_word_as_data(tmp_path: Path) -> None:
+    argv = chain([["printf", "%s|", *HOSTILE], ["printf", "\n"], *[["true"]] * 12])
+    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout == "|".join(HOSTILE) + "|\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_chain_stops_at_the_first_failure_and_names_it(tmp_path: Path) -> None:
+    mark = tmp_path / "never"
+    argv = chain([["true"], ["sh", "-c", "exit 7"], ["touch", str(mark)]])
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 7
+    assert "command 2 of the chain failed (exit 7)" in out.stderr
+    assert not mark.exists()
+    with pytest.raises(ValueError):
+        chain([["true"], []])
+
+
+def test_survey_reads_current_and_complete_releases(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    for version, complete in (("v1", True), ("v2", True), ("v3", False)):
+        (root / "releases" / version).mkdir(parents=True)
+        if complete:
+            (root / "releases" / version / rc.MARKER).write_text("{}")
+    (root / "current").symlink_to("releases/v2")
+    out = subprocess.run(rc.survey(PurePosixPath(str(root))), capture_output=True, text=True)
+    assert rc.parse_survey(out.stdout) == ("v2", {"v1", "v2"})
+    empty = subprocess.run(rc.survey(PurePosixPath(str(tmp_path / "none"))), capture_output=True)
+    assert empty.returncode == 0 and rc.parse_survey(empty.stdout.decode()) == (None, set())
+
+
+def test_probe_checks_disk_commands_and_shared_files_in_one_command(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / ".env").write_text("X=1\n")
+    argv = pf.probe(PurePosixPath(str(root)), ["sh", "no-such-tool-xyz"], [".env", "cfg.ini"])
+    out = subprocess.run(argv, capture_output=True, text=True)
+    result = CommandResult(tuple(argv), out.returncode, out.stdout, out.stderr, 0.0)
+    checks = pf.probe_verdicts(
+        PurePosixPath(str(root)), result, ["sh", "no-such-tool-xyz"], [".env", "cfg.ini"], 0
+    )
+    assert [(c.name, c.ok) for c in checks] == [
+        ("disk-free", True),
+        ("command:sh", True),
+        ("command:no-such-tool-xyz", False),
+        ("shared:.env", True),
+        ("shared:cfg.ini", False),  # no answer for it: missing, never assumed present
+    ]
+    # Before the first deploy the stack's dir may not exist: df looks at its nearest parent.
+    fresh = PurePosixPath(str(tmp_path / "new" / "app"))
+    out = subprocess.run(pf.probe(fresh, [], []), capture_output=True, text=True)
+    result = CommandResult((), out.returncode, out.stdout, out.stderr, 0.0)
+    disk = pf.probe_verdicts(fresh, result, [], [], 0)[0]
+    assert disk.ok and disk.evidence["path"] == str(tmp_path)
+
+
+def test_run_sync_answers_each_operation() -> None:
+    slept: list[float] = []
+
+    def program():  # type: ignore[no-untyped-def]
+        first = yield cmd(["sh", "-c", "echo one"])
+        yield Sleep(0.5)
+        second = yield Cmd(("sh", "-c", 'echo "$X"'), env={"X": "two"})
+        return first.stdout.strip(), second.stdout.strip()
+
+    assert run_sync(program(), LocalTransport(), sleep=slept.append) == ("one", "two")
+    assert slept == [0.5]
