@@ -45,8 +45,7 @@ def _compose_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> 
     var = stack.compose.version_var
     project = stack.compose_project
     steps = [Step("prepare", f"pull images for {version}: {facts.artifact or '(unknown)'}")]
-    if migrate and stack.commands.migrate is not None:
-        steps.append(Step("migrate", f"run migrate: {_cmd(stack.commands.migrate)}"))
+    steps += _migrate_step(stack, migrate)
     steps.append(
         Step("switch", f"set {var} in {stack.dir}/.env: {facts.running or '(none)'} -> {version}")
     )
@@ -63,6 +62,19 @@ def _compose_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> 
     return steps
 
 
+def _migrate_step(stack: Any, migrate: bool) -> list[Step]:
+    tool = getattr(stack, "migrations", None)
+    if migrate and tool is not None:
+        title = (
+            f"run pending migrations with {tool.tool} on {tool.database}; "
+            "if that fails, restore the database from this deploy's backup"
+        )
+        return [Step("migrate", title)]
+    if migrate and stack.commands.migrate is not None:
+        return [Step("migrate", f"run migrate: {_cmd(stack.commands.migrate)}")]
+    return []
+
+
 def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
     if stack.runtime == "compose":
         return _compose_steps(stack, version, facts, migrate=migrate)
@@ -77,8 +89,7 @@ def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> 
             f"link shared ({links})" + (f", run install: {install}" if install else "")
         )
         steps.append(Step("prepare", title, {"artifact": facts.artifact}))
-    if migrate and stack.commands.migrate is not None:
-        steps.append(Step("migrate", f"run migrate: {_cmd(stack.commands.migrate)}"))
+    steps += _migrate_step(stack, migrate)
     if facts.rollout is not None and migrate:  # a fleet deploy: batches of hosts
         return [*steps, _rollout_step(stack, version, facts)]
     steps.append(

@@ -261,11 +261,18 @@ class Engine(FleetOps, ComposeOps):
                 hint="nothing was switched; the running version is untouched",
             )
         if "migrate" in steps:
-            res = self._step(
-                out, stack, "migrate", lambda: self._phase(runtime.migrate(version, previous))
-            )
+            if getattr(stack, "migrations", None) is not None:
+                from releasegate.engine.migrate_gate import run_migrations
+
+                res = self._step(
+                    out, stack, "migrate", lambda: run_migrations(self, stack, version)
+                )
+            else:
+                res = self._step(
+                    out, stack, "migrate", lambda: self._phase(runtime.migrate(version, previous))
+                )
             if not res.ok:
-                return self._close(
+                self._close(
                     out,
                     "failed",
                     ExitCode.FAILED,
@@ -274,7 +281,7 @@ class Engine(FleetOps, ComposeOps):
                     notes="migrate failed",
                     hint="nothing was switched; check the database against the backup",
                 )
-
+                return self._restore_after_migrate(out, stack, runtime)
         failed: StepResult | None = None
         rolled: RolloutResult | None = None
         if "rollout" in steps:  # a fleet: batches of hosts, each switched, restarted, smoked
@@ -357,6 +364,24 @@ class Engine(FleetOps, ComposeOps):
         return self._close(
             out, "success", ExitCode.OK, f"{version} is live on {stack.name}", notes=notes
         )
+
+    def _restore_after_migrate(self, out: RunOutcome, stack: Any, runtime: Runtime) -> RunOutcome:
+        """A migration failed half way: the database goes back to the backup this deploy took
+        (the service still runs the previous release, which expects the old schema)."""
+        backup_id = out.details.get("backup")
+        if getattr(stack, "migrations", None) is None or not backup_id:
+            return out
+        item = self._find_backup(stack, str(backup_id))
+        restored = self._run_restore(stack, runtime, item, start=True, fresh_backup=False)
+        out.followups.append(restored)
+        if restored.status == "success":
+            out.status, out.exit_code = "rolled_back", ExitCode.ROLLED_BACK
+            out.message = f"{out.message}; the database was restored from {backup_id}"
+            out.hint = "nothing was switched; the previous release runs on its own schema"
+        else:
+            out.message = f"{out.message}; restoring {backup_id} failed too: {restored.message}"
+            out.hint = "the database needs attention: see the execution record"
+        return out
 
     def _cleanup(
         self, stack: Any, runtime: Runtime, version: str

@@ -68,3 +68,34 @@ def migration_gate(engine: Any, stack: Any, version: str, *, forced: bool) -> St
     if forced:
         return True, "FORCED past the migration gate: " + "; ".join(problems), checks, evidence
     return False, "migration gate: " + "; ".join(problems), checks, evidence
+
+
+def run_migrations(engine: Any, stack: Any, version: str) -> StepBody:
+    """The deploy's migrate step for a stack with `migrations:`: the tool's own migrate on the
+    live database (between the backup and the switch), then its status must be clean."""
+    from releasegate.engine.migrations import MigrationOps, status_evidence
+    from releasegate.migrations.service import status_with_drift
+    from releasegate.redact import Redactor
+
+    ops = MigrationOps(engine.config, engine.ledger, actor=engine.actor, emit=engine.emit)
+    adapter = ops._adapter(stack)
+    before = status_with_drift(adapter)
+    if not before.pending:
+        return True, "no pending migrations", [], {"head": before.head}
+    redact = Redactor.from_env(*engine._env_sources(stack))
+    result = adapter.apply()
+    output = redact((result.stdout + result.stderr).strip()[-2000:])
+    evidence: dict[str, Any] = {
+        "pending": list(before.pending),
+        "exit_code": result.exit_code,
+        "duration_s": round(result.duration_s, 3),
+        "output": output,
+    }
+    if not result.ok:
+        return False, f"{stack.migrations.tool} migrate failed: {result.describe()}", [], evidence
+    after = status_with_drift(adapter)
+    evidence["status"] = status_evidence(after)
+    if after.pending or after.failed:
+        left = ", ".join([*after.pending, *after.failed])
+        return False, f"migrations still pending or failed after migrate: {left}", [], evidence
+    return True, f"applied {len(before.pending)} migration(s); head {after.head}", [], evidence
