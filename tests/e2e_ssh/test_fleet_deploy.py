@@ -67,6 +67,8 @@ class Fleet:
         self.lab = lab
         self.tmp = tmp
         self.addresses = lab.addresses[:HOSTS]
+        # How releasegate names each host: its address, with the port when it is not 22.
+        self.labels = tuple(a if lab.port == 22 else f"{a}:{lab.port}" for a in self.addresses)
         self.dir = f"/srv/fleet-{name}"
         self.port = _free_port(self.addresses)
         self.artifacts = tmp / "artifacts"
@@ -207,12 +209,12 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert result["status"] == "success"
     rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
     assert [s["evidence"]["batch"] for s in rollout] == [
-        list(fleet.addresses[0:2]),
-        list(fleet.addresses[2:4]),
-        list(fleet.addresses[4:5]),
+        list(fleet.labels[0:2]),
+        list(fleet.labels[2:4]),
+        list(fleet.labels[4:5]),
     ]
     hosts = result["hosts"]
-    assert sorted(hosts) == sorted(fleet.addresses)  # type: ignore[arg-type]
+    assert sorted(hosts) == sorted(fleet.labels)  # type: ignore[arg-type]
     assert all(h["ok"] and h["version"] == "v2" for h in hosts.values())  # type: ignore[union-attr]
     assert fleet.serving() == ["v2"] * HOSTS
     assert fleet.current() == ["v2"] * HOSTS
@@ -220,11 +222,11 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert [_accepted(log) - b for log, b in zip(logs, before, strict=True)] == [1] * HOSTS
     # The artifact arrived as one checked upload per host, and the status shows one version.
     prepare = next(s for s in result["steps"] if s["step"] == "prepare")  # type: ignore[union-attr]
-    for host in fleet.addresses:
+    for host in fleet.labels:
         assert len(prepare["evidence"]["hosts"][host]["upload"]["sha256"]) == 64
     status = fleet.rg("status", "--json", check=True).stdout.splitlines()
     web = next(row for row in map(json.loads, status) if row["stack"] == "web")
-    assert web["hosts"] == {a: "v2" for a in fleet.addresses}
+    assert web["hosts"] == {a: "v2" for a in fleet.labels}
     assert web["mixed"] is False
 
 
@@ -240,14 +242,14 @@ def test_one_host_failing_smoke_rolls_the_whole_fleet_back(fleet: Fleet) -> None
     assert proc.returncode == 4, proc.stdout + proc.stderr  # rolled back
     result = _result(proc)
     assert result["status"] == "rolled_back"
-    assert fleet.addresses[2] in str(result["message"])
+    assert fleet.labels[2] in str(result["message"])
     # Batch 1 (h1, h2) went live, batch 2 (h3, h4) failed on h3: h1..h4 went back to v2,
     # h5 was never touched. The fleet is on one version again, and every host answers.
     assert fleet.current() == ["v2"] * HOSTS
     assert fleet.serving() == ["v2"] * HOSTS
     hosts = result["hosts"]
-    assert set(hosts) == set(fleet.addresses[:4])  # type: ignore[arg-type]
-    assert not hosts[fleet.addresses[2]]["ok"]  # type: ignore[index]
+    assert set(hosts) == set(fleet.labels[:4])  # type: ignore[arg-type]
+    assert not hosts[fleet.labels[2]]["ok"]  # type: ignore[index]
     assert result["followups"][0]["status"] == "success"  # type: ignore[index]
     # The ledger keeps both runs, each host's part with them.
     lines = fleet.rg("history", "--json", check=True).stdout.splitlines()
@@ -278,9 +280,9 @@ def _descendants(pid: int) -> list[int]:
 
 def test_host_lost_mid_deploy_is_named_and_the_rest_rolled_back(fleet: Fleet) -> None:
     lost_index = 4
-    lost = fleet.addresses[lost_index - 1]
+    lost = fleet.labels[lost_index - 1]
     fleet.artifact("v1")
-    fleet.artifact("v4", HANG.replace("{addr}", lost))
+    fleet.artifact("v4", HANG.replace("{addr}", fleet.addresses[lost_index - 1]))
     fleet.config(strategy="all")
     fleet.rg("deploy", "web", "staging", "v1", check=True)
     marker = fleet.host_path(lost_index) / "shared" / "hanging"
@@ -329,6 +331,7 @@ def _known_host(line: str) -> str:
 
 def test_unknown_host_key_refuses_the_deploy(fleet: Fleet, tmp_path: Path) -> None:
     stranger = fleet.addresses[1]
+    stranger_label = fleet.labels[1]
     known = tmp_path / "known_hosts"
     lines = fleet.known_hosts.read_text().splitlines()
     known.write_text("".join(f"{ln}\n" for ln in lines if _known_host(ln) != stranger))
@@ -338,7 +341,7 @@ def test_unknown_host_key_refuses_the_deploy(fleet: Fleet, tmp_path: Path) -> No
     proc = fleet.rg("deploy", "web", "staging", "v1", "--json", known_hosts=known)
     assert proc.returncode == 3, proc.stdout + proc.stderr  # refused before anything changed
     result = _result(proc)
-    assert stranger in str(result["message"])
+    assert stranger_label in str(result["message"])
     assert fleet.current() == [None] * HOSTS
 
     # Trusting it takes an explicit option, and the accepted key is recorded.
@@ -348,5 +351,5 @@ def test_unknown_host_key_refuses_the_deploy(fleet: Fleet, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert stranger in known.read_text()
     preflight = next(s for s in _result(proc)["steps"] if s["step"] == "preflight")  # type: ignore[union-attr]
-    accepted = [c for c in preflight["checks"] if c["name"] == f"host:{stranger}"]
+    accepted = [c for c in preflight["checks"] if c["name"] == f"host:{stranger_label}"]
     assert "NEW host key SHA256:" in accepted[0]["summary"]
