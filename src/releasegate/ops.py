@@ -41,11 +41,15 @@ class Cmd:
 @dataclass(frozen=True)
 class Put:
     """Upload a local file to the host, checked by sha256 on arrival. Answer: a CommandResult
-    (stdout: the sha256; exit_code -1 and `error` when the upload or the check failed)."""
+    (stdout: the sha256; exit_code -1 and `error` when the upload or the check failed).
+
+    `checked=False`: upload only (its folder created), and the program checks the sha256 on
+    the host itself, in the command that uses the file."""
 
     local: Path
     remote: PurePosixPath
     timeout: float = 600.0
+    checked: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def _put_sync(op: Put, transport: Transport) -> CommandResult:
     from releasegate.errors import ReleasegateError
 
     started = time.monotonic()
-    put = getattr(transport, "put", None)
+    put = getattr(transport, "put" if op.checked else "send", None)
     if put is None:
         return CommandResult(("put", str(op.remote)), -1, "", "", 0.0, error="no upload here")
     try:
@@ -185,7 +189,8 @@ async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None
 
         started = time.monotonic()
         try:
-            digest = await host.put(op.local, op.remote, timeout=op.timeout)
+            upload = host.put if op.checked else host.send
+            digest = await upload(op.local, op.remote, timeout=op.timeout)
         except ReleasegateError as exc:
             return _put_failed(op, started, exc.message)
         except TimeoutError:
@@ -232,3 +237,13 @@ def chain(commands: list[list[str]]) -> list[str]:
             raise ValueError("an empty command in a chain")
         words += [str(len(argv)), *argv]
     return ["sh", "-c", _CHAIN, "releasegate-chain", *words]
+
+
+def chain_failure(result: CommandResult) -> int | None:
+    """Which command of a chain failed (1-based), from its message; None if none did."""
+    import re
+
+    if result.ok:
+        return None
+    found = re.search(r"releasegate: command (\d+) of the chain failed", result.stderr)
+    return int(found.group(1)) if found else None

@@ -83,3 +83,23 @@ def test_run_sync_answers_each_operation() -> None:
 
     assert run_sync(program(), LocalTransport(), sleep=slept.append) == ("one", "two")
     assert slept == [0.5]
+
+
+def test_chain_failure_names_the_command_and_sha256_is_checked_on_arrival(tmp_path: Path) -> None:
+    from releasegate.ops import chain_failure
+
+    upload = tmp_path / "v2.tar.gz"
+    upload.write_bytes(b"release")
+    good = "a8e7b6b2b3c8b0d8e2a4d6b3cf5c54ef3a7b5c0b6bd4a0e6d0e6dbd5a7c1f0a4"  # not its sum
+    argv = chain([["true"], rc.check_sha256(PurePosixPath(str(upload)), good), ["true"]])
+    out = subprocess.run(argv, capture_output=True, text=True)
+    result = CommandResult(tuple(argv), out.returncode, out.stdout, out.stderr, 0.0)
+    assert chain_failure(result) == 2
+    assert f"{upload} arrived with sha256" in out.stderr
+    import hashlib
+
+    real = hashlib.sha256(b"release").hexdigest()
+    argv = chain([rc.check_sha256(PurePosixPath(str(upload)), real)])
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 0
+    assert chain_failure(CommandResult((), 0, "", "", 0.0)) is None

@@ -253,6 +253,9 @@ class FleetConfig(StrictModel):
     max_failures: Share = 0
     parallel: Annotated[int, Field(ge=1, le=1024)] = 32  # hosts worked on at once
     connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Seconds one of the team's commands (install, migrate, restart) may take on a host; a
+    # command past it is killed with its process group, and the host counts as failed.
+    command_timeout: Annotated[float, Field(gt=0, le=86400)] = 900.0
 
 
 def unique_hosts(hosts: list[Host]) -> list[Host]:

@@ -302,18 +302,17 @@ class FleetRuntime:
 
         def pipeline(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
             evidence: dict[str, Any] = {}
-            switched = yield from rt.switch_ops(version)
+            switched, restarted = yield from rt.switch_restart_ops(version, previous)
             evidence["switch"] = switched.evidence()
             if not switched.ok:
                 return HostOutcome(
                     host,
                     False,
-                    f"switch failed: {switched.summary}",
+                    switched.summary,
                     evidence,
                     lost=_lost([switched]),
                     switched=True,
                 )
-            restarted = yield from rt.restart_ops(version, previous)
             evidence["restart"] = restarted.evidence()
             if not restarted.ok:
                 return HostOutcome(

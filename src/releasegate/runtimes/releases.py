@@ -12,13 +12,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from releasegate.model import CheckResult
-from releasegate.ops import Program, Put, cmd, run_sync
+from releasegate.ops import Program, Put, chain, chain_failure, cmd, run_sync
 from releasegate.redact import Redactor
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import PhaseResult
 from releasegate.transport.base import CommandResult, Transport
 
-# A team command that hangs must not hold the stack's lock forever.
+# A team command that hangs must not hold the stack's lock forever (`fleet.command_timeout`).
 PHASE_TIMEOUT_S = 900.0
 
 
@@ -35,6 +35,8 @@ class ReleasesRuntime:
         self.redact = redact
         self.token = token  # unique per run: names temporary paths so runs never collide
         self.root = PurePosixPath(str(stack.dir))
+        fleet = getattr(stack, "fleet", None)
+        self.command_timeout = fleet.command_timeout if fleet is not None else PHASE_TIMEOUT_S
 
     # -- facts ---------------------------------------------------------------------------
     def find_artifact(self, version: str) -> Artifact | None:
@@ -139,24 +141,40 @@ class ReleasesRuntime:
             return PhaseResult(False, f"no artifact for {version} under {self.stack.artifacts}")
         final = rc.release_dir(self.root, version)
         tmp = rc.staging_dir(self.root, version, self.token)
-        setup = [rc.mkdirs(rc.releases_dir(self.root), self.root / "shared"), rc.remove(tmp)]
-        if not (yield from phase.chain(self.redact, [*setup, rc.mkdirs(tmp)])).ok:
-            phase.summary = f"could not create {tmp}"
-            return phase
+        leftovers = [tmp]  # removed when unpacking fails
+        setup = [
+            rc.mkdirs(rc.releases_dir(self.root), self.root / "shared"),
+            rc.remove(tmp),
+            rc.mkdirs(tmp),
+        ]
         if self.remote:
+            # The upload creates the folders; the sha256 is checked in the unpacking command.
             upload = rc.releases_dir(self.root) / f".{version}.upload-{self.token}.tar.gz"
-            sent: CommandResult = yield Put(upload_tarball(artifact, self.token), upload)
+            sent: CommandResult = yield Put(
+                upload_tarball(artifact, self.token), upload, checked=False
+            )
             phase.record(self.redact, ["put", str(upload)], sent, "upload")
             if not sent.ok:
                 phase.summary = f"upload failed: {sent.describe()}"
-                yield from self._run(phase, rc.remove(tmp))
                 return phase
             phase.facts["upload"] = {"path": str(upload), "sha256": sent.stdout}
-            unpack = [rc.unpack_tarball(upload, tmp), rc.remove(upload)]
-        elif artifact.kind == "tar.gz":
-            unpack = [rc.unpack_tarball(PurePosixPath(str(artifact.path)), tmp)]
+            leftovers.append(upload)
+            unpack = [
+                rc.check_sha256(upload, sent.stdout),
+                *setup,
+                rc.unpack_tarball(upload, tmp),
+                rc.remove(upload),
+            ]
         else:
-            unpack = [rc.copy_tree(PurePosixPath(str(artifact.path)), tmp)]
+            if not (yield from phase.chain(self.redact, setup)).ok:
+                phase.summary = f"could not create {tmp}"
+                return phase
+            source = PurePosixPath(str(artifact.path))
+            unpack = [
+                rc.unpack_tarball(source, tmp)
+                if artifact.kind == "tar.gz"
+                else rc.copy_tree(source, tmp)
+            ]
         marker = json.dumps(
             {
                 "version": version,
@@ -174,7 +192,7 @@ class ReleasesRuntime:
         if install is None:  # complete in the same round trip
             steps.append(rc.write_file(final / rc.MARKER, marker + "\n"))
         if not (yield from phase.chain(self.redact, steps)).ok:
-            yield from self._run(phase, rc.remove(tmp))
+            yield from phase.chain(self.redact, [rc.remove(p) for p in leftovers])
             phase.summary = f"could not unpack {artifact.path.name}"
             return phase
         if install is not None:
@@ -232,6 +250,40 @@ class ReleasesRuntime:
             phase.summary = "restart command passed"
         return phase
 
+    def switch_restart_ops(
+        self, version: str, previous: str | None
+    ) -> Program[tuple[PhaseResult, PhaseResult]]:
+        """`switch` then `restart` in one round trip (a fleet's rollout, host by host): the
+        chain runs where and with what the restart command needs; the switch's commands
+        use absolute paths and no environment."""
+        spec = self.stack.commands.restart
+        if spec is None:
+            switched = yield from self.switch_ops(version)
+            return switched, PhaseResult(True, "no restart command configured")
+        switch_cmds = rc.switch_current(self.root, version, self.token)
+        commands = [*switch_cmds, spec.argv()]
+        result: CommandResult = yield cmd(
+            chain(commands),
+            cwd=rc.release_dir(self.root, version),
+            env=self.env_for(version, previous),
+            timeout=self.command_timeout,
+        )
+        failed_at = chain_failure(result)
+        switched, restarted = PhaseResult(True, ""), PhaseResult(True, "")
+        if (failed_at is not None and failed_at <= len(switch_cmds)) or result.error:
+            switched.record(self.redact, [], result, shown=switch_cmds)
+            switched.summary = f"could not switch the current symlink: {result.describe()}"
+            restarted.ok, restarted.summary = False, "not run: the switch failed"
+            return switched, restarted
+        switched.summary = f"current -> releases/{version}"
+        restarted.record(self.redact, [], result, "restart", shown=commands)
+        restarted.summary = (
+            "restart command passed"
+            if result.ok
+            else f"restart command failed: {result.describe()}"
+        )
+        return switched, restarted
+
     def stop(self, command: Any = None) -> PhaseResult:
         spec = command if command is not None else self.stack.commands.stop
         if spec is None:
@@ -248,7 +300,7 @@ class ReleasesRuntime:
             spec.argv(),
             cwd=Path(str(self.root)),
             env=self.env_for(running),
-            timeout=PHASE_TIMEOUT_S,
+            timeout=self.command_timeout,
             label="stop",
         )
         phase.summary = "stop command passed" if result.ok else f"stop failed: {result.describe()}"
@@ -295,7 +347,7 @@ class ReleasesRuntime:
             argv,
             cwd=cwd or rc.release_dir(self.root, version),
             env=self.env_for(version, previous),
-            timeout=PHASE_TIMEOUT_S,
+            timeout=self.command_timeout,
             label=label,
         )
         if not result.ok:

@@ -123,3 +123,15 @@ def parse_survey(stdout: str) -> tuple[str | None, set[str]]:
         elif kind == "prepared" and value.strip():
             prepared.add(value.strip())
     return current, prepared
+
+
+_SHA256 = """\
+sum=$(sha256sum -- "$1") || exit 1
+sum=${sum%% *}
+[ "$sum" = "$2" ] || { echo "$1 arrived with sha256 $sum, sent $2" >&2; exit 1; }
+"""
+
+
+def check_sha256(path: PurePosixPath, digest: str) -> list[str]:
+    """Fails unless the file's sha256 on the host is `digest` (an upload checked on arrival)."""
+    return ["sh", "-c", _SHA256, "sh", str(path), digest]
