@@ -35,21 +35,18 @@ class Cmd:
     cwd: PurePosixPath | None = None
     env: Mapping[str, str] | None = None
     timeout: float = 120.0
-    stdin: str | None = None
+    stdin: str | Path | None = None  # a Path is streamed as bytes (SSH hosts only)
 
 
 @dataclass(frozen=True)
 class Put:
-    """Upload a local file to the host, checked by sha256 on arrival. Answer: a CommandResult
-    (stdout: the sha256; exit_code -1 and `error` when the upload or the check failed).
-
-    `checked=False`: upload only (its folder created), and the program checks the sha256 on
-    the host itself, in the command that uses the file."""
+    """Upload a local file to the host over SFTP, checked by sha256 on arrival. Answer: a
+    CommandResult (stdout: the sha256; exit_code -1 and `error` when the upload or the
+    check failed)."""
 
     local: Path
     remote: PurePosixPath
     timeout: float = 600.0
-    checked: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,12 +103,15 @@ def run_sync(
 
 def _do_sync(op: Op, transport: Transport, http: HttpClientSource | None, sleep: Any) -> Any:
     if isinstance(op, Cmd):
+        kw: dict[str, Any] = {"stdin": op.stdin} if op.stdin is not None else {}
+        if isinstance(op.stdin, Path) and getattr(transport, "name", "") != "ssh":
+            return CommandResult(op.argv, -1, "", "", 0.0, error="a file on stdin needs SSH")
         return transport.run(
             list(op.argv),
             cwd=Path(str(op.cwd)) if op.cwd else None,
             env=op.env,
             timeout=op.timeout,
-            stdin=op.stdin,
+            **kw,
         )
     if isinstance(op, Put):
         return _put_sync(op, transport)
@@ -129,7 +129,7 @@ def _put_sync(op: Put, transport: Transport) -> CommandResult:
     from releasegate.errors import ReleasegateError
 
     started = time.monotonic()
-    put = getattr(transport, "put" if op.checked else "send", None)
+    put = getattr(transport, "put", None)
     if put is None:
         return CommandResult(("put", str(op.remote)), -1, "", "", 0.0, error="no upload here")
     try:
@@ -189,8 +189,7 @@ async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None
 
         started = time.monotonic()
         try:
-            upload = host.put if op.checked else host.send
-            digest = await upload(op.local, op.remote, timeout=op.timeout)
+            digest = await host.put(op.local, op.remote, timeout=op.timeout)
         except ReleasegateError as exc:
             return _put_failed(op, started, exc.message)
         except TimeoutError:

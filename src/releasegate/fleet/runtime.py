@@ -426,12 +426,13 @@ class FleetRuntime:
         return self.hosts[self.active[0] if self.active else next(iter(self.hosts))]
 
     def _pack(self, version: str) -> None:
-        """Pack a folder artifact once, before the hosts ask for it side by side."""
-        from releasegate.runtimes.releases import upload_tarball
+        """Pack a folder artifact and hash it once, before the hosts ask for it side by side
+        (on this thread, not the event loop's)."""
+        from releasegate.runtimes.releases import file_sha256, upload_tarball
 
         found = self._first().find_artifact(version)
         if found is not None:
-            upload_tarball(found, self.token)
+            file_sha256(upload_tarball(found, self.token))
 
     @staticmethod
     def _wrap(host: str, phase_ops: Program[PhaseResult]) -> Program[HostOutcome]:

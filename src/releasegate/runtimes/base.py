@@ -50,10 +50,12 @@ class PhaseResult:
         result: CommandResult = yield cmd(argv, **kw)
         return self.record(redact, argv, result, label)
 
-    def chain(self, redact: Redactor, commands: list[list[str]]) -> Program[CommandResult]:
+    def chain(
+        self, redact: Redactor, commands: list[list[str]], *, stdin: Path | None = None
+    ) -> Program[CommandResult]:
         """Several commands in one round trip (releasegate.ops.chain), kept as evidence by
         the commands themselves, not the shell script that carries them."""
-        result: CommandResult = yield cmd(chain(commands))
+        result: CommandResult = yield cmd(chain(commands), stdin=stdin)
         return self.record(redact, commands[0], result, shown=commands)
 
     def record(

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from releasegate.model import CheckResult
-from releasegate.ops import Program, Put, chain, chain_failure, cmd, run_sync
+from releasegate.ops import Program, chain, chain_failure, cmd, run_sync
 from releasegate.redact import Redactor
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import PhaseResult
@@ -148,20 +148,21 @@ class ReleasesRuntime:
             rc.mkdirs(tmp),
         ]
         if self.remote:
-            # The upload creates the folders; the sha256 is checked in the unpacking command.
+            # One command receives the artifact on stdin, checks its sha256 and unpacks it:
+            # one round trip, no SFTP session.
             upload = rc.releases_dir(self.root) / f".{version}.upload-{self.token}.tar.gz"
-            sent: CommandResult = yield Put(
-                upload_tarball(artifact, self.token), upload, checked=False
-            )
-            phase.record(self.redact, ["put", str(upload)], sent, "upload")
-            if not sent.ok:
-                phase.summary = f"upload failed: {sent.describe()}"
-                return phase
-            phase.facts["upload"] = {"path": str(upload), "sha256": sent.stdout}
+            tarball = upload_tarball(artifact, self.token)
+            digest = file_sha256(tarball)
+            phase.facts["upload"] = {
+                "path": str(upload),
+                "sha256": digest,
+                "bytes": tarball.stat().st_size,
+            }
             leftovers.append(upload)
             unpack = [
-                rc.check_sha256(upload, sent.stdout),
                 *setup,
+                rc.receive(upload),
+                rc.check_sha256(upload, digest),
                 rc.unpack_tarball(upload, tmp),
                 rc.remove(upload),
             ]
@@ -191,7 +192,8 @@ class ReleasesRuntime:
         ]
         if install is None:  # complete in the same round trip
             steps.append(rc.write_file(final / rc.MARKER, marker + "\n"))
-        if not (yield from phase.chain(self.redact, steps)).ok:
+        stream = tarball if self.remote else None
+        if not (yield from phase.chain(self.redact, steps, stdin=stream)).ok:
             yield from phase.chain(self.redact, [rc.remove(p) for p in leftovers])
             phase.summary = f"could not unpack {artifact.path.name}"
             return phase
@@ -356,6 +358,24 @@ class ReleasesRuntime:
 
     def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> Program[CommandResult]:
         return phase.step(self.redact, argv, **kw)
+
+
+_sums: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a local file, once per content (a fleet sends one file to every host)."""
+    import hashlib
+
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _sums:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        _sums[key] = digest.hexdigest()
+    return _sums[key]
 
 
 def upload_tarball(artifact: Artifact, token: str) -> Path:

@@ -132,6 +132,11 @@ sum=${sum%% *}
 """
 
 
+def receive(path: PurePosixPath) -> list[str]:
+    """Write standard input to `path` (the artifact streamed over the SSH channel)."""
+    return ["sh", "-c", 'cat > "$1"', "sh", str(path)]
+
+
 def check_sha256(path: PurePosixPath, digest: str) -> list[str]:
     """Fails unless the file's sha256 on the host is `digest` (an upload checked on arrival)."""
     return ["sh", "-c", _SHA256, "sh", str(path), digest]

@@ -23,6 +23,7 @@ asyncssh is imported when a host connects, never when releasegate starts.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import concurrent.futures
 import contextlib
 import hashlib
@@ -324,10 +325,13 @@ class AsyncSshHost:
         cwd: PurePosixPath | Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
-        stdin: str | None = None,
+        stdin: str | Path | None = None,
     ) -> CommandResult:
         """Run argv on the host; a CommandResult shaped like LocalTransport's. A host that
-        cannot be reached gives exit_code -1 and `error` (as a command that cannot start)."""
+        cannot be reached gives exit_code -1 and `error` (as a command that cannot start).
+
+        `stdin` is text, or a local file streamed as bytes (an artifact sent to the command
+        that unpacks it: no SFTP session, no second round trip)."""
         import asyncssh
 
         args = tuple(argv)
@@ -342,7 +346,10 @@ class AsyncSshHost:
         out: list[str] = []
         err = _Stderr(marker)
         try:
-            process = await self._conn.create_process(line, encoding="utf-8", errors="replace")
+            binary = isinstance(stdin, Path)  # bytes in; output decoded here
+            process = await self._conn.create_process(
+                line, encoding=None if binary else "utf-8", errors="replace"
+            )
         except (asyncssh.Error, OSError) as exc:
             return CommandResult(
                 args, -1, "", "", time.monotonic() - started, error=f"{self.target}: {exc}"
@@ -427,25 +434,11 @@ class AsyncSshHost:
             raise
         return digest
 
-    async def send(
-        self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None
-    ) -> str:
-        """Upload `local` to `remote` (creating its folder) and return the sha256 sent; the
-        caller checks it on the host before using the file, in the same command that uses
-        it (one round trip less than `put`)."""
-        digest = await _digest(local)
-        await self.connect()
-        remote = PurePosixPath(str(remote))
-        await asyncio.wait_for(self._upload(local, str(remote), parents=remote.parent), timeout)
-        return digest
-
-    async def _upload(self, local: Path, remote: str, parents: PurePosixPath | None = None) -> None:
+    async def _upload(self, local: Path, remote: str) -> None:
         import asyncssh
 
         try:
             async with self._conn.start_sftp_client() as sftp:
-                if parents is not None:
-                    await sftp.makedirs(str(parents), exist_ok=True)
                 await sftp.put(str(local), remote)
         except (asyncssh.Error, OSError) as exc:
             raise SshError(f"{self.target}: upload of {local} to {remote} failed: {exc}") from exc
@@ -466,19 +459,32 @@ mv -f -- "$1" "$3"
 """
 
 
-async def _communicate(process: Any, stdin: str | None, out: list[str], err: _Stderr) -> None:
+async def _communicate(
+    process: Any, stdin: str | Path | None, out: list[str], err: _Stderr
+) -> None:
     """Feed stdin (then EOF), collect stdout and stderr as they come (a timeout keeps what
     arrived), wait for the exit status."""
 
     async def pump(stream: Any, sink: list[str] | _Stderr) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while data := await stream.read(65536):
-            sink.append(data)
+            sink.append(decoder.decode(data) if isinstance(data, bytes) else data)
 
-    if stdin:
-        process.stdin.write(stdin)
-    process.stdin.write_eof()
-    await asyncio.gather(pump(process.stdout, out), pump(process.stderr, err))
+    async def feed() -> None:
+        if isinstance(stdin, Path):
+            with stdin.open("rb") as source:
+                while chunk := source.read(STREAM_CHUNK):
+                    process.stdin.write(chunk)
+                    await process.stdin.drain()
+        elif stdin:
+            process.stdin.write(stdin)
+        process.stdin.write_eof()
+
+    await asyncio.gather(feed(), pump(process.stdout, out), pump(process.stderr, err))
     await process.wait()
+
+
+STREAM_CHUNK = 256 * 1024
 
 
 class _Stderr:
@@ -620,17 +626,12 @@ class SshTransport:
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
-        stdin: str | None = None,
+        stdin: str | Path | None = None,
     ) -> CommandResult:
         return self.runner.call(self.host.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin))
 
     def put(self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None) -> str:
         return self.runner.call(self.host.put(local, remote, timeout=timeout))
-
-    def send(
-        self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None
-    ) -> str:
-        return self.runner.call(self.host.send(local, remote, timeout=timeout))
 
     def close(self) -> None:
         try:
