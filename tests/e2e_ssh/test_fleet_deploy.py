@@ -199,6 +199,13 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     fleet.rg("deploy", "web", "staging", "v1", check=True)
     assert fleet.serving() == ["v1"] * HOSTS
 
+    plan = fleet.rg(
+        "deploy", "web", "staging", "v2", "--dry-run", "--strategy", "rolling", "--batch", "2"
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "rolling: 3 batch(es) of 2+2+1 host(s)" in plan.stdout
+    assert fleet.current() == ["v1"] * HOSTS  # a dry run changes nothing
+
     logs = [REPO / "lab-run" / "ssh" / f"h{i}" / "sshd.log" for i in range(1, HOSTS + 1)]
     before = [_accepted(log) for log in logs]
     proc = fleet.rg(
@@ -228,6 +235,23 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     web = next(row for row in map(json.loads, status) if row["stack"] == "web")
     assert web["hosts"] == {a: "v2" for a in fleet.labels}
     assert web["mixed"] is False
+
+    # Someone switches one host by hand: status names it and flags the mixed fleet.
+    link = fleet.host_path(HOSTS) / "current"
+    link.unlink()
+    link.symlink_to("releases/v1")
+    rows = map(json.loads, fleet.rg("status", "--json", check=True).stdout.splitlines())
+    web = next(row for row in rows if row["stack"] == "web")
+    assert web["mixed"] is True and web["hosts"][fleet.labels[-1]] == "v1"
+    assert any(w.startswith("mixed fleet: v1 on " + fleet.labels[-1]) for w in web["warnings"])
+    table = fleet.rg("status", check=True).stdout
+    assert f"web {fleet.labels[-1]}: v1" in table and "mixed fleet" in table
+
+    # A rollback by hand takes the whole fleet back to the previous good version.
+    back = fleet.rg("rollback", "web", "staging")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert fleet.current() == ["v1"] * HOSTS
+    assert fleet.serving() == ["v1"] * HOSTS
 
 
 def test_one_host_failing_smoke_rolls_the_whole_fleet_back(fleet: Fleet) -> None:
