@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,21 @@ def test_rollback_with_djangos_own_migrate(shop: MigrateLab) -> None:
     [rollback] = shop.ledger("migrate-rollback")
     assert rollback["status"] == "success"
     assert rollback["details"]["backup"]  # a backup of the database was taken first
+
+
+def test_rehearsal_uses_the_latest_verified_backup(shop: MigrateLab) -> None:
+    assert shop.rg("backup", shop.stack, shop.env_name).returncode == 0
+    shop.rg("migrate", "rehearse", shop.stack, "--version", "v2")
+    [first] = shop.ledger("migrate-rehearse")
+    assert first["details"]["backup_verified"] is False  # nothing verified yet: said so
+
+    out = shop.rg("backup", "verify", shop.stack)
+    assert out.returncode == 0, out.stdout + out.stderr
+    [verify] = shop.ledger("backup-verify")
+    verified = verify["details"]["backup"]
+    time.sleep(1.1)  # backup ids are per second
+    assert shop.rg("backup", shop.stack, shop.env_name).returncode == 0  # newer, unverified
+    shop.rg("migrate", "rehearse", shop.stack, "--version", "v2")
+    second = [r for r in shop.ledger("migrate-rehearse") if r["action_id"] != first["action_id"]]
+    assert second[0]["details"]["backup"] == verified
+    assert second[0]["details"]["backup_verified"] is True

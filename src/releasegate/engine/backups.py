@@ -208,6 +208,22 @@ class BackupOps(EngineBase):
         known = ", ".join(s.id for s in sets[:8]) or "none"
         raise BadInput(f"no complete backup {backup_id} for {stack.name}", hint=f"backups: {known}")
 
+    def _latest_verified(self, stack: Any) -> tuple[Any, bool]:
+        """The newest complete backup that `backup verify` passed, and True; else the newest
+        complete backup, and False (nothing has been verified yet)."""
+        from releasegate.backup.sets import list_backups
+
+        passed = {
+            str(rec.details.get("backup"))
+            for rec in self.ledger.actions(stack=stack.name, action="backup-verify")
+            if rec.status == "success"
+        }
+        sets = [s for s in list_backups(Path(self.config.backups_dir), stack.name) if s.complete]
+        verified = [s for s in sets if s.id in passed]
+        if verified:
+            return verified[0], True
+        return self._find_backup(stack, None), False
+
     def backup_verify(self, name: str, backup_id: str | None = None) -> RunOutcome:
         """Check every sha256, restore each database into a scratch one, run the checks."""
         from releasegate.backup.from_config import sources_for

@@ -192,9 +192,10 @@ class MigrationOps(BackupOps):
     def migrate_rehearse(
         self, name: str, *, version: str = "", backup_id: str | None = None
     ) -> RunOutcome:
-        """Restore the latest backup into a scratch database, migrate it with the tool,
-        check it, run the previous release's smoke command on it, drop it; the verdict is
-        recorded for (stack, version, head)."""
+        """Restore the latest verified backup (the newest one `backup verify` passed; the
+        newest complete one when none was verified yet, and the record says so) into a
+        scratch database, migrate it with the tool, check it, run the previous release's
+        smoke command on it, drop it; the verdict is recorded for (stack, version, head)."""
 
         stack = self._migration_stack(name)
         if version:
@@ -202,12 +203,20 @@ class MigrationOps(BackupOps):
         source = self._db_source(stack)
         adapter = self._adapter(stack)
         live = adapter.status()  # what the code brings, against the live history
-        item = self._find_backup(stack, backup_id)
+        if backup_id is None:
+            item, verified = self._latest_verified(stack)
+        else:
+            item, verified = self._find_backup(stack, backup_id), False
         entry = next((s for s in item.sources if s.get("name") == source.name), None)
         if entry is None:
             raise BadInput(f"backup {item.id} has no {source.name}: take a backup first")
         out = RunOutcome(REHEARSE, stack.name, stack.env, version, "running", ExitCode.FAILED, "")
-        out.details = {"head": live.head, "pending": live.pending, "backup": item.id}
+        out.details = {
+            "head": live.head,
+            "pending": live.pending,
+            "backup": item.id,
+            "backup_verified": verified,
+        }
         out.action_id = self._begin(
             stack, REHEARSE, version, notes=f"{len(live.pending)} pending, head {live.head}",
             details=dict(out.details),
