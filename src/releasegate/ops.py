@@ -1,5 +1,6 @@
 """Operations as data: a runtime phase or a smoke check is a generator that yields what it
-needs done (run a command, upload a file, GET a URL, wait) and receives the answer.
+needs done (run a command, with text or a local file on its stdin; GET a URL; wait) and
+receives the answer.
 
 The same program is carried out by `run_sync` (one host, the engine's synchronous path) or
 awaited by `run_async` (many hosts at once on one event loop, one SSH connection each; no
@@ -39,17 +40,6 @@ class Cmd:
 
 
 @dataclass(frozen=True)
-class Put:
-    """Upload a local file to the host over SFTP, checked by sha256 on arrival. Answer: a
-    CommandResult (stdout: the sha256; exit_code -1 and `error` when the upload or the
-    check failed)."""
-
-    local: Path
-    remote: PurePosixPath
-    timeout: float = 600.0
-
-
-@dataclass(frozen=True)
 class Get:
     """HTTP GET from the controller. Answer: an HttpReply."""
 
@@ -72,7 +62,7 @@ class HttpReply:
     error: str | None = None
 
 
-Op = Union[Cmd, Put, Get, Sleep]  # noqa: UP007 (a runtime alias: `|` of classes is fine too)
+Op = Union[Cmd, Get, Sleep]  # noqa: UP007 (a runtime alias: `|` of classes is fine too)
 Program = Generator[Op, Any, T]
 
 
@@ -113,8 +103,6 @@ def _do_sync(op: Op, transport: Transport, http: HttpClientSource | None, sleep:
             timeout=op.timeout,
             **kw,
         )
-    if isinstance(op, Put):
-        return _put_sync(op, transport)
     if isinstance(op, Get):
         if http is None:
             from releasegate.smoke import HttpClientSource
@@ -123,26 +111,6 @@ def _do_sync(op: Op, transport: Transport, http: HttpClientSource | None, sleep:
         return _get_sync(op, http.client_for(op.url))
     sleep(op.seconds)
     return None
-
-
-def _put_sync(op: Put, transport: Transport) -> CommandResult:
-    from releasegate.errors import ReleasegateError
-
-    started = time.monotonic()
-    put = getattr(transport, "put", None)
-    if put is None:
-        return CommandResult(("put", str(op.remote)), -1, "", "", 0.0, error="no upload here")
-    try:
-        digest = put(op.local, op.remote, timeout=op.timeout)
-    except ReleasegateError as exc:
-        return _put_failed(op, started, exc.message)
-    return CommandResult(("put", str(op.remote)), 0, digest, "", time.monotonic() - started)
-
-
-def _put_failed(op: Put, started: float, message: str) -> CommandResult:
-    return CommandResult(
-        ("put", str(op.remote)), -1, "", "", time.monotonic() - started, error=message
-    )
 
 
 def _get_sync(op: Get, client: httpx.Client) -> HttpReply:
@@ -184,17 +152,6 @@ async def run_async(
 async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None) -> Any:
     if isinstance(op, Cmd):
         return await host.run(op.argv, cwd=op.cwd, env=op.env, timeout=op.timeout, stdin=op.stdin)
-    if isinstance(op, Put):
-        from releasegate.errors import ReleasegateError
-
-        started = time.monotonic()
-        try:
-            digest = await host.put(op.local, op.remote, timeout=op.timeout)
-        except ReleasegateError as exc:
-            return _put_failed(op, started, exc.message)
-        except TimeoutError:
-            return _put_failed(op, started, f"upload to {op.remote} timed out")
-        return CommandResult(("put", str(op.remote)), 0, digest, "", time.monotonic() - started)
     if isinstance(op, Get):
         import httpx
 

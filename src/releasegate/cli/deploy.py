@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from releasegate.cli.app import App, print_json
@@ -98,7 +100,8 @@ def deploy(
     app.json = as_json
     engine = app.engine()
     engine.accept_new_host_keys = accept_new_host_keys
-    rollout = rollout_options(
+    request: dict[str, Any] = dict(force=force, reason=reason, skip_backup=skip_backup)
+    request["rollout"] = rollout_options(
         strategy=strategy,
         batch=batch,
         canary=canary,
@@ -107,15 +110,7 @@ def deploy(
         parallel=parallel,
     )
     if dry_run:
-        plan = engine.plan_deploy(
-            stack,
-            env,
-            version,
-            force=force,
-            reason=reason,
-            skip_backup=skip_backup,
-            rollout=rollout,
-        )
+        plan = engine.plan_deploy(stack, env, version, **request)
         if as_json:
             print_json({"plan": plan})
             return 0
@@ -128,17 +123,7 @@ def deploy(
         app.console.print(f"  on failure: {plan.notes}", style="dim")
         app.console.print("dry run: nothing was changed", style="dim")
         return 0
-    return app.finish(
-        engine.deploy(
-            stack,
-            env,
-            version,
-            force=force,
-            reason=reason,
-            skip_backup=skip_backup,
-            rollout=rollout,
-        )
-    )
+    return app.finish(engine.deploy(stack, env, version, **request))
 
 
 def rollout_options(**given: object) -> dict[str, object]:

@@ -12,6 +12,7 @@ from releasegate import locks, names
 from releasegate.engine.base import RunOutcome, StackStatus
 from releasegate.engine.compose_ops import ComposeOps
 from releasegate.engine.fleet_ops import FleetOps, RolloutResult
+from releasegate.engine.migrations import MigrationOps
 from releasegate.errors import BadInput, ExitCode
 from releasegate.gates import preflight as pf
 from releasegate.gates.promotion import promotion_check
@@ -21,7 +22,7 @@ from releasegate.plan import Facts, plan_deploy, plan_rollback
 from releasegate.runtimes.base import Runtime
 
 
-class Engine(FleetOps, ComposeOps):
+class Engine(FleetOps, MigrationOps, ComposeOps):
     def facts(self, stack: Any, runtime: Runtime, version: str) -> Facts:
         running = runtime.running_version()
         good = [v for v in self.ledger.good_versions(stack.name) if v != version]
@@ -49,27 +50,32 @@ class Engine(FleetOps, ComposeOps):
         self.rollout_overrides = dict(rollout or {})
         runtime = self._runtime(stack, "plan")
         try:
-            return plan_deploy(
-                stack,
-                version,
-                self.facts(stack, runtime, version),
-                forced=force,
-                reason=reason,
-                skip_backup=skip_backup,
-            )
+            return self._plan(stack, runtime, version, force, reason, skip_backup)
         finally:
             self._release(runtime)
+
+    def _plan(
+        self, stack: Any, runtime: Runtime, version: str, force: bool, reason: str, skip: bool
+    ) -> Plan:
+        facts = self.facts(stack, runtime, version)
+        return plan_deploy(stack, version, facts, forced=force, reason=reason, skip_backup=skip)
 
     def _preflight_checks(
         self, stack: Any, runtime: Runtime, version: str | None
     ) -> list[CheckResult]:
-        if getattr(runtime, "is_fleet", False):
-            fleet_checks: list[CheckResult] = runtime.preflight(version)  # type: ignore[attr-defined]
-            for check in fleet_checks:
-                self.emit(
-                    Event("check", stack.name, step="preflight", ok=check.ok, message=check.summary)
-                )
-            return fleet_checks
+        if getattr(runtime, "is_fleet", False):  # every host probed at once
+            checks: list[CheckResult] = runtime.preflight(version)  # type: ignore[attr-defined]
+        else:
+            checks = self._local_preflight(stack, runtime, version)
+        for check in checks:
+            self.emit(
+                Event("check", stack.name, step="preflight", ok=check.ok, message=check.summary)
+            )
+        return checks
+
+    def _local_preflight(
+        self, stack: Any, runtime: Runtime, version: str | None
+    ) -> list[CheckResult]:
         cfg = stack.preflight
         root = PurePosixPath(str(stack.dir))
         checks = [pf.disk_check(runtime.transport, runtime.disk_path(), cfg.disk_free_min_percent)]
@@ -81,10 +87,6 @@ class Engine(FleetOps, ComposeOps):
             pf.custom_check(runtime.transport, c, cwd=cwd, env=env, redact=runtime.redact)
             for c in cfg.commands
         ]
-        for check in checks:
-            self.emit(
-                Event("check", stack.name, step="preflight", ok=check.ok, message=check.summary)
-            )
         return checks
 
     def deploy(
@@ -111,14 +113,7 @@ class Engine(FleetOps, ComposeOps):
             runtime = self._runtime(stack, token)
             try:
                 recovered = self._recover(stack, runtime)
-                plan = plan_deploy(
-                    stack,
-                    version,
-                    self.facts(stack, runtime, version),
-                    forced=force,
-                    reason=reason,
-                    skip_backup=skip_backup,
-                )
+                plan = self._plan(stack, runtime, version, force, reason, skip_backup)
                 out = self._run_deploy(stack, runtime, plan)
             finally:
                 self._release(runtime)

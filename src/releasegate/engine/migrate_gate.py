@@ -6,19 +6,21 @@ unless the deploy is `--force --reason`. Elsewhere the findings are evidence onl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate.model import CheckResult
+
+if TYPE_CHECKING:
+    from releasegate.engine.migrations import MigrationOps
 
 StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
 
 
-def migration_gate(engine: Any, stack: Any, version: str, *, forced: bool) -> StepBody:
-    from releasegate.engine.migrations import MigrationOps, status_evidence
+def migration_gate(ops: MigrationOps, stack: Any, version: str, *, forced: bool) -> StepBody:
+    from releasegate.engine.migrations import status_evidence
     from releasegate.migrations.service import lint_pending, status_with_drift
     from releasegate.migrations.sqlrules import Risk
 
-    ops = MigrationOps(engine.config, engine.ledger, actor=engine.actor, emit=engine.emit)
     adapter = ops._adapter(stack)
     status = status_with_drift(adapter)
     evidence: dict[str, Any] = {"status": status_evidence(status), "head": status.head}
@@ -70,19 +72,17 @@ def migration_gate(engine: Any, stack: Any, version: str, *, forced: bool) -> St
     return False, "migration gate: " + "; ".join(problems), checks, evidence
 
 
-def run_migrations(engine: Any, stack: Any, version: str) -> StepBody:
+def run_migrations(ops: MigrationOps, stack: Any, version: str) -> StepBody:
     """The deploy's migrate step for a stack with `migrations:`: the tool's own migrate on the
     live database (between the backup and the switch), then its status must be clean."""
-    from releasegate.engine.migrations import MigrationOps, status_evidence
+    from releasegate.engine.migrations import status_evidence
     from releasegate.migrations.service import status_with_drift
-    from releasegate.redact import Redactor
 
-    ops = MigrationOps(engine.config, engine.ledger, actor=engine.actor, emit=engine.emit)
     adapter = ops._adapter(stack)
     before = status_with_drift(adapter)
     if not before.pending:
         return True, "no pending migrations", [], {"head": before.head}
-    redact = Redactor.from_env(*engine._env_sources(stack))
+    redact = ops._redactor(stack)
     result = adapter.apply()
     output = redact((result.stdout + result.stderr).strip()[-2000:])
     evidence: dict[str, Any] = {

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from releasegate.gates import preflight as pf
 from releasegate.model import CheckResult
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     import httpx
 
     from releasegate.transport.ssh import SshOptions, SshTransport
-
-T = TypeVar("T")
 
 # Called on the caller's thread as each host finishes a phase: (phase, host, ok, summary).
 HostProgress = Callable[[str, str, bool, str], None]
@@ -207,28 +205,14 @@ class FleetRuntime:
         )
 
     def stop(self, command: Any = None) -> PhaseResult:
-        return self._phase(
-            "stop", lambda h, rt: self._wrap(h, _sync_phase(lambda: rt.stop(command))), sync=True
-        )
+        return self._phase("stop", lambda h, rt: self._wrap(h, rt.stop_ops(command)))
 
     # -- the fleet's own operations ------------------------------------------------------------
     def preflight(self, version: str | None) -> list[CheckResult]:
         """Connect to every host (one that cannot be reached refuses the deploy), then each
         host's disk, required commands, shared files and the team's own checks."""
         cfg = self.stack.preflight
-        checks: list[CheckResult] = []
-        if version is not None:
-            found = self._first().find_artifact(version)
-            checks.append(
-                CheckResult(
-                    "artifact",
-                    found is not None,
-                    f"artifact {found.path}"
-                    if found
-                    else f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
-                    hint="" if found else "build or copy the release artifact first",
-                )
-            )
+        checks = [self._first().artifact_check(version)] if version is not None else []
 
         shared = [e for e in self.stack.shared if not e.endswith("/")]
         commands = list(cfg.require_commands)
@@ -301,28 +285,16 @@ class FleetRuntime:
         for the others between phases."""
 
         def pipeline(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            evidence: dict[str, Any] = {}
             switched, restarted = yield from rt.switch_restart_ops(version, previous)
-            evidence["switch"] = switched.evidence()
-            if not switched.ok:
-                return HostOutcome(
-                    host,
-                    False,
-                    switched.summary,
-                    evidence,
-                    lost=_lost([switched]),
-                    switched=True,
-                )
-            evidence["restart"] = restarted.evidence()
-            if not restarted.ok:
-                return HostOutcome(
-                    host,
-                    False,
-                    restarted.summary,
-                    evidence,
-                    lost=_lost([restarted]),
-                    switched=True,
-                )
+            evidence: dict[str, Any] = {"switch": switched.evidence()}
+            for phase in (switched, restarted):
+                if phase is restarted:
+                    evidence["restart"] = restarted.evidence()
+                if not phase.ok:  # `current` may have moved either way: the host goes back
+                    lost = _lost([phase])
+                    return HostOutcome(
+                        host, False, phase.summary, evidence, lost=lost, switched=True
+                    )
             smoked = yield from self._smoke_ops(host, rt, version)
             smoked.evidence = {**evidence, **smoked.evidence}
             smoked.switched = True
@@ -440,22 +412,9 @@ class FleetRuntime:
         return HostOutcome(host, phase.ok, phase.summary, phase.evidence(), lost=_lost([phase]))
 
     def _phase(
-        self,
-        name: str,
-        program: Callable[[str, ReleasesRuntime], Program[HostOutcome]],
-        *,
-        sync: bool = False,
+        self, name: str, program: Callable[[str, ReleasesRuntime], Program[HostOutcome]]
     ) -> PhaseResult:
-        if sync:  # rare, slow-path phases (cleanup, stop): one host after another
-            outcomes = {}
-            for host in self.active:
-                outcomes[host] = _drain(program(host, self.hosts[host]))
-                if self.on_host is not None:
-                    self.on_host(name, host, outcomes[host].ok, outcomes[host].summary)
-            self.last = outcomes
-        else:
-            outcomes = self.fan_out(name, program)
-        return self._aggregate(name, outcomes)
+        return self._aggregate(name, self.fan_out(name, program))
 
     @staticmethod
     def _aggregate(name: str, outcomes: dict[str, HostOutcome]) -> PhaseResult:
@@ -469,17 +428,3 @@ class FleetRuntime:
         return PhaseResult(
             not failed, summary, facts={"hosts": {h: o.as_dict() for h, o in outcomes.items()}}
         )
-
-
-def _sync_phase(call: Callable[[], PhaseResult]) -> Program[PhaseResult]:
-    """A phase that runs synchronously (through the host's own transport), as a program."""
-    return call()
-    yield  # a generator: makes this a program that asks for nothing
-
-
-def _drain(program: Program[T]) -> T:
-    try:
-        next(program)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    raise RuntimeError("a synchronous phase asked for an operation")

@@ -56,18 +56,20 @@ class ReleasesRuntime:
 
         checks = shared_check(self.root, list(self.stack.shared))
         if version is not None:
-            found = self.find_artifact(version)
-            checks.append(
-                CheckResult(
-                    "artifact",
-                    found is not None,
-                    f"artifact {found.path}"
-                    if found
-                    else f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
-                    hint="" if found else "build or copy the release artifact first",
-                )
-            )
+            checks.append(self.artifact_check(version))
         return checks
+
+    def artifact_check(self, version: str) -> CheckResult:
+        """The artifact is on this machine (a fleet uploads it from here)."""
+        found = self.find_artifact(version)
+        return CheckResult(
+            "artifact",
+            found is not None,
+            f"artifact {found.path}"
+            if found
+            else f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
+            hint="" if found else "build or copy the release artifact first",
+        )
 
     def disk_path(self) -> PurePosixPath:
         return self.root
@@ -287,6 +289,9 @@ class ReleasesRuntime:
         return switched, restarted
 
     def stop(self, command: Any = None) -> PhaseResult:
+        return run_sync(self.stop_ops(command), self.transport)
+
+    def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
         spec = command if command is not None else self.stack.commands.stop
         if spec is None:
             return PhaseResult(
@@ -295,12 +300,11 @@ class ReleasesRuntime:
                 "before the database is restored",
             )
         phase = PhaseResult(True, "")
-        running = self.running_version() or ""
-        result = phase.run(
-            self.transport,
-            self.redact,
+        running = (yield from self.running_version_ops()) or ""
+        result = yield from self._run(
+            phase,
             spec.argv(),
-            cwd=Path(str(self.root)),
+            cwd=self.root,
             env=self.env_for(running),
             timeout=self.command_timeout,
             label="stop",

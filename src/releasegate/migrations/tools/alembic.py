@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from releasegate.errors import BadInput
 from releasegate.migrations.model import Migration, Status, ToolFailed
-from releasegate.migrations.tools.base import ToolContext, check_name
+from releasegate.migrations.tools.base import ToolAdapter, ToolContext, check_name
 from releasegate.transport.base import CommandResult
 
 # `a1b2c3d4e5f6 -> b2c3d4e5f6a1 (head), add memo`; `<base> -> a1b2c3d4e5f6, create invoices`
@@ -86,14 +86,10 @@ def states(chain: list[Revision], current: list[str]) -> list[Migration]:
     ]
 
 
-class AlembicAdapter:
+class AlembicAdapter(ToolAdapter):
     def __init__(self, ctx: ToolContext) -> None:
-        self.ctx = ctx
+        super().__init__(ctx)
         self._chain: list[Revision] | None = None
-
-    @property
-    def dialect(self) -> str:
-        return self.ctx.client.dialect
 
     def chain(self) -> list[Revision]:
         if self._chain is None:

@@ -106,6 +106,25 @@ class Adapter(Protocol):
     def rollback(self, to: str, *, status: Status) -> CommandResult: ...
 
 
+class ToolAdapter:
+    """What every adapter shares: its context, and the SQL dialect of its database."""
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def dialect(self) -> str:
+        return self.ctx.client.dialect
+
+
+class FolderAdapter(ToolAdapter):
+    """An adapter that reads migration files itself (Prisma's folders, plain SQL files)."""
+
+    @property
+    def folder(self) -> Path:
+        return self.ctx.cwd / self.ctx.folder
+
+
 def no_rollback(tool: str) -> Refused:
     return Refused(
         f"{tool} has no down migrations: releasegate will not guess one",

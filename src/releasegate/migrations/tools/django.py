@@ -7,7 +7,7 @@ import re
 
 from releasegate.errors import BadInput
 from releasegate.migrations.model import Migration, Status, ToolFailed
-from releasegate.migrations.tools.base import ToolContext, check_name, literal
+from releasegate.migrations.tools.base import ToolAdapter, check_name, literal
 from releasegate.transport.base import CommandResult
 
 # `[X]  shop.0002_order_note ... (shop.0001_initial)` (the dependencies only with -v 2)
@@ -39,14 +39,7 @@ def split_name(name: str) -> tuple[str, str]:
     return app, migration
 
 
-class DjangoAdapter:
-    def __init__(self, ctx: ToolContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def dialect(self) -> str:
-        return self.ctx.client.dialect
-
+class DjangoAdapter(ToolAdapter):
     def status(self) -> Status:
         result = self.ctx.run_ok("showmigrations", "--plan", "--no-color", "-v", "1")
         migrations = parse_plan(result.stdout)

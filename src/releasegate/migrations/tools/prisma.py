@@ -10,7 +10,12 @@ from pathlib import Path
 
 from releasegate.errors import BadInput
 from releasegate.migrations.model import Migration, Status
-from releasegate.migrations.tools.base import ToolContext, check_name, literal, no_rollback
+from releasegate.migrations.tools.base import (
+    FolderAdapter,
+    check_name,
+    literal,
+    no_rollback,
+)
 from releasegate.transport.base import CommandResult
 
 TABLE = "_prisma_migrations"
@@ -51,18 +56,7 @@ def merge(names: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[list[Mig
     return out, notes
 
 
-class PrismaAdapter:
-    def __init__(self, ctx: ToolContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def dialect(self) -> str:
-        return self.ctx.client.dialect
-
-    @property
-    def folder(self) -> Path:
-        return self.ctx.cwd / self.ctx.folder
-
+class PrismaAdapter(FolderAdapter):
     def _rows(self) -> list[list[str]]:
         schema = "current_schema()" if self.dialect == "postgresql" else "DATABASE()"
         exists = self.ctx.client.query(

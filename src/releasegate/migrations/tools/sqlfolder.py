@@ -13,7 +13,12 @@ from pathlib import Path
 
 from releasegate.errors import BadInput
 from releasegate.migrations.model import Migration, Status
-from releasegate.migrations.tools.base import ToolContext, check_name, literal, no_rollback
+from releasegate.migrations.tools.base import (
+    FolderAdapter,
+    check_name,
+    literal,
+    no_rollback,
+)
 from releasegate.transport.base import CommandResult
 
 FILE_RE = re.compile(r"^(\d+)_([A-Za-z0-9_\-]+)\.sql$")
@@ -66,18 +71,7 @@ def merge(
     return out, notes
 
 
-class SqlFolderAdapter:
-    def __init__(self, ctx: ToolContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def dialect(self) -> str:
-        return self.ctx.client.dialect
-
-    @property
-    def folder(self) -> Path:
-        return self.ctx.cwd / self.ctx.folder
-
+class SqlFolderAdapter(FolderAdapter):
     @property
     def table(self) -> str:
         return self.ctx.history_table  # checked against a plain identifier pattern in config
