@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 REFERENCE = "releasegate"
+FLOOR = "floor"  # no tool: one ssh and one curl per host, the least work there is
 # Issue 6: at the largest fleet releasegate takes <= 0.5x pyinfra's wall time and <= 0.2x
 # ansible-core's; its largest fleet takes <= 2x the time of its smallest.
 PEER_TARGETS = {"pyinfra": 0.5, "ansible": 0.2}
@@ -23,10 +24,28 @@ class Target:
     name: str
     value: float | None  # None: not measured (a tool or host count left out, or failed)
     limit: float
+    allowed_s: float | None = None  # the wall time the target leaves releasegate
+    floor_s: float | None = None  # what the floor took there: no tool can do it faster
 
     @property
     def ok(self) -> bool | None:
         return None if self.value is None else self.value <= self.limit
+
+    @property
+    def reachable(self) -> bool | None:
+        """False when the target asks for less time than the floor took on this machine."""
+        if self.allowed_s is None or self.floor_s is None:
+            return None
+        return self.allowed_s >= self.floor_s
+
+    @property
+    def floor_note(self) -> str:
+        if self.reachable is None:
+            return ""
+        assert self.allowed_s is not None and self.floor_s is not None
+        where = "above" if self.reachable else "BELOW"
+        tail = "" if self.reachable else ": no tool can meet it on this machine"
+        return f"it allows {self.allowed_s:.2f} s, {where} the floor's {self.floor_s:.2f} s{tail}"
 
     @property
     def verdict(self) -> str:
@@ -64,20 +83,28 @@ def targets(med: Mapping[str, Mapping[int, float]], host_counts: Sequence[int]) 
         return []
     largest, smallest = max(host_counts), min(host_counts)
     ours = med.get(REFERENCE, {})
-    found = [
-        Target(
-            f"{REFERENCE}/{peer} at {largest} hosts",
-            ratio(ours.get(largest), med.get(peer, {}).get(largest)),
-            limit,
+    floor = med.get(FLOOR, {}).get(largest)
+    found = []
+    for peer, limit in PEER_TARGETS.items():
+        theirs = med.get(peer, {}).get(largest)
+        found.append(
+            Target(
+                f"{REFERENCE}/{peer} at {largest} hosts",
+                ratio(ours.get(largest), theirs),
+                limit,
+                None if theirs is None else limit * theirs,
+                floor,
+            )
         )
-        for peer, limit in PEER_TARGETS.items()
-    ]
     if largest != smallest:
+        one = ours.get(smallest)
         found.append(
             Target(
                 f"{REFERENCE} {largest} hosts / {smallest} host{'s' if smallest > 1 else ''}",
-                ratio(ours.get(largest), ours.get(smallest)),
+                ratio(ours.get(largest), one),
                 SCALE_TARGET,
+                None if one is None else SCALE_TARGET * one,
+                floor,
             )
         )
     return found
@@ -130,9 +157,10 @@ def table(
     if REFERENCE in tools and with_targets:
         lines.append("")
         for target in targets(med, host_counts):
+            note = f"; {target.floor_note}" if target.floor_note else ""
             lines.append(
                 f"{target.name}: {times_x(target.value)} (target <= {target.limit:g}x) "
-                f"{target.verdict}"
+                f"{target.verdict}{note}"
             )
     for tool in tools if with_targets else ():
         for hosts, why in sorted(errors.get(tool, {}).items()):

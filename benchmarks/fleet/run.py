@@ -58,7 +58,8 @@ RESTART_SH = HERE / "app" / "restart.sh"
 APP = "/srv/bench/app"  # on each host; the harness sees it as <lab>/hN/srv/bench/app
 OLD, NEW = "v1", "v2"
 PAYLOAD_BYTES = 1 << 20
-TOOLS = ("releasegate", "pyinfra", "ansible")
+TOOLS = ("releasegate", "pyinfra", "ansible", "floor")
+PEER_TOOLS = ("pyinfra", "ansible")  # the ones that need the peers' venv
 RUN_TIMEOUT_S = 900.0
 SERVE_WAIT_S = 20.0
 STARTED = time.monotonic()
@@ -454,10 +455,28 @@ def prepare_releasegate(ctx: Context, hosts: Sequence[Host]) -> Prepared:
     return Prepared(argv, work, env)
 
 
+def prepare_floor(ctx: Context, hosts: Sequence[Host]) -> Prepared:
+    """No tool: peers/floor.sh, one ssh and one curl per host (the least work there is)."""
+    missing = [c for c in ("ssh", "curl", "sha256sum") if shutil.which(c) is None]
+    if missing:
+        raise BenchError(f"the floor needs {', '.join(missing)} on this machine")
+    for host in hosts:
+        reset_host(host, ctx.http_port, ctx.artifacts[OLD])
+    expect_serving(hosts, ctx.http_port, OLD, SERVE_WAIT_S)
+    work = ctx.work / "floor"
+    work.mkdir(exist_ok=True)
+    lab = ctx.lab
+    argv = ["bash", str(PEERS / "floor.sh"), str(ctx.artifacts[NEW]), NEW, str(lab.port),
+            lab.user, str(lab.key), str(lab.known_hosts), str(ctx.http_port),
+            *(h.addr for h in hosts)]  # fmt: skip
+    return Prepared(argv, work, dict(os.environ))
+
+
 PREPARE: dict[str, Callable[[Context, Sequence[Host]], Prepared]] = {
     "releasegate": prepare_releasegate,
     "pyinfra": prepare_pyinfra,
     "ansible": prepare_ansible,
+    "floor": prepare_floor,
 }
 
 
@@ -465,6 +484,7 @@ PREPARE: dict[str, Callable[[Context, Sequence[Host]], Prepared]] = {
 class Sample:
     wall_s: float
     cpu_s: float  # the tool's own CPU time (user + system, with the children it waited for)
+    host_cpu_s: float  # the hosts' side: every sshd session and the commands it ran
     machine_busy: float  # share of the machine's CPUs busy during the run (anyone's work)
 
 
@@ -481,10 +501,12 @@ def children_cpu() -> float:
 
 
 def measure(ctx: Context, tool: str, hosts: Sequence[Host]) -> Sample:
-    """One verified run of `tool` from v1 to v2 on `hosts`: its wall time, and what CPU it and
-    the whole machine (the hosts' sshd included: they share its CPUs) used meanwhile."""
+    """One verified run of `tool` from v1 to v2 on `hosts`: its wall time, and what CPU it, the
+    hosts and the whole machine (the hosts' sshd included: they share its CPUs) used."""
     prepared = PREPARE[tool](ctx, hosts)
     try:
+        settle(hosts)  # the set-up's own sessions are over before the count starts
+        host0 = hosts_cpu(hosts)
         busy0, total0 = cpu_counters()
         cpu0 = children_cpu()
         started = time.perf_counter()
@@ -504,9 +526,58 @@ def measure(ctx: Context, tool: str, hosts: Sequence[Host]) -> Sample:
             raise BenchError(f"exit {done.returncode}: {tail(done.stdout + done.stderr, 12)}")
         # The tool said it is done: every host must serve v2 now (no grace period).
         expect_serving(hosts, ctx.http_port, NEW, 0.0)
-        return Sample(elapsed, cpu, (busy1 - busy0) / max(total1 - total0, 1.0))
     finally:
         prepared.cleanup()
+    settle(hosts)  # ansible's ControlPersist masters end in cleanup: their work counts too
+    host_cpu = hosts_cpu(hosts) - host0
+    return Sample(elapsed, cpu, host_cpu, (busy1 - busy0) / max(total1 - total0, 1.0))
+
+
+def listener_pids(hosts: Sequence[Host]) -> list[int]:
+    """Each host's sshd listener (lab-run/ssh/hN/sshd.pid, beside the host's srv)."""
+    pids = []
+    for host in hosts:
+        try:
+            pids.append(int((host.srv.parent / "sshd.pid").read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def hosts_cpu(hosts: Sequence[Host]) -> float:
+    """CPU seconds the hosts' sshd listeners have reaped: every finished session, with the
+    commands it ran (a session's processes are the listener's descendants until they end)."""
+    ticks = 0
+    for pid in listener_pids(hosts):
+        fields = proc_stat(pid)
+        if fields is not None:
+            ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def settle(hosts: Sequence[Host], wait_s: float = 5.0) -> None:
+    """Wait until no sshd session runs under the hosts' listeners (closed connections take a
+    moment to end), so that hosts_cpu counts whole sessions."""
+    listeners = set(listener_pids(hosts))
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        busy = False
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                fields = proc_stat(int(entry.name))
+                if fields is not None and int(fields[1]) in listeners:
+                    busy = True
+                    break
+        if not busy:
+            return
+        time.sleep(0.05)
 
 
 # -- set-up ----------------------------------------------------------------------------------
@@ -603,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeat must be >= 1")
 
     versions: dict[str, str] = {}
-    if any(t != "releasegate" for t in args.tools):
+    if any(t in PEER_TOOLS for t in args.tools):
         versions = ensure_peers(args.peers_venv)
         say("peers: " + "; ".join(f"{k} {v}" for k, v in versions.items()))
     rg = releasegate_argv() if "releasegate" in args.tools else []
@@ -612,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: dict[str, dict[int, str]] = {t: {} for t in args.tools}
     cpu: dict[str, dict[int, list[float]]] = {t: {} for t in args.tools}
     busy: dict[str, dict[int, list[float]]] = {t: {} for t in args.tools}
+    host_cpu: dict[str, dict[int, list[float]]] = {t: {} for t in args.tools}
     with tempfile.TemporaryDirectory(prefix="rg-bench-fleet-") as tmp:
         work = Path(tmp)
         lab = lab_up(args.lab_root.resolve(), max(args.hosts), work)
@@ -642,8 +714,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         times[tool].setdefault(count, []).append(sample.wall_s)
                         cpu[tool].setdefault(count, []).append(sample.cpu_s)
                         busy[tool].setdefault(count, []).append(sample.machine_busy)
+                        host_cpu[tool].setdefault(count, []).append(sample.host_cpu_s)
                         say(f"{count:>3} hosts  {tool:<11} run {rep + 1}: {sample.wall_s:6.2f} s"
                             f" (all {count} on {NEW}; tool CPU {sample.cpu_s:.2f} s,"
+                            f" hosts' CPU {sample.host_cpu_s:.2f} s,"
                             f" machine {sample.machine_busy:.0%} busy)")  # fmt: skip
         finally:
             for host in lab.hosts:
@@ -662,6 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(lines))
     print("\nthe tool's own CPU time (user + system), median; the hosts' sshd work is not in it")
     print("\n".join(report.table(cpu, args.tools, args.hosts, errors, with_targets=False)))
+    print("\nthe hosts' CPU time (every sshd session and what it ran), median; the same machine")
+    print("\n".join(report.table(host_cpu, args.tools, args.hosts, errors, with_targets=False)))
     med = report.medians(times, errors)
     found = report.targets(med, args.hosts) if "releasegate" in args.tools else []
     if args.json:
@@ -677,10 +753,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "median_s": {t: {str(n): round(x, 3) for n, x in c.items()} for t, c in med.items()},
             "tool_cpu_s": {t: {str(n): [round(x, 3) for x in v] for n, v in c.items()}
                            for t, c in cpu.items()},
+            "host_cpu_s": {t: {str(n): [round(x, 3) for x in v] for n, v in c.items()}
+                           for t, c in host_cpu.items()},
             "machine_busy": {t: {str(n): [round(x, 3) for x in v] for n, v in c.items()}
                              for t, c in busy.items()},
             "targets": [{"name": t.name, "value": None if t.value is None else round(t.value, 3),
-                         "limit": t.limit, "ok": t.ok} for t in found],
+                         "limit": t.limit, "ok": t.ok,
+                         "allowed_s": None if t.allowed_s is None else round(t.allowed_s, 3),
+                         "floor_s": None if t.floor_s is None else round(t.floor_s, 3),
+                         "reachable": t.reachable} for t in found],
             "errors": {t: {str(n): e for n, e in c.items()} for t, c in errors.items() if c},
         }, indent=2) + "\n")  # fmt: skip
         say(f"wrote {args.json}")

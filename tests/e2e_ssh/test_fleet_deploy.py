@@ -89,7 +89,7 @@ class Fleet:
         (folder / "version.txt").write_text(f"{version}\n")
         (folder / "restart.sh").write_text(RESTART.replace("{bad}", extra))
 
-    def config(self, **fleet: object) -> Path:
+    def config(self, keep: int = 5, **fleet: object) -> Path:
         hosts = "\n".join(f"      - ssh://root@{a}:{self.lab.port}" for a in self.addresses)
         fleet_yaml = json.dumps(fleet) if fleet else "{}"
         path = self.tmp / "releasegate.yaml"
@@ -112,6 +112,7 @@ stacks:
         interval: 0.2
         timeout: 10
     backup: {{files: []}}
+    keep_releases: {keep}
     fleet: {fleet_yaml}
 """
         )
@@ -282,6 +283,24 @@ def test_one_host_failing_smoke_rolls_the_whole_fleet_back(fleet: Fleet) -> None
         ("deploy", "v3", "fail"),
         ("rollback", "v2", "success"),
     ]
+
+
+def test_cleanup_keeps_the_newest_releases_on_every_host(fleet: Fleet) -> None:
+    for version in ("v1", "v2", "v3", "v4"):
+        fleet.artifact(version)
+    fleet.config(keep=2, strategy="all")
+    for version in ("v1", "v2", "v3"):
+        fleet.rg("deploy", "web", "staging", version, check=True)
+    # A half-made release left by a crashed run on one host, and a folder nobody deployed.
+    (fleet.host_path(2) / "releases" / ".v9.tmp-dead").mkdir()
+    (fleet.host_path(3) / "releases" / "manual").mkdir()
+    fleet.rg("deploy", "web", "staging", "v4", check=True)
+    for i in range(1, HOSTS + 1):
+        names = sorted(p.name for p in (fleet.host_path(i) / "releases").iterdir())
+        # The newest two by the ledger's order, plus the last two good ones (rollback
+        # targets); an unknown folder ranks oldest, so it goes with v1 and the half-made one.
+        assert names == ["v2", "v3", "v4"], (i, names)
+    assert fleet.serving() == ["v4"] * HOSTS
 
 
 def _descendants(pid: int) -> list[int]:

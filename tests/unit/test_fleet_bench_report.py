@@ -52,6 +52,28 @@ def test_a_missed_target_and_one_not_measured() -> None:
     ]
 
 
+def test_targets_below_the_floor_are_named() -> None:
+    times = {
+        "releasegate": {1: [1.0], 30: [3.0]},
+        "pyinfra": {30: [4.0]},
+        "ansible": {30: [40.0]},
+        "floor": {1: [0.2], 30: [2.2]},
+    }
+    found = {t.name: t for t in report.targets(report.medians(times), [1, 30])}
+    pyinfra = found["releasegate/pyinfra at 30 hosts"]
+    assert (pyinfra.allowed_s, pyinfra.floor_s, pyinfra.reachable) == (2.0, 2.2, False)
+    assert "BELOW the floor's 2.20 s: no tool can meet it" in pyinfra.floor_note
+    ansible = found["releasegate/ansible at 30 hosts"]
+    assert ansible.reachable is True and ansible.floor_note.startswith("it allows 8.00 s, above")
+    assert found["releasegate 30 hosts / 1 host"].allowed_s == 2.0
+    assert found["releasegate 30 hosts / 1 host"].reachable is False
+    # Without a floor run nothing is claimed either way.
+    plain = report.targets(report.medians(TIMES), [1, 30])
+    assert all(t.reachable is None and t.floor_note == "" for t in plain)
+    lines = report.table(times, ["releasegate", "pyinfra", "ansible", "floor"], [1, 30])
+    assert any("MISSED; it allows 2.00 s, BELOW" in line for line in lines)
+
+
 def test_table_side_by_side_with_ratios_targets_and_errors() -> None:
     errors = {"ansible": {1: "exit 2: unreachable"}}
     lines = report.table(TIMES, TOOLS, [1, 30], errors)

@@ -1,3 +1,5 @@
+import os
+import subprocess
 from pathlib import PurePosixPath as P
 
 from releasegate.runtimes import releases_commands as rc
@@ -8,10 +10,22 @@ ROOT = P("/srv/app")
 def test_switch_is_a_symlink_then_one_rename():
     cmds = rc.switch_current(ROOT, "v2", "tok")
     assert cmds == [
-        ["rm", "-rf", "--", "/srv/app/.current.tmp-tok"],
-        ["ln", "-s", "--", "releases/v2", "/srv/app/.current.tmp-tok"],
+        ["ln", "-sfn", "--", "releases/v2", "/srv/app/.current.tmp-tok"],
         ["mv", "-T", "--", "/srv/app/.current.tmp-tok", "/srv/app/current"],
     ]
+
+
+def test_switch_replaces_a_stale_link_to_a_folder_without_following_it(tmp_path):
+    root = tmp_path / "app"
+    for v in ("v1", "v2"):
+        (root / "releases" / v).mkdir(parents=True)
+    (root / "current").symlink_to("releases/v1")
+    (root / ".current.tmp-tok").symlink_to("releases/v1")  # left by a crashed run
+    for argv in rc.switch_current(P(str(root)), "v2", "tok"):
+        subprocess.run(argv, check=True)
+    assert os.readlink(root / "current") == "releases/v2"
+    assert not (root / ".current.tmp-tok").exists()
+    assert sorted(p.name for p in (root / "releases" / "v1").iterdir()) == []
 
 
 def test_unpack_and_copy():

@@ -99,6 +99,9 @@ class FleetRuntime:
         self.last: dict[str, HostOutcome] = {}  # each host's part of the last phase
         self._sem: asyncio.Semaphore | None = None
         self._survey: dict[str, HostOutcome] | None = None
+        # Each host's last survey answer: preflight's probe, and the releases cleanup sorts.
+        self._seen: dict[str, tuple[CommandResult, rc.Survey]] = {}
+        self._prepared: dict[str, set[str]] = {}  # releases this run made, per host
         self._http: httpx.AsyncClient | None = None
 
     # -- the Runtime protocol --------------------------------------------------------------
@@ -124,19 +127,22 @@ class FleetRuntime:
         }
 
     def survey(self) -> dict[str, HostOutcome]:
-        """Each active host's `current` and complete releases, read in one round trip and
-        kept until a phase changes something (a deploy asks several times before it acts)."""
+        """Each active host's `current`, releases, disk, required commands and shared files,
+        read in one round trip and kept until a phase changes something (a deploy asks
+        several times before it acts; preflight judges the same answer)."""
         if self._survey is not None and set(self.active) <= set(self._survey):
             return {h: self._survey[h] for h in self.active}
+        argv = rc.survey(self.root, self._required_commands(), self._shared_files())
 
         def read(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            result: CommandResult = yield cmd(rc.survey(self.root), timeout=30)
-            current, prepared = rc.parse_survey(result.stdout)
+            result: CommandResult = yield cmd(argv, timeout=30)
+            seen = rc.parse_survey(result.stdout)
+            self._seen[host] = (result, seen)
             return HostOutcome(
                 host,
                 result.ok,
-                result.error or (current or "no release"),
-                {"version": current, "prepared": sorted(prepared)},
+                result.error or (seen.current or "no release"),
+                {"version": seen.current, "prepared": sorted(seen.prepared)},
                 lost=result.exit_code == -1 and bool(result.error),
             )
 
@@ -173,7 +179,10 @@ class FleetRuntime:
 
         def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
             done = version in known[host].evidence.get("prepared", ())
-            return self._wrap(host, rt.prepare_ops(version, previous, prepared=done))
+            outcome = yield from self._wrap(host, rt.prepare_ops(version, previous, prepared=done))
+            if outcome.ok:
+                self._prepared.setdefault(host, set()).add(version)
+            return outcome
 
         return self._phase("prepare", one)
 
@@ -200,9 +209,16 @@ class FleetRuntime:
 
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
         keep = list(protect)
-        return self._phase(
-            "cleanup", lambda h, rt: self._wrap(h, rt.cleanup_ops(newest_first, keep))
-        )
+
+        def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+            # releases/ as surveyed, plus what this run prepared: no round trip to list it
+            # (a deploy holds the stack's lock, so nothing else adds releases meanwhile).
+            seen = self._seen.get(host)
+            names = None if seen is None else [*seen[1].names, *self._prepared.get(host, ())]
+            names = None if names is None else list(dict.fromkeys(names))
+            return self._wrap(host, rt.cleanup_ops(newest_first, keep, names=names))
+
+        return self._phase("cleanup", one)
 
     def stop(self, command: Any = None) -> PhaseResult:
         return self._phase("stop", lambda h, rt: self._wrap(h, rt.stop_ops(command)))
@@ -213,17 +229,18 @@ class FleetRuntime:
         host's disk, required commands, shared files and the team's own checks."""
         cfg = self.stack.preflight
         checks = [self._first().artifact_check(version)] if version is not None else []
-
-        shared = [e for e in self.stack.shared if not e.endswith("/")]
-        commands = list(cfg.require_commands)
+        surveyed = self.survey()  # usually kept from the plan: it also opened the connections
 
         def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            # The first round trip also opens the connection: unreachable shows here.
-            probed: CommandResult = yield cmd(pf.probe(self.root, commands, shared), timeout=30)
-            if probed.exit_code == -1 and probed.error:
-                return HostOutcome(host, False, probed.error, lost=True)
+            if surveyed[host].lost:
+                return HostOutcome(host, False, surveyed[host].summary, lost=True)
+            probed, _ = self._seen[host]
             found = pf.probe_verdicts(
-                self.root, probed, commands, shared, cfg.disk_free_min_percent
+                self.root,
+                probed,
+                self._required_commands(),
+                self._shared_files(),
+                cfg.disk_free_min_percent,
             )
             for spec in cfg.commands:
                 result: CommandResult = yield cmd(
@@ -394,6 +411,12 @@ class FleetRuntime:
             self.runner.close()
 
     # -- helpers ------------------------------------------------------------------------------
+    def _required_commands(self) -> list[str]:
+        return list(self.stack.preflight.require_commands)
+
+    def _shared_files(self) -> list[str]:
+        return [e for e in self.stack.shared if not e.endswith("/")]
+
     def _first(self) -> ReleasesRuntime:
         return self.hosts[self.active[0] if self.active else next(iter(self.hosts))]
 

@@ -143,25 +143,6 @@ def shared_check(root: PurePosixPath, entries: list[str]) -> list[CheckResult]:
     return results
 
 
-_PROBE = """\
-root=$1; shift
-p=$root; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
-echo "@df $p"; df -Pk -- "$p" || echo "@df-failed"
-mode=cmd
-for a in "$@"; do
-  if [ "$a" = "--shared" ]; then mode=shared; continue; fi
-  if [ "$mode" = cmd ]; then
-    if w=$(command -v -- "$a"); then echo "@cmd 1 $w"; else echo "@cmd 0"; fi
-  elif [ -e "$root/shared/$a" ]; then echo "@shared 1"; else echo "@shared 0"; fi
-done
-"""
-
-
-def probe(root: PurePosixPath, commands: list[str], shared: list[str]) -> list[str]:
-    """Disk, required commands and shared files of a remote host in one round trip."""
-    return ["sh", "-c", _PROBE, "sh", str(root), *commands, "--shared", *shared]
-
-
 def probe_verdicts(
     root: PurePosixPath,
     result: CommandResult,
@@ -169,7 +150,8 @@ def probe_verdicts(
     shared: list[str],
     min_percent: float,
 ) -> list[CheckResult]:
-    """`probe` output -> the same checks as disk_check, command_present and shared_check."""
+    """The probe lines of a host's survey (runtimes.releases_commands.survey) -> the same
+    checks as disk_check, command_present and shared_check."""
     lines = result.stdout.splitlines()
     where = next((ln[4:] for ln in lines if ln.startswith("@df ")), str(root))
     df_lines = [ln for ln in lines if not ln.startswith("@")]

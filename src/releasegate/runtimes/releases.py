@@ -144,11 +144,8 @@ class ReleasesRuntime:
         final = rc.release_dir(self.root, version)
         tmp = rc.staging_dir(self.root, version, self.token)
         leftovers = [tmp]  # removed when unpacking fails
-        setup = [
-            rc.mkdirs(rc.releases_dir(self.root), self.root / "shared"),
-            rc.remove(tmp),
-            rc.mkdirs(tmp),
-        ]
+        upload: PurePosixPath | None = None
+        setup = [rc.remove(tmp), rc.mkdirs(rc.releases_dir(self.root), self.root / "shared", tmp)]
         if self.remote:
             # One command receives the artifact on stdin, checks its sha256 and unpacks it:
             # one round trip, no SFTP session.
@@ -161,13 +158,7 @@ class ReleasesRuntime:
                 "bytes": tarball.stat().st_size,
             }
             leftovers.append(upload)
-            unpack = [
-                *setup,
-                rc.receive(upload),
-                rc.check_sha256(upload, digest),
-                rc.unpack_tarball(upload, tmp),
-                rc.remove(upload),
-            ]
+            unpack = [*setup, rc.receive(upload, digest), rc.unpack_tarball(upload, tmp)]
         else:
             if not (yield from phase.chain(self.redact, setup)).ok:
                 phase.summary = f"could not create {tmp}"
@@ -189,14 +180,15 @@ class ReleasesRuntime:
         steps = [
             *unpack,
             *rc.shared_links(self.root, tmp, list(self.stack.shared)),
-            rc.remove(final),
+            # A half-made release of a crashed run, and the unpacked upload: one `rm`.
+            rc.remove(final, *([upload] if upload else [])),
             rc.rename_dir(tmp, final),
         ]
         if install is None:  # complete in the same round trip
             steps.append(rc.write_file(final / rc.MARKER, marker + "\n"))
         stream = tarball if self.remote else None
         if not (yield from phase.chain(self.redact, steps, stdin=stream)).ok:
-            yield from phase.chain(self.redact, [rc.remove(p) for p in leftovers])
+            yield from phase.chain(self.redact, [rc.remove(*leftovers)])
             phase.summary = f"could not unpack {artifact.path.name}"
             return phase
         if install is not None:
@@ -316,13 +308,18 @@ class ReleasesRuntime:
         return run_sync(self.cleanup_ops(newest_first, protect), self.transport)
 
     def cleanup_ops(
-        self, newest_first: Sequence[str], protect: Iterable[str]
+        self,
+        newest_first: Sequence[str],
+        protect: Iterable[str],
+        names: Sequence[str] | None = None,
     ) -> Program[PhaseResult]:
         """Keep the newest `keep_releases` (by the ledger's order, never by directory dates)
-        plus every protected version; remove the rest and any stale half-made release."""
+        plus every protected version; remove the rest and any stale half-made release.
+        `names`: releases/ as the caller already knows it (a fleet's survey); None: list it."""
         phase = PhaseResult(True, "")
-        listing: CommandResult = yield cmd(rc.list_releases(self.root), timeout=30)
-        names = listing.stdout.split() if listing.ok else []
+        if names is None:
+            listing: CommandResult = yield cmd(rc.list_releases(self.root), timeout=30)
+            names = listing.stdout.split() if listing.ok else []
         rank = {v: i for i, v in enumerate(newest_first)}
         present = sorted(
             (n for n in names if not n.startswith(".")), key=lambda n: rank.get(n, len(rank))

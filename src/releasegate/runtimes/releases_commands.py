@@ -8,6 +8,8 @@ Layout on a host, Capistrano's, with the version as the release name:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 MARKER = ".releasegate-release.json"  # written once a release is fully prepared
@@ -30,8 +32,8 @@ def mkdirs(*paths: PurePosixPath) -> list[str]:
     return ["mkdir", "-p", "--", *map(str, paths)]
 
 
-def remove(path: PurePosixPath) -> list[str]:
-    return ["rm", "-rf", "--", str(path)]
+def remove(*paths: PurePosixPath) -> list[str]:
+    return ["rm", "-rf", "--", *map(str, paths)]
 
 
 def unpack_tarball(archive: PurePosixPath, dest: PurePosixPath) -> list[str]:
@@ -56,8 +58,9 @@ def switch_current(root: PurePosixPath, version: str, token: str) -> list[list[s
     """Make `current` point at the release: a new symlink, then one atomic rename over the old."""
     tmp = root / f".current.tmp-{token}"
     return [
-        remove(tmp),
-        link(f"releases/{version}", tmp),
+        # -f -n: a stale link of that name is replaced, never followed (it is ours alone,
+        # so this step need not be atomic; the rename is).
+        ["ln", "-sfn", "--", f"releases/{version}", str(tmp)],
         ["mv", "-T", "--", str(tmp), str(root / "current")],
     ]
 
@@ -98,45 +101,74 @@ def version_from_link(target: str) -> str:
     return PurePosixPath(target.strip()).name
 
 
+# What a host has, and what preflight needs to know of it, in one round trip. Every line
+# of ours starts with "@"; only `df`'s own lines do not. ${d##*/} rather than basename: no
+# process per release.
 _SURVEY = """\
-target=$(readlink -- "$1/current") && echo "current $target"
-for d in "$1"/releases/*/; do
-  [ -f "$d.releasegate-release.json" ] && echo "prepared $(basename -- "$d")"
+root=$1; shift
+if target=$(readlink -- "$root/current"); then echo "@current $target"; fi
+for d in "$root"/releases/* "$root"/releases/.[!.]*; do
+  [ -d "$d" ] || continue
+  if [ -f "$d/.releasegate-release.json" ]; then echo "@release 1 ${d##*/}"
+  else echo "@release 0 ${d##*/}"; fi
+done
+p=$root; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
+echo "@df $p"; df -Pk -- "$p" || echo "@df-failed"
+mode=cmd
+for a in "$@"; do
+  if [ "$a" = "--shared" ]; then mode=shared; continue; fi
+  if [ "$mode" = cmd ]; then
+    if w=$(command -v -- "$a"); then echo "@cmd 1 $w"; else echo "@cmd 0"; fi
+  elif [ -e "$root/shared/$a" ]; then echo "@shared 1"; else echo "@shared 0"; fi
 done
 exit 0
 """
 
 
-def survey(root: PurePosixPath) -> list[str]:
-    """What a host has, in one round trip: where `current` points, which releases are complete."""
-    return ["sh", "-c", _SURVEY, "sh", str(root)]
+@dataclass(frozen=True)
+class Survey:
+    """One host as `survey` saw it."""
+
+    current: str | None  # the running version: where `current` points
+    prepared: frozenset[str]  # complete releases (their marker written)
+    names: tuple[str, ...]  # every entry of releases/, half-made dot-folders included
 
 
-def parse_survey(stdout: str) -> tuple[str | None, set[str]]:
-    """`survey` output -> (the running version or None, the prepared versions)."""
+def survey(
+    root: PurePosixPath, commands: Sequence[str] = (), shared: Sequence[str] = ()
+) -> list[str]:
+    """`current`, the releases, free disk, the required `commands` and the `shared` files of
+    a host (read by gates.preflight.probe_verdicts), in one command. Every value is a
+    positional parameter of the shell, never part of its script."""
+    return ["sh", "-c", _SURVEY, "sh", str(root), *commands, "--shared", *shared]
+
+
+def parse_survey(stdout: str) -> Survey:
     current: str | None = None
     prepared: set[str] = set()
+    names: list[str] = []
     for line in stdout.splitlines():
         kind, _, value = line.partition(" ")
-        if kind == "current" and value.strip():
+        if kind == "@current" and value.strip():
             current = version_from_link(value)
-        elif kind == "prepared" and value.strip():
-            prepared.add(value.strip())
-    return current, prepared
+        elif kind == "@release":
+            done, _, name = value.partition(" ")
+            if name:
+                names.append(name)
+                if done == "1" and not name.startswith("."):
+                    prepared.add(name)
+    return Survey(current, frozenset(prepared), tuple(names))
 
 
-_SHA256 = """\
+_RECEIVE = """\
+cat > "$1" || exit 1
 sum=$(sha256sum -- "$1") || exit 1
 sum=${sum%% *}
 [ "$sum" = "$2" ] || { echo "$1 arrived with sha256 $sum, sent $2" >&2; exit 1; }
 """
 
 
-def receive(path: PurePosixPath) -> list[str]:
-    """Write standard input to `path` (the artifact streamed over the SSH channel)."""
-    return ["sh", "-c", 'cat > "$1"', "sh", str(path)]
-
-
-def check_sha256(path: PurePosixPath, digest: str) -> list[str]:
-    """Fails unless the file's sha256 on the host is `digest` (an upload checked on arrival)."""
-    return ["sh", "-c", _SHA256, "sh", str(path), digest]
+def receive(path: PurePosixPath, digest: str) -> list[str]:
+    """Write standard input (the artifact streamed over the SSH channel) to `path`; fail
+    unless its sha256 on the host is `digest` (an upload checked on arrival)."""
+    return ["sh", "-c", _RECEIVE, "sh", str(path), digest]

@@ -17,7 +17,7 @@ file and reported (`AsyncSshHost.accepted_key`, `connect()`'s return) so the cal
 it. A host whose key differs from its entry is always refused. Settings of ~/.ssh/config
 (IdentityFile, User, Port, ProxyJump, ...) apply; the agent is used when SSH_AUTH_SOCK is set.
 
-asyncssh is imported when a host connects, never when releasegate starts.
+asyncssh is imported when a host connects, never when releasegate starts (`load_asyncssh`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ import codecs
 import concurrent.futures
 import contextlib
 import hashlib
+import os
 import re
 import secrets
 import shlex
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
@@ -49,6 +51,38 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_USER_CONFIG = Path("~/.ssh/config")
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr/local/lib64")
+
+
+def load_asyncssh() -> None:
+    """Import asyncssh once, cheaply.
+
+    At import, asyncssh looks for optional C libraries (liboqs for post-quantum key
+    exchange, nettle for UMAC) with ctypes.util.find_library, which on Linux runs ldconfig,
+    and gcc and ld for a library that is not installed: about 80 ms of CPU here, two thirds
+    of a one-host deploy's SSH set-up. During that import the loader's own directories (and
+    LD_LIBRARY_PATH) are searched instead, so an installed library is still found and used."""
+    if "asyncssh" in sys.modules:
+        return
+    import ctypes.util
+
+    original = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        dirs = [*os.environ.get("LD_LIBRARY_PATH", "").split(":"), *_LIB_DIRS]
+        dirs += [str(p) for d in ("/lib", "/usr/lib") for p in Path(d).glob("*-linux-gnu*")]
+        stem = name if name.startswith("lib") else f"lib{name}"
+        for folder in filter(None, dirs):
+            found = sorted(Path(folder).glob(f"{stem}.so*"))
+            if found:
+                return str(found[0])
+        return None
+
+    ctypes.util.find_library = find_library
+    try:
+        import asyncssh  # noqa: F401
+    finally:
+        ctypes.util.find_library = original
 
 
 class SshError(ReleasegateError):
@@ -225,6 +259,53 @@ def _client_class(check: _KeyCheck) -> type[asyncssh.SSHClient]:
     return _Client
 
 
+_KEYPAIRS: dict[tuple[tuple[str, tuple[int, int]], ...], Any] = {}
+
+
+def _keypairs(paths: tuple[Path, ...]) -> Any:
+    """The client keys, read and parsed once per process (not once per host), again when a
+    file changes. A key that cannot be read or decoded raises SshError."""
+    import asyncssh
+
+    files = [str(p.expanduser()) for p in paths]
+    stamp = tuple((f, _stamp(f)) for f in files)
+    if stamp not in _KEYPAIRS:
+        try:
+            _KEYPAIRS[stamp] = asyncssh.load_keypairs(files)
+        except (OSError, ValueError) as exc:  # KeyImportError, KeyEncryptionError
+            raise SshError(f"cannot load the SSH key(s) {', '.join(files)}: {exc}") from exc
+    return _KEYPAIRS[stamp]
+
+
+_KNOWN_HOSTS: dict[tuple[str, tuple[int, int]], Any] = {}
+
+
+def _known_hosts(path: Path) -> Any:
+    """known_hosts parsed once per process, again when it changes (a key accepted by this
+    run is written to it). A missing file trusts nothing."""
+    import asyncssh
+
+    stamp = (str(path), _stamp(str(path)))
+    if stamp not in _KNOWN_HOSTS:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            raise SshError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from exc
+        _KNOWN_HOSTS[stamp] = asyncssh.import_known_hosts(text)
+    return _KNOWN_HOSTS[stamp]
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """A file's (mtime, size): a file rewritten within the clock's tick still differs."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
 @dataclass
 class AsyncSshHost:
     """One SSH host with one connection, reused for every command and upload."""
@@ -239,6 +320,7 @@ class AsyncSshHost:
 
     async def connect(self) -> ConnectInfo:
         """Open the connection if it is not open; raise SshError / HostKeyRefused."""
+        load_asyncssh()
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -256,13 +338,7 @@ class AsyncSshHost:
 
         started = time.monotonic()
         kh_path = self.options.known_hosts_path()
-        try:
-            kh_text = kh_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            kh_text = ""
-        except OSError as exc:
-            raise SshError(f"cannot read known_hosts {kh_path}: {exc.strerror or exc}") from exc
-        known = asyncssh.import_known_hosts(kh_text)
+        known = _known_hosts(kh_path)
         port = self.target.port or 22
         trusted = known.match(self.target.address, "", port)[0]
         check = _KeyCheck(self.options.accept_new, has_entry=bool(trusted))
@@ -281,7 +357,7 @@ class AsyncSshHost:
         if self.target.port:
             kwargs["port"] = self.target.port
         if self.options.client_keys is not None:
-            kwargs["client_keys"] = [str(p.expanduser()) for p in self.options.client_keys]
+            kwargs["client_keys"] = _keypairs(tuple(self.options.client_keys))
             kwargs["agent_path"] = None
         try:
             conn, _ = await asyncssh.create_connection(
@@ -345,6 +421,7 @@ class AsyncSshHost:
 
         `stdin` is text, or a local file streamed as bytes (an artifact sent to the command
         that unpacks it: no SFTP session, no second round trip)."""
+        load_asyncssh()
         import asyncssh
 
         args = tuple(argv)
