@@ -38,6 +38,17 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     hint: str = ""
 
+    def as_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: that deep-copies the evidence, and a fleet's steps carry
+        # a check per host per rule.
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "hint": self.hint,
+        }
+
 
 @dataclass
 class StepResult:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from releasegate.imports import load_httpx
 from releasegate.model import CheckResult
 from releasegate.ops import Get, HttpReply, Program, Sleep, cmd, run_sync
 from releasegate.redact import Redactor
@@ -74,6 +75,7 @@ def _needs_tls(checks: Iterable[Any]) -> bool:
 
 
 def _make_client(tls: bool) -> httpx.Client:
+    load_httpx()
     import httpx
 
     # trust_env=False: no proxy from the environment may sit between us and the service.

@@ -34,8 +34,8 @@ def to_jsonable(value: Any) -> Any:
     from datetime import datetime
     from pathlib import Path
 
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if value is None or isinstance(value, str | int | float):  # the common leaves first
+        return value
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -44,11 +44,32 @@ def to_jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """What json cannot encode by itself, one level at a time (it recurses in C)."""
+    import dataclasses
+    from datetime import datetime
+    from pathlib import Path
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False) + "\n")
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError):  # keys json will not take, a value neither knows
+        text = json.dumps(to_jsonable(value), ensure_ascii=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

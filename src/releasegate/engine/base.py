@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,7 @@ class StackStatus:
 
 
 def _evidence(step: StepResult) -> dict[str, Any]:
-    return {"summary": step.summary, "checks": [asdict(c) for c in step.checks], **step.evidence}
+    return {"summary": step.summary, "checks": [c.as_dict() for c in step.checks], **step.evidence}
 
 
 class EngineBase:
@@ -227,7 +227,7 @@ class EngineBase:
                 message=summary,
                 data={
                     "duration_s": round(result.duration_s, 3),
-                    "checks": [asdict(c) for c in checks],
+                    "checks": [c.as_dict() for c in checks],
                 },
             )
         )

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from releasegate.gates import preflight as pf
+from releasegate.imports import load_httpx
 from releasegate.model import CheckResult
 from releasegate.ops import Program, cmd, run_async
 from releasegate.redact import Redactor
@@ -385,6 +386,7 @@ class FleetRuntime:
         if not any(getattr(c, "http", None) for c in self.stack.smoke):
             return None
         if self._http is None:
+            load_httpx()
             import httpx
 
             # As on one host: no proxy from the environment, no redirects followed.

@@ -17,7 +17,8 @@ file and reported (`AsyncSshHost.accepted_key`, `connect()`'s return) so the cal
 it. A host whose key differs from its entry is always refused. Settings of ~/.ssh/config
 (IdentityFile, User, Port, ProxyJump, ...) apply; the agent is used when SSH_AUTH_SOCK is set.
 
-asyncssh is imported when a host connects, never when releasegate starts (`load_asyncssh`).
+asyncssh is imported when a host connects, never when releasegate starts
+(`releasegate.imports.load_asyncssh`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import os
 import re
 import secrets
 import shlex
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from releasegate.errors import ReleasegateError
+from releasegate.imports import load_asyncssh
 from releasegate.transport.base import CommandResult, bound
 
 if TYPE_CHECKING:
@@ -51,38 +52,6 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_USER_CONFIG = Path("~/.ssh/config")
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
-_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr/local/lib64")
-
-
-def load_asyncssh() -> None:
-    """Import asyncssh once, cheaply.
-
-    At import, asyncssh looks for optional C libraries (liboqs for post-quantum key
-    exchange, nettle for UMAC) with ctypes.util.find_library, which on Linux runs ldconfig,
-    and gcc and ld for a library that is not installed: about 80 ms of CPU here, two thirds
-    of a one-host deploy's SSH set-up. During that import the loader's own directories (and
-    LD_LIBRARY_PATH) are searched instead, so an installed library is still found and used."""
-    if "asyncssh" in sys.modules:
-        return
-    import ctypes.util
-
-    original = ctypes.util.find_library
-
-    def find_library(name: str) -> str | None:
-        dirs = [*os.environ.get("LD_LIBRARY_PATH", "").split(":"), *_LIB_DIRS]
-        dirs += [str(p) for d in ("/lib", "/usr/lib") for p in Path(d).glob("*-linux-gnu*")]
-        stem = name if name.startswith("lib") else f"lib{name}"
-        for folder in filter(None, dirs):
-            found = sorted(Path(folder).glob(f"{stem}.so*"))
-            if found:
-                return str(found[0])
-        return None
-
-    ctypes.util.find_library = find_library
-    try:
-        import asyncssh  # noqa: F401
-    finally:
-        ctypes.util.find_library = original
 
 
 class SshError(ReleasegateError):
