@@ -285,6 +285,24 @@ def test_one_host_failing_smoke_rolls_the_whole_fleet_back(fleet: Fleet) -> None
     ]
 
 
+def test_a_failing_canary_is_the_only_host_that_switched(fleet: Fleet) -> None:
+    fleet.artifact("v1")
+    fleet.artifact("v2", BAD.replace("{addr}", fleet.addresses[0]))
+    fleet.config(strategy="canary", canary=1)
+    fleet.rg("deploy", "web", "staging", "v1", "--strategy", "all", check=True)
+
+    proc = fleet.rg("deploy", "web", "staging", "v2", "--json")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    result = _result(proc)
+    assert result["status"] == "rolled_back"
+    rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
+    assert [s["evidence"]["batch"] for s in rollout] == [[fleet.labels[0]]]  # no second batch
+    assert set(result["hosts"]) == {fleet.labels[0]}  # type: ignore[arg-type]
+    # The canary went back; the others never left v1 (prepared, never switched).
+    assert fleet.current() == ["v1"] * HOSTS
+    assert fleet.serving() == ["v1"] * HOSTS
+
+
 def test_cleanup_keeps_the_newest_releases_on_every_host(fleet: Fleet) -> None:
     for version in ("v1", "v2", "v3", "v4"):
         fleet.artifact(version)

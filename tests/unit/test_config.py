@@ -157,14 +157,14 @@ def test_full_smoke_checks(full: Config) -> None:
 def test_full_prod_stacks(full: Config, tmp_path: Path) -> None:
     prod = full.stack("web-prod")
     assert [(h.kind, h.user, h.address, h.port, h.roles) for h in prod.hosts] == [
-        ("ssh", "deploy", "web1.example.com", 22, ()),
+        ("ssh", "deploy", "web1.example.com", None, ()),  # 22 unless ssh_config says
         ("ssh", "deploy", "2001:db8::1", 2222, ("web", "migrate")),
     ]
     assert [h.label for h in prod.hosts] == ["web1.example.com", "[2001:db8::1]:2222"]
     assert prod.is_fleet and (prod.fleet.strategy, prod.fleet.batch) == ("rolling", "50%")
     assert (prod.fleet.max_failures, prod.fleet.pause) == (1, 2)
     assert [str(h) for h in prod.hosts] == [
-        "ssh://deploy@web1.example.com:22",
+        "ssh://deploy@web1.example.com",
         "ssh://deploy@[2001:db8::1]:2222",
     ]
     assert prod.dir == Path("/srv/web-prod")
@@ -224,7 +224,8 @@ def test_config_is_immutable(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("local", ("local", None, None, None)),
-        ("ssh://deploy@web1", ("ssh", "deploy", "web1", 22)),
+        ("ssh://deploy@web1", ("ssh", "deploy", "web1", None)),  # Port: ssh_config's, or 22
+        ("ssh://web1", ("ssh", None, "web1", None)),  # User: ssh_config's, or the local one
         ("ssh://deploy@10.0.0.5:2222", ("ssh", "deploy", "10.0.0.5", 2222)),
         ("ssh://ci.bot@[::1]:22", ("ssh", "ci.bot", "::1", 22)),
     ],

@@ -265,11 +265,12 @@ CASES = [
         id="host-option-injection",
     ),
     pytest.param(
-        STACK + "    hosts: [local, 'http://deploy@web1', 'ssh://web1', 'ssh://d@web1:70000']\n",
+        STACK + "    hosts: [local, 'http://deploy@web1', 'ssh://@web1', 'ssh://d@web1:70000']\n",
         [
             f"{F}:7: stacks.web.hosts[1]: host 'http://deploy@web1' must be 'local' or"
-            " 'ssh://user@host[:port]'",
-            f"{F}:7: stacks.web.hosts[2]: host 'ssh://web1' needs a user: ssh://USER@web1",
+            " 'ssh://[user@]host[:port]'",
+            f"{F}:7: stacks.web.hosts[2]: host 'ssh://@web1' has an empty user: drop the '@',"
+            " or name the user",
             f"{F}:7: stacks.web.hosts[3]: port 70000 is out of range (1-65535)",
         ],
         id="bad-host-urls",

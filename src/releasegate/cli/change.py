@@ -252,7 +252,7 @@ def change_approve(app: App, change_id: str, by: str, comment: str) -> int:
     "hosts",
     multiple=True,
     metavar="HOST",
-    help="Run on this host: local or ssh://user@host[:port] (repeatable; default local).",
+    help="Run on this host: local or ssh://[user@]host[:port] (repeatable; default local).",
 )
 @click.option("--stack", "stack_name", metavar="STACK", help="Run on the hosts of this stack.")
 @click.option(

@@ -299,26 +299,29 @@ def parse_host(text: str) -> dict[str, Any]:
         return {"kind": "local"}
     match = re.fullmatch(_SSH_URL, text)
     if not match:
-        fail(f"host {text!r} must be 'local' or 'ssh://user@host[:port]'")
+        fail(f"host {text!r} must be 'local' or 'ssh://[user@]host[:port]'")
     user, host, port = match["user"], match["host"], match["port"]
-    if not user:
-        fail(f"host {text!r} needs a user: ssh://USER@{host or 'HOST'}")
+    if user == "":
+        fail(f"host {text!r} has an empty user: drop the '@', or name the user")
     if not host or host == "[]":
         fail(f"host {text!r} has no host name")
     if port is not None and not (port.isdigit() and len(port) <= 5):
         fail(f"host {text!r} has an invalid port {port!r}")
     address = host[1:-1] if host.startswith("[") else host
+    # No user or port: ~/.ssh/config's User and Port for that host, else (as ssh does) the
+    # local user name and 22.
     return {
         "kind": "ssh",
-        "user": _check_user(user),
+        "user": _check_user(user) if user else None,
         "address": _check_address(address),
-        "port": _check_port(int(port)) if port else 22,
+        "port": _check_port(int(port)) if port else None,
     }
 
 
 class Host(StrictModel):
-    """Where a stack runs: `local`, or `ssh://user@address:port` (port 22 if not given),
-    or `{host: ssh://..., roles: [web, migrate]}` to give it roles."""
+    """Where a stack runs: `local`, or `ssh://[user@]address[:port]` (user and port not
+    given: from ~/.ssh/config, else the local user name and 22), or `{host: ssh://...,
+    roles: [web, migrate]}` to give it roles."""
 
     kind: Literal["local", "ssh"]
     user: Annotated[str, AfterValidator(_check_user)] | None = None
@@ -336,7 +339,7 @@ class Host(StrictModel):
             if extra:
                 fail(f"unknown key '{extra[0]}' in a host: a host takes 'host' and 'roles'")
             if not isinstance(value["host"], str):
-                fail("host: expected 'ssh://user@host[:port]'")
+                fail("host: expected 'ssh://[user@]host[:port]'")
             roles = value.get("roles", [])
             if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
                 fail("roles: expected a list of names, e.g. [web, migrate]")
@@ -345,12 +348,12 @@ class Host(StrictModel):
             return {**parse_host(value["host"]), "roles": tuple(roles)}
         if isinstance(value, dict | Host):
             return value  # direct construction in code
-        fail("expected 'local', 'ssh://user@host[:port]' or {host: ..., roles: [...]}")
+        fail("expected 'local', 'ssh://[user@]host[:port]' or {host: ..., roles: [...]}")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.kind == "ssh" and not (self.user and self.address and self.port):
-            fail("an ssh host needs user, address and port")
+        if self.kind == "ssh" and not self.address:
+            fail("an ssh host needs an address")
         if self.kind == "local" and (self.user or self.address or self.port):
             fail("a local host takes no user, address or port")
         return self
@@ -365,13 +368,15 @@ class Host(StrictModel):
         if self.kind == "local" or not self.address:
             return "local"
         address = f"[{self.address}]" if ":" in self.address else self.address
-        return address if self.port == 22 else f"{address}:{self.port}"
+        return address if self.port in (None, 22) else f"{address}:{self.port}"
 
     def __str__(self) -> str:
         if self.kind == "local":
             return "local"
         address = f"[{self.address}]" if self.address and ":" in self.address else self.address
-        return f"ssh://{self.user}@{address}:{self.port}"
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"ssh://{user}{address}{port}"
 
 
 def local_hosts() -> list[Host]:

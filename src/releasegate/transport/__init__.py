@@ -14,7 +14,7 @@ __all__ = ["CommandResult", "LocalTransport", "Transport", "for_host"]
 
 
 def for_host(host: str) -> Transport:
-    """The transport for a configured host: "local", or "ssh://user@host:port" (an SSH
+    """The transport for a configured host: "local", or "ssh://[user@]host[:port]" (an SSH
     connection opened on first use and kept for the run; asyncssh is imported only then)."""
     if host == "local":
         return LocalTransport()
@@ -29,7 +29,7 @@ def for_host(host: str) -> Transport:
             raise BadInput(f"host {host!r} is not a valid ssh:// host: {exc}") from exc
         return SshTransport(target, ssh_options())
     raise BadInput(
-        f"host {host!r}: expected 'local' or 'ssh://user@host[:port]'",
+        f"host {host!r}: expected 'local' or 'ssh://[user@]host[:port]'",
         hint="hosts: [local] or [ssh://deploy@web1:22]",
     )
 

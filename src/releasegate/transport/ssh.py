@@ -136,7 +136,7 @@ class SshTarget:
 
     @classmethod
     def parse(cls, text: str) -> SshTarget:
-        """`ssh://user@host:port` (validated like releasegate.yaml's hosts)."""
+        """`ssh://[user@]host[:port]` (validated like releasegate.yaml's hosts)."""
         from releasegate.config.values import Host
 
         host = Host.model_validate(text)
@@ -210,8 +210,11 @@ CIPHERS = (
 @dataclass
 class _KeyCheck:
     accept_new: bool
-    has_entry: bool
+    known: Any  # the parsed known_hosts
+    has_entry: bool = False  # known_hosts has a key for this host: a different one
     seen: Any = None  # the SSHKey the server offered when it was not trusted
+    host: str = ""  # the name and port it answered as, after ~/.ssh/config (HostName, Port)
+    port: int = 22
 
 
 def _client_class(check: _KeyCheck) -> type[asyncssh.SSHClient]:
@@ -221,8 +224,10 @@ def _client_class(check: _KeyCheck) -> type[asyncssh.SSHClient]:
         def validate_host_public_key(
             self, host: str, addr: str, port: int, key: asyncssh.SSHKey
         ) -> bool:
-            # Called only for a key that known_hosts does not trust.
-            check.seen = key
+            # Called only for a key that known_hosts does not trust. The host and port are
+            # the ones connected to, so ~/.ssh/config's HostName and Port count here.
+            check.seen, check.host, check.port = key, host, port
+            check.has_entry = bool(check.known.match(host, addr, port)[0])
             return check.accept_new and not check.has_entry
 
     return _Client
@@ -308,9 +313,7 @@ class AsyncSshHost:
         started = time.monotonic()
         kh_path = self.options.known_hosts_path()
         known = _known_hosts(kh_path)
-        port = self.target.port or 22
-        trusted = known.match(self.target.address, "", port)[0]
-        check = _KeyCheck(self.options.accept_new, has_entry=bool(trusted))
+        check = _KeyCheck(self.options.accept_new, known)
         kwargs: dict[str, Any] = {
             "known_hosts": known,
             "config": self.options.config_paths(),
@@ -333,6 +336,12 @@ class AsyncSshHost:
                 _client_class(check), self.target.address, **kwargs
             )
         except asyncssh.HostKeyNotVerifiable as exc:
+            if check.seen is None:  # not this host's key: a jump host's, on the way
+                raise HostKeyRefused(
+                    f"{self.target}: a host key on the way was refused ({exc.reason})",
+                    hint="a ProxyJump host is checked, as by OpenSSH, against ssh_config's "
+                    "UserKnownHostsFile for it, else ~/.ssh/known_hosts",
+                ) from exc
             raise self._refused(check, kh_path) from exc
         except asyncssh.PermissionDenied as exc:
             raise SshError(
@@ -347,7 +356,7 @@ class AsyncSshHost:
         self._conn = conn
         self.connections_opened += 1
         if check.seen is not None:
-            self.accepted_key = self._record_new_key(check.seen, kh_path, port)
+            self.accepted_key = self._record_new_key(check, kh_path)
         return ConnectInfo(
             self.target,
             self._server_version(),
@@ -368,8 +377,9 @@ class AsyncSshHost:
             hint="verify the key and add it to known_hosts, or allow accept-new explicitly",
         )
 
-    def _record_new_key(self, key: Any, kh_path: Path, port: int) -> AcceptedKey:
-        name = known_hosts_name(self.target.address, port)
+    def _record_new_key(self, check: _KeyCheck, kh_path: Path) -> AcceptedKey:
+        key = check.seen
+        name = known_hosts_name(check.host or self.target.address, check.port)
         line = f"{name} {key.export_public_key('openssh').decode().strip()}"
         kh_path.parent.mkdir(parents=True, exist_ok=True)
         with kh_path.open("a", encoding="utf-8") as f:
