@@ -84,29 +84,20 @@ def targets(med: Mapping[str, Mapping[int, float]], host_counts: Sequence[int]) 
     largest, smallest = max(host_counts), min(host_counts)
     ours = med.get(REFERENCE, {})
     floor = med.get(FLOOR, {}).get(largest)
-    found = []
-    for peer, limit in PEER_TARGETS.items():
-        theirs = med.get(peer, {}).get(largest)
-        found.append(
-            Target(
-                f"{REFERENCE}/{peer} at {largest} hosts",
-                ratio(ours.get(largest), theirs),
-                limit,
-                None if theirs is None else limit * theirs,
-                floor,
-            )
-        )
+
+    def target(name: str, base: float | None, limit: float) -> Target:
+        """releasegate at the largest fleet against `limit` times `base`."""
+        allowed = None if base is None else limit * base
+        return Target(name, ratio(ours.get(largest), base), limit, allowed, floor)
+
+    found = [
+        target(f"{REFERENCE}/{peer} at {largest} hosts", med.get(peer, {}).get(largest), limit)
+        for peer, limit in PEER_TARGETS.items()
+    ]
     if largest != smallest:
-        one = ours.get(smallest)
-        found.append(
-            Target(
-                f"{REFERENCE} {largest} hosts / {smallest} host{'s' if smallest > 1 else ''}",
-                ratio(ours.get(largest), one),
-                SCALE_TARGET,
-                None if one is None else SCALE_TARGET * one,
-                floor,
-            )
-        )
+        plural = "s" if smallest > 1 else ""
+        name = f"{REFERENCE} {largest} hosts / {smallest} host{plural}"
+        found.append(target(name, ours.get(smallest), SCALE_TARGET))
     return found
 
 
