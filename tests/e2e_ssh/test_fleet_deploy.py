@@ -303,6 +303,31 @@ def test_a_failing_canary_is_the_only_host_that_switched(fleet: Fleet) -> None:
     assert fleet.serving() == ["v1"] * HOSTS
 
 
+def test_a_fleets_files_are_never_taken_from_this_machine(fleet: Fleet) -> None:
+    # `dir` is a path on the hosts. This machine has the same path with other content: a
+    # backup of it would pass for the hosts' files.
+    fleet.artifact("v1")
+    config = fleet.config(strategy="all")
+    config.write_text(config.read_text().replace("backup: {files: []}", "shared: [.env]"))
+    for i in range(1, HOSTS + 1):
+        (fleet.host_path(i) / "shared" / ".env").write_text("FROM=host\n")
+    here = Path(fleet.dir)
+    assert not here.exists()
+    (here / "shared").mkdir(parents=True)
+    try:
+        (here / "shared" / ".env").write_text("FROM=controller\n")
+        plan = fleet.rg("deploy", "web", "staging", "v1", "--dry-run", check=True).stdout
+        assert "not the files on the hosts (shared/.env)" in plan, plan
+        proc = fleet.rg("deploy", "web", "staging", "v1", "--json", check=True)
+        backup = next(s for s in _result(proc)["steps"] if s["step"] == "backup")  # type: ignore[union-attr]
+        assert "files on the hosts" in backup["summary"] and "backup_id" not in backup["evidence"]
+        take = fleet.rg("backup", "take", "web", "staging")
+        assert take.returncode == 2 and "files on the hosts" in take.stderr, take.stderr
+        assert not (fleet.tmp / ".releasegate" / "backups" / "web").exists()
+    finally:
+        shutil.rmtree(here, ignore_errors=True)
+
+
 def test_cleanup_keeps_the_newest_releases_on_every_host(fleet: Fleet) -> None:
     for version in ("v1", "v2", "v3", "v4"):
         fleet.artifact(version)

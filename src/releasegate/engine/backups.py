@@ -13,6 +13,9 @@ from releasegate.errors import BadInput, ExitCode
 from releasegate.model import CheckResult, Event
 from releasegate.runtimes.base import Runtime
 
+# A fleet's shared files live on its hosts; releasegate backs up its database sources only.
+_ON_HOSTS = "files on the hosts, such as shared/, are not copied: back them up on the hosts"
+
 
 class BackupOps(EngineBase):
     def _backup(
@@ -21,6 +24,8 @@ class BackupOps(EngineBase):
         """The deploy's backup: every source, with the config files as a `files` source."""
         sources = self._backup_sources(stack)
         if not sources:
+            if stack.is_fleet:
+                return True, f"nothing to back up here ({_ON_HOSTS})", [], {}
             missing = ", ".join(stack.backup_files)
             return True, f"nothing to back up yet ({missing} missing)", [], {}
         return self._take_backup(stack, running, release, sources=sources)
@@ -31,6 +36,9 @@ class BackupOps(EngineBase):
         from releasegate.backup.sources import FilesSource
 
         sources: list[Any] = sources_for(stack)
+        if stack.is_fleet:
+            # `dir` is a path on the hosts: whatever this machine has there is not theirs.
+            return sources
         present = [f for f in stack.backup_files if (Path(str(stack.dir)) / f.rstrip("/")).exists()]
         if present:
             sources.append(
@@ -89,9 +97,10 @@ class BackupOps(EngineBase):
     def backup(self, name: str, env: str, *, reason: str = "") -> RunOutcome:
         """Back up every source of the stack now, then apply its retention."""
         stack = self.stack(name, env)
-        if not stack.backup.sources and not stack.backup_files:
+        if not stack.backup.sources and (stack.is_fleet or not stack.backup_files):
             raise BadInput(
-                f"stack {name} has nothing to back up",
+                f"stack {name} has nothing to back up"
+                + (f" ({_ON_HOSTS})" if stack.is_fleet else ""),
                 hint="add backup.sources (postgres, mysql, sqlite, files) to its config",
             )
         token = os.urandom(6).hex()
