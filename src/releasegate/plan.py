@@ -145,11 +145,9 @@ def plan_deploy(
     sources = [f"{src.name} ({src.kind})" for src in stack.backup.sources]
     if (files or sources) and not skip_backup:
         what = [f"sources {', '.join(sources)}"] if sources else []
-        if files and stack.is_fleet:  # on the hosts: said, never taken from this machine
-            what += [f"not the files on the hosts ({', '.join(files)})"]
-            files = []
-        elif files:
-            what += [f"config files {', '.join(files)}"]
+        if files:
+            where = " on each host" if stack.is_fleet else ""
+            what += [f"config files {', '.join(files)}{where}"]
         title = "back up " + "; ".join(what) + (f" (before {version})" if sources else "")
         steps.append(Step("backup", title, {"files": files, "sources": sources}))
     steps += _release_steps(stack, version, facts, migrate=True)

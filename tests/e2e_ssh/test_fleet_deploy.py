@@ -7,6 +7,7 @@ address, started by the release's own restart script.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,11 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from tests.lab.ssh import REPO, SshLab, require_ssh_lab
 
@@ -303,27 +306,39 @@ def test_a_failing_canary_is_the_only_host_that_switched(fleet: Fleet) -> None:
     assert fleet.serving() == ["v1"] * HOSTS
 
 
-def test_a_fleets_files_are_never_taken_from_this_machine(fleet: Fleet) -> None:
+def test_a_fleets_files_are_backed_up_from_each_host(fleet: Fleet) -> None:
     # `dir` is a path on the hosts. This machine has the same path with other content: a
-    # backup of it would pass for the hosts' files.
+    # backup of it would pass for the hosts' files, so it must never be read.
     fleet.artifact("v1")
     config = fleet.config(strategy="all")
     config.write_text(config.read_text().replace("backup: {files: []}", "shared: [.env]"))
     for i in range(1, HOSTS + 1):
-        (fleet.host_path(i) / "shared" / ".env").write_text("FROM=host\n")
+        (fleet.host_path(i) / "shared" / ".env").write_text(f"FROM=h{i}\n")
     here = Path(fleet.dir)
     assert not here.exists()
     (here / "shared").mkdir(parents=True)
     try:
         (here / "shared" / ".env").write_text("FROM=controller\n")
         plan = fleet.rg("deploy", "web", "staging", "v1", "--dry-run", check=True).stdout
-        assert "not the files on the hosts (shared/.env)" in plan, plan
+        assert "config files shared/.env on each host" in plan, plan
         proc = fleet.rg("deploy", "web", "staging", "v1", "--json", check=True)
-        backup = next(s for s in _result(proc)["steps"] if s["step"] == "backup")  # type: ignore[union-attr]
-        assert "files on the hosts" in backup["summary"] and "backup_id" not in backup["evidence"]
-        take = fleet.rg("backup", "take", "web", "staging")
-        assert take.returncode == 2 and "files on the hosts" in take.stderr, take.stderr
-        assert not (fleet.tmp / ".releasegate" / "backups" / "web").exists()
+        step = next(s for s in _result(proc)["steps"] if s["step"] == "backup")  # type: ignore[union-attr]
+        sources = step["evidence"]["manifest"]["sources"]
+        assert sorted(src["host"] for src in sources) == sorted(fleet.labels)
+        backup_dir = Path(step["evidence"]["path"])
+        for i, label in enumerate(fleet.labels, start=1):
+            src = next(x for x in sources if x["host"] == label)
+            with (backup_dir / src["file"]).open("rb") as packed:
+                plain = zstandard.ZstdDecompressor().stream_reader(packed).read()
+            archive = tarfile.open(fileobj=io.BytesIO(plain))
+            member = archive.extractfile("shared/.env")
+            assert member is not None and member.read() == f"FROM=h{i}\n".encode()
+        verify = fleet.rg("backup", "verify", "web", check=True)
+        assert "restores" in verify.stdout + verify.stderr
+        # Taken by hand too, over one connection per host.
+        fleet.rg("backup", "take", "web", "staging", check=True)
+        listed = fleet.rg("backup", "list", "web", "--json", check=True).stdout.splitlines()
+        assert len(listed) == 2
     finally:
         shutil.rmtree(here, ignore_errors=True)
 

@@ -211,6 +211,48 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".partial")
 
 
+class ZstdFileWriter:
+    """Bytes in, `dest` out: zstd-compressed (with its checksum) into `dest.partial`, which
+    becomes `dest` only once complete and synced. For output that does not come from a
+    local process (stream_to_zstd's case): a command's on an SSH host."""
+
+    def __init__(
+        self, dest: Path, *, level: int = DEFAULT_LEVEL, threads: int = DEFAULT_THREADS
+    ) -> None:
+        self.dest = dest
+        self.tmp = partial_path(dest)
+        self.raw = 0
+        self._sink: _Sink | None = _Sink(self.tmp)
+        self._cobj = zstandard.ZstdCompressor(
+            level=level, threads=threads, write_checksum=True
+        ).compressobj()
+
+    @property
+    def size(self) -> int:
+        return self._sink.size if self._sink is not None else 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self._sink is not None, "written after finish or discard"
+        self.raw += len(chunk)
+        self._sink.write(self._cobj.compress(chunk))
+
+    def finish(self) -> tuple[str, int]:
+        """(sha256 of the compressed file, its size): `dest` is in place."""
+        assert self._sink is not None
+        self._sink.write(self._cobj.flush())
+        digest, size = self._sink.finish(), self._sink.size
+        self._sink = None
+        os.replace(self.tmp, self.dest)
+        fsync_dir(self.dest.parent)
+        return digest, size
+
+    def discard(self) -> None:
+        if self._sink is not None:
+            self._sink.discard()
+            self._sink = None
+        self.tmp.unlink(missing_ok=True)
+
+
 def _disk_full_error(source: str, dest: Path, exc: OSError) -> BackupFailed:
     return BackupFailed(
         f"backup of {source!r} failed: disk full writing {dest.parent} "
@@ -281,24 +323,18 @@ def stream_to_zstd(
     if timer:
         timer.daemon = True
         timer.start()
-    sink: _Sink | None = None
-    raw = 0
+    sink: ZstdFileWriter | None = None
     try:
-        sink = _Sink(tmp)
-        cobj = zstandard.ZstdCompressor(
-            level=level, threads=threads, write_checksum=True
-        ).compressobj()
+        sink = ZstdFileWriter(dest, level=level, threads=threads)
         last_report = started
         while True:
             chunk = proc.stdout.read(CHUNK)
             if not chunk:
                 break
-            raw += len(chunk)
-            sink.write(cobj.compress(chunk))
+            sink.write(chunk)
             if progress is not None and time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = time.monotonic()
-                progress(raw, sink.size)
-        sink.write(cobj.flush())
+                progress(sink.raw, sink.size)
         code = proc.wait()
         if timer:
             timer.cancel()
@@ -315,11 +351,9 @@ def stream_to_zstd(
                 source=source,
                 stderr=stderr,
             )
-        digest = sink.finish()
-        size = sink.size
+        raw = sink.raw
+        digest, size = sink.finish()
         sink = None
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
     except OSError as exc:
         _kill_group(proc)
         if sink is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,38 +14,59 @@ from releasegate.errors import BadInput, ExitCode
 from releasegate.model import CheckResult, Event
 from releasegate.runtimes.base import Runtime
 
-# A fleet's shared files live on its hosts; releasegate backs up its database sources only.
-_ON_HOSTS = "files on the hosts, such as shared/, are not copied: back them up on the hosts"
-
 
 class BackupOps(EngineBase):
     def _backup(
         self, stack: Any, runtime: Runtime, running: str | None, release: str | None = None
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         """The deploy's backup: every source, with the config files as a `files` source."""
-        sources = self._backup_sources(stack)
+        sources = self._backup_sources(stack, runtime)
         if not sources:
-            if stack.is_fleet:
-                return True, f"nothing to back up here ({_ON_HOSTS})", [], {}
             missing = ", ".join(stack.backup_files)
             return True, f"nothing to back up yet ({missing} missing)", [], {}
         return self._take_backup(stack, running, release, sources=sources)
 
-    def _backup_sources(self, stack: Any) -> list[Any]:
-        """The configured sources, plus the stack's config files as a `files` source."""
+    def _backup_sources(self, stack: Any, runtime: Runtime | None = None) -> list[Any]:
+        """The configured sources, plus the stack's config files as a `files` source (a
+        fleet's: one per host, read there over the run's connection)."""
         from releasegate.backup.from_config import sources_for
         from releasegate.backup.sources import FilesSource
 
         sources: list[Any] = sources_for(stack)
         if stack.is_fleet:
             # `dir` is a path on the hosts: whatever this machine has there is not theirs.
-            return sources
+            return sources + self._host_sources(stack, runtime)
         present = [f for f in stack.backup_files if (Path(str(stack.dir)) / f.rstrip("/")).exists()]
         if present:
             sources.append(
                 FilesSource(name="config", paths=tuple(present), base_dir=str(stack.dir))
             )
         return sources
+
+    @staticmethod
+    def _host_sources(stack: Any, runtime: Runtime | None) -> list[Any]:
+        from releasegate.backup.host_files import HostFilesSource
+
+        hosts = getattr(runtime, "hosts", None)
+        if not stack.backup_files or not hosts:
+            return []
+        found: list[Any] = []
+        names: set[str] = set()
+        for label, host_runtime in hosts.items():
+            name = "config-" + re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:50]
+            while name in names:  # two labels that read alike once cleaned
+                name += "_"
+            names.add(name)
+            found.append(
+                HostFilesSource(
+                    name=name,
+                    host=label,
+                    paths=tuple(f.rstrip("/") for f in stack.backup_files),
+                    base_dir=str(stack.dir),
+                    transport=host_runtime.transport,
+                )
+            )
+        return found
 
     def _backup_progress(self, stack: Any, p: Any) -> None:
         if p.phase == "done":
@@ -97,14 +119,19 @@ class BackupOps(EngineBase):
     def backup(self, name: str, env: str, *, reason: str = "") -> RunOutcome:
         """Back up every source of the stack now, then apply its retention."""
         stack = self.stack(name, env)
-        if not stack.backup.sources and (stack.is_fleet or not stack.backup_files):
+        if not stack.backup.sources and not stack.backup_files:
             raise BadInput(
-                f"stack {name} has nothing to back up"
-                + (f" ({_ON_HOSTS})" if stack.is_fleet else ""),
+                f"stack {name} has nothing to back up",
                 hint="add backup.sources (postgres, mysql, sqlite, files) to its config",
             )
         token = os.urandom(6).hex()
         runtime = self._runtime(stack, token)
+        try:
+            return self._run_backup(stack, runtime, token, reason)
+        finally:
+            self._release(runtime)  # a fleet's connections
+
+    def _run_backup(self, stack: Any, runtime: Runtime, token: str, reason: str) -> RunOutcome:
         with self._locked(stack, "backup", "", token):
             running = runtime.running_version()
             out = RunOutcome(
@@ -277,8 +304,11 @@ class BackupOps(EngineBase):
         item = self._find_backup(stack, backup_id)
         token = os.urandom(6).hex()
         runtime = self._runtime(stack, token)
-        with self._locked(stack, "restore", "", token):
-            return self._run_restore(stack, runtime, item, start=True, fresh_backup=True)
+        try:
+            with self._locked(stack, "restore", "", token):
+                return self._run_restore(stack, runtime, item, start=True, fresh_backup=True)
+        finally:
+            self._release(runtime)
 
     def _run_restore(
         self, stack: Any, runtime: Runtime, item: Any, *, start: bool, fresh_backup: bool
@@ -297,7 +327,14 @@ class BackupOps(EngineBase):
             details={"backup": item.id},
         )  # fmt: skip
         if fresh_backup:
-            res = self._step(out, stack, "backup", lambda: self._take_backup(stack, running, None))
+            res = self._step(
+                out,
+                stack,
+                "backup",
+                lambda: self._take_backup(
+                    stack, running, None, sources=self._backup_sources(stack, runtime)
+                ),
+            )
             if not res.ok:
                 return self._close(
                     out, "failed", ExitCode.FAILED, res.summary,

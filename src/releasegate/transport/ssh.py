@@ -34,7 +34,7 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -394,12 +394,15 @@ class AsyncSshHost:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         stdin: str | Path | None = None,
+        stdout: Callable[[bytes], None] | None = None,
     ) -> CommandResult:
         """Run argv on the host; a CommandResult shaped like LocalTransport's. A host that
         cannot be reached gives exit_code -1 and `error` (as a command that cannot start).
 
         `stdin` is text, or a local file streamed as bytes (an artifact sent to the command
-        that unpacks it: no SFTP session, no second round trip)."""
+        that unpacks it: no SFTP session, no second round trip). `stdout`, when given, gets
+        the output as bytes, chunk by chunk, on the event loop's thread (an archive written
+        as it comes); the result's stdout is then empty."""
         load_asyncssh()
         import asyncssh
 
@@ -415,7 +418,7 @@ class AsyncSshHost:
         out: list[str] = []
         err = _Stderr(marker)
         try:
-            binary = isinstance(stdin, Path)  # bytes in; output decoded here
+            binary = isinstance(stdin, Path) or stdout is not None  # bytes; text decoded here
             process = await self._conn.create_process(
                 line, encoding=None if binary else "utf-8", errors="replace"
             )
@@ -424,7 +427,8 @@ class AsyncSshHost:
                 args, -1, "", "", time.monotonic() - started, error=f"{self.target}: {exc}"
             )
         try:
-            await asyncio.wait_for(_communicate(process, stdin, out, err), timeout)
+            sink = out if stdout is None else _Bytes(stdout)
+            await asyncio.wait_for(_communicate(process, stdin, sink, err), timeout)
         except TimeoutError:
             await self._kill(process, err.pid)
             return CommandResult(
@@ -529,15 +533,18 @@ mv -f -- "$1" "$3"
 
 
 async def _communicate(
-    process: Any, stdin: str | Path | None, out: list[str], err: _Stderr
+    process: Any, stdin: str | Path | None, out: list[str] | _Bytes, err: _Stderr
 ) -> None:
     """Feed stdin (then EOF), collect stdout and stderr as they come (a timeout keeps what
     arrived), wait for the exit status."""
 
-    async def pump(stream: Any, sink: list[str] | _Stderr) -> None:
+    async def pump(stream: Any, sink: list[str] | _Bytes | _Stderr) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while data := await stream.read(65536):
-            sink.append(decoder.decode(data) if isinstance(data, bytes) else data)
+            if isinstance(sink, _Bytes):
+                sink.append(data)
+            else:
+                sink.append(decoder.decode(data) if isinstance(data, bytes) else data)
 
     async def feed() -> None:
         if isinstance(stdin, Path):
@@ -554,6 +561,16 @@ async def _communicate(
 
 
 STREAM_CHUNK = 256 * 1024
+
+
+@dataclass
+class _Bytes:
+    """stdout handed on as bytes (AsyncSshHost.run's `stdout`)."""
+
+    sink: Callable[[bytes], None]
+
+    def append(self, data: bytes) -> None:
+        self.sink(data)
 
 
 class _Stderr:
@@ -696,8 +713,11 @@ class SshTransport:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         stdin: str | Path | None = None,
+        stdout: Callable[[bytes], None] | None = None,
     ) -> CommandResult:
-        return self.runner.call(self.host.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin))
+        return self.runner.call(
+            self.host.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin, stdout=stdout)
+        )
 
     def put(self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None) -> str:
         return self.runner.call(self.host.put(local, remote, timeout=timeout))
