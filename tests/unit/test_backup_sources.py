@@ -307,3 +307,17 @@ def test_option_file_directory_is_private(fake_tools: Path, tmp_path: Path) -> N
         seen.append(stat.S_IMODE(os.stat(cnf).st_mode))
     assert seen == [0o700, 0o600]
     assert not os.path.exists(cnf)
+
+
+def test_sql_clients_for_callers_that_run_their_own_sql(fake_tools: Path) -> None:
+    pg = PostgresSource(name="db", database="odoo", container="seisei-db", password_env="PGPW")
+    argv = pg.psql_argv("scratch_1", ["-c", "SELECT 1"], with_password=True)
+    assert argv[:6] == ["docker", "exec", "-i", "-e", "PGPASSWORD", "seisei-db"]
+    assert argv[-4:] == ["-d", "scratch_1", "-c", "SELECT 1"] and PW not in argv
+    my = MySQLSource(name="shop", database="inventory", password_env="P")
+    with my.client("inventory", ["-e", "SELECT 1"], secrets={"P": PW}) as (argv, env):
+        option = next(a for a in argv if a.startswith("--defaults-extra-file="))
+        cnf = option.split("=", 1)[1]
+        assert os.path.exists(cnf) and argv[-3:] == ["-e", "SELECT 1", "inventory"]
+        assert PW not in " ".join(argv) and env == {}
+    assert not os.path.exists(cnf)  # the password's file lives only inside the block

@@ -384,6 +384,24 @@ class PostgresSource:
             query,
         ]
 
+    def psql_argv(
+        self, database: str, extra: Sequence[str], *, with_password: bool = False
+    ) -> list[str]:
+        """psql against `database` with `extra` options, stopping at the first error (for
+        callers that run their own SQL: releasegate.migrations)."""
+        return [
+            *self._prefix(with_password),
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            *self._conn(),
+            "-d",
+            database,
+            *extra,
+        ]
+
     def dropdb_argv(self, database: str, *, with_password: bool = False) -> list[str]:
         return [*self._prefix(with_password), "dropdb", *self._conn(), "--if-exists", database]
 
@@ -710,6 +728,17 @@ class MySQLSource:
             yield path, False, {}, redact
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    @contextmanager
+    def client(
+        self, database: str, extra: Sequence[str], *, secrets: Mapping[str, str]
+    ) -> Iterator[tuple[list[str], dict[str, str]]]:
+        """(argv, env) of the mysql client against `database` with `extra` options, for
+        callers that run their own SQL (releasegate.migrations). The password is handled as
+        for a backup: an option file that exists only inside this block."""
+        tools = self.detect_tools()
+        with self._auth(secrets) as (cnf, has_pw, env, _redact):
+            yield [*self._base(tools.client, cnf, has_pw), *extra, database], env
 
     def detect_tools(self) -> MySQLTools:
         """MariaDB's programs if present (MariaDB 11 images lack the mysql* names), else

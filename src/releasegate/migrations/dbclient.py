@@ -53,27 +53,17 @@ class DbClient:
         return f"{self.dialect}://{auth}@{host}:{s.port}/{quote(database, safe='')}"
 
     # -- running SQL ---------------------------------------------------------------------------
-    def _pg_argv(self, database: str, extra: list[str]) -> list[str]:
-        s = self.source
-        prefix = ["docker", "exec", "-i", "-e", "PGPASSWORD", s.container] if s.container else []
-        conn = ["-h", s.host, "-p", str(s.port), "-U", s.user, "-w"]
-        return [*prefix, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *conn, "-d", database, *extra]
-
     def run(self, database: str, extra: list[str], *, stdin: str | None = None) -> CommandResult:
         """The client with `extra` options against `database`; stderr and stdout redacted."""
         transport = LocalTransport()
         if isinstance(self.source, PostgresSource):
             password = self.password
             env = {"PGPASSWORD": password} if password is not None else {}
-            result = transport.run(
-                self._pg_argv(database, extra), env=env, timeout=QUERY_TIMEOUT, stdin=stdin
-            )
+            # PGPASSWORD is always passed into a container by name: psql -w never prompts.
+            argv = self.source.psql_argv(database, extra, with_password=True)
+            result = transport.run(argv, env=env, timeout=QUERY_TIMEOUT, stdin=stdin)
         else:
-            source = self.source
-            tools = source.detect_tools()
-            # The source's own credential handling: a 0600 option file removed afterwards.
-            with source._auth(self.secrets) as (cnf, has_pw, env, _redact):
-                argv = [*source._base(tools.client, cnf, has_pw), *extra, database]
+            with self.source.client(database, extra, secrets=self.secrets) as (argv, env):
                 result = transport.run(argv, env=env, timeout=QUERY_TIMEOUT, stdin=stdin)
         redact = self.redact
         return CommandResult(
