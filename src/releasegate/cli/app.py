@@ -3,10 +3,15 @@ Commands stay thin; everything they print goes through here."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import sys
+from collections.abc import Iterable
+from datetime import datetime
 from functools import cached_property
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,10 +35,6 @@ def show_error(exc: ReleasegateError) -> None:
 
 
 def to_jsonable(value: Any) -> Any:
-    import dataclasses
-    from datetime import datetime
-    from pathlib import Path
-
     if value is None or isinstance(value, str | int | float):  # the common leaves first
         return value
     if isinstance(value, dict):
@@ -42,34 +43,44 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, Path):
+    if isinstance(value, PurePath):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: to_jsonable(getattr(value, name)) for name in _field_names(type(value))}
     return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _json_default(value: Any) -> Any:
     """What json cannot encode by itself, one level at a time (it recurses in C)."""
-    import dataclasses
-    from datetime import datetime
-    from pathlib import Path
-
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, Path):
+    if isinstance(value, PurePath):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {name: getattr(value, name) for name in _field_names(type(value))}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def print_json(value: Any) -> None:
+def _json_line(value: Any) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, default=_json_default)
+        return json.dumps(value, ensure_ascii=False, default=_json_default) + "\n"
     except (TypeError, ValueError):  # keys json will not take, a value neither knows
-        text = json.dumps(to_jsonable(value), ensure_ascii=False)
-    sys.stdout.write(text + "\n")
+        return json.dumps(to_jsonable(value), ensure_ascii=False) + "\n"
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(_json_line(value))
+    sys.stdout.flush()
+
+
+def print_json_lines(values: Iterable[Any]) -> None:
+    """One JSON object per line, written at once (a history of thousands of actions)."""
+    sys.stdout.write("".join(_json_line(v) for v in values))
     sys.stdout.flush()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from releasegate.cli.app import App, print_json
+from releasegate.cli.app import App, print_json, print_json_lines
 
 pass_app = click.make_pass_decorator(App)
 
@@ -129,8 +129,7 @@ def history(
         return 0
     records = app.ledger.actions(**filters)
     if as_json or fmt == "json":
-        for rec in records:
-            print_json(rec)
+        print_json_lines(records)
         return 0
     from rich.table import Table
 
