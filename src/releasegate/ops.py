@@ -9,7 +9,6 @@ thread per host). The program decides what to do, the driver only how.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -163,6 +162,8 @@ async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None
             return HttpReply(response.status_code, response.text, _ms(started))
         except httpx.HTTPError as exc:
             return HttpReply(None, "", _ms(started), _http_error(exc))
+    import asyncio  # here: the synchronous path (one host, most commands) never loads it
+
     await asyncio.sleep(op.seconds)
     return None
 
