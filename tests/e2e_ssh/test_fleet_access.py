@@ -17,18 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.ssh import REPO, SshLab, require_ssh_lab
+from tests.lab.ssh import SshLab, accepted_logins, host_dir, require_ssh_lab
 
 INNER = {"inner-a": 2, "inner-b": 3}  # alias -> lab host number (h2, h3)
-
-
-def _host_dir(index: int) -> Path:
-    return REPO / "lab-run" / "ssh" / f"h{index}"
-
-
-def _accepted(index: int) -> int:
-    log = _host_dir(index) / "sshd.log"
-    return log.read_text(errors="replace").count("Accepted publickey") if log.is_file() else 0
 
 
 @pytest.fixture()
@@ -108,7 +99,7 @@ def test_hosts_reached_through_a_jump_host_with_the_agents_key(tmp_path: Path, a
         assert refused.returncode != 0
         said = refused.stdout + refused.stderr
         assert "inner-a" in said and "authentication refused" in said, said
-        assert not (_host_dir(2) / "srv" / app_dir.removeprefix("/srv/")).exists()
+        assert not (host_dir(2) / "srv" / app_dir.removeprefix("/srv/")).exists()
 
         added = subprocess.run(
             ["ssh-add", str(lab.key)],
@@ -125,7 +116,7 @@ def test_hosts_reached_through_a_jump_host_with_the_agents_key(tmp_path: Path, a
         assert "a host key on the way was refused" in unchecked.stdout, unchecked.stdout
         ssh_config.write_text(text)
 
-        jumps_before = _accepted(1)
+        jumps_before = accepted_logins(1)
         done = deploy({"SSH_AUTH_SOCK": str(agent)})
         assert done.returncode == 0, done.stdout + done.stderr
         rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -133,11 +124,11 @@ def test_hosts_reached_through_a_jump_host_with_the_agents_key(tmp_path: Path, a
         assert result["status"] == "success"
         assert sorted(result["hosts"]) == sorted(INNER)
         for index in INNER.values():
-            current = _host_dir(index) / "srv" / app_dir.removeprefix("/srv/") / "current"
+            current = host_dir(index) / "srv" / app_dir.removeprefix("/srv/") / "current"
             assert os.readlink(current) == "releases/v1"
         # h1 carried the connections (one tunnel per inner host) and got no release.
-        assert _accepted(1) - jumps_before == len(INNER)
-        assert not (_host_dir(1) / "srv" / app_dir.removeprefix("/srv/")).exists()
+        assert accepted_logins(1) - jumps_before == len(INNER)
+        assert not (host_dir(1) / "srv" / app_dir.removeprefix("/srv/")).exists()
     finally:
         for index in (1, *INNER.values()):
-            shutil.rmtree(_host_dir(index) / "srv" / app_dir.removeprefix("/srv/"), True)
+            shutil.rmtree(host_dir(index) / "srv" / app_dir.removeprefix("/srv/"), True)

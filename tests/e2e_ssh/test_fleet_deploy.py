@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.lab.ssh import REPO, SshLab, require_ssh_lab
+from tests.lab.ssh import REPO, SshLab, accepted_logins, host_dir, require_ssh_lab
 
 HOSTS = 5
 RESTART = """\
@@ -84,7 +84,7 @@ class Fleet:
 
     def host_path(self, index: int) -> Path:
         """The host's own /srv/fleet-NAME, seen from this machine."""
-        return REPO / "lab-run" / "ssh" / f"h{index}" / "srv" / self.dir.removeprefix("/srv/")
+        return host_dir(index) / "srv" / self.dir.removeprefix("/srv/")
 
     def artifact(self, version: str, extra: str = "") -> None:
         folder = self.artifacts / version
@@ -192,10 +192,6 @@ def fleet(tmp_path: Path) -> object:
         shutil.rmtree(f.host_path(i), ignore_errors=True)
 
 
-def _accepted(log: Path) -> int:
-    return log.read_text(errors="replace").count("Accepted publickey") if log.is_file() else 0
-
-
 def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     fleet.artifact("v1")
     fleet.artifact("v2")
@@ -210,8 +206,7 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert "rolling: 3 batch(es) of 2+2+1 host(s)" in plan.stdout
     assert fleet.current() == ["v1"] * HOSTS  # a dry run changes nothing
 
-    logs = [REPO / "lab-run" / "ssh" / f"h{i}" / "sshd.log" for i in range(1, HOSTS + 1)]
-    before = [_accepted(log) for log in logs]
+    before = [accepted_logins(i) for i in range(1, HOSTS + 1)]
     proc = fleet.rg(
         "deploy", "web", "staging", "v2", "--strategy", "rolling", "--batch", "2", "--json"
     )
@@ -230,7 +225,8 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert fleet.serving() == ["v2"] * HOSTS
     assert fleet.current() == ["v2"] * HOSTS
     # One SSH connection per host for the whole run (preflight, upload, every phase, smoke).
-    assert [_accepted(log) - b for log, b in zip(logs, before, strict=True)] == [1] * HOSTS
+    after = [accepted_logins(i) for i in range(1, HOSTS + 1)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1] * HOSTS
     # The artifact arrived as one checked upload per host, and the status shows one version.
     prepare = next(s for s in result["steps"] if s["step"] == "prepare")  # type: ignore[union-attr]
     for host in fleet.labels:
@@ -402,7 +398,7 @@ def test_host_lost_mid_deploy_is_named_and_the_rest_rolled_back(fleet: Fleet) ->
             assert run.poll() is None and time.monotonic() < deadline, "the hang never started"
             time.sleep(0.1)
         # Kill that host's sshd: the listener and every session under it.
-        pidfile = REPO / "lab-run" / "ssh" / f"h{lost_index}" / "sshd.pid"
+        pidfile = host_dir(lost_index) / "sshd.pid"
         for pid in _descendants(int(pidfile.read_text().strip())):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -24,6 +24,17 @@ UP_HINT = "start the lab with: bash scripts/lab/ssh.sh up"
 __all__ = ["FACTS_FILE", "SshLab", "facts", "require_ssh_lab", "unavailable", "under_ci"]
 
 
+def host_dir(index: int) -> Path:
+    """Lab host hN's own folder: its sshd.log, and its /srv as `srv`."""
+    return REPO / "lab-run" / "ssh" / f"h{index}"
+
+
+def accepted_logins(index: int) -> int:
+    """How many connections host hN's sshd has accepted so far (its log)."""
+    log = host_dir(index) / "sshd.log"
+    return log.read_text(errors="replace").count("Accepted publickey") if log.is_file() else 0
+
+
 def unavailable(reason: str) -> NoReturn:
     """Skip on a developer's machine; fail under CI."""
     message = f"SSH lab unavailable: {reason} ({UP_HINT})"

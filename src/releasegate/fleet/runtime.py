@@ -214,9 +214,10 @@ class FleetRuntime:
         def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
             # releases/ as surveyed, plus what this run prepared: no round trip to list it
             # (a deploy holds the stack's lock, so nothing else adds releases meanwhile).
-            seen = self._seen.get(host)
-            names = None if seen is None else [*seen[1].names, *self._prepared.get(host, ())]
-            names = None if names is None else list(dict.fromkeys(names))
+            names = None
+            if host in self._seen:
+                surveyed = [*self._seen[host][1].names, *self._prepared.get(host, ())]
+                names = list(dict.fromkeys(surveyed))
             return self._wrap(host, rt.cleanup_ops(newest_first, keep, names=names))
 
         return self._phase("cleanup", one)
