@@ -62,9 +62,11 @@ alive() {
   running "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$2" ]
 }
 
-# Pids of running (not zombie) dockerd processes, space-separated.
+# Pids of running (not zombie) dockerd processes, space-separated; the SSH hosts' own engines
+# (scripts/lab/docker_hosts.sh: their data roots are under lab-run/docker-hosts/) are not ours.
 dockerd_pids() {
-  ps -C dockerd -o pid=,stat= 2>/dev/null | awk '$2 !~ /^Z/ { printf "%s ", $1 }'
+  ps -C dockerd -o pid=,stat=,args= 2>/dev/null |
+    awk '$2 !~ /^Z/ && $0 !~ /lab-run\/docker-hosts\// { printf "%s ", $1 }'
 }
 
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }

@@ -18,7 +18,9 @@
 #   known_hosts  lab-run/ssh/known_hosts (every host's own ed25519 host key)
 #   ssh_config   lab-run/ssh/ssh_config: `ssh -F lab-run/ssh/ssh_config h3 cat /srv/whoami`
 #   each host    /srv/whoami holds its name (h1, h2, ...); sftp is served (internal-sftp);
-#                root's ~/.bashrc is lab-run/ssh/host_bashrc (no-op when non-interactive)
+#                root's ~/.bashrc is lab-run/ssh/host_bashrc (no-op when non-interactive);
+#                its `docker` talks to lab-run/ssh/hN/docker.sock (DOCKER_HOST): a Docker
+#                engine of the host's own once scripts/lab/docker_hosts.sh up runs
 # Logs and pid files: lab-run/ssh/hN/sshd.log, lab-run/ssh/hN/sshd.pid.
 set -euo pipefail
 
@@ -306,6 +308,7 @@ start_host() {
     -o MaxStartups=200:30:400 \
     -o MaxSessions=64 \
     -o LogLevel=INFO \
+    -o "SetEnv=DOCKER_HOST=unix://$dir/docker.sock" \
     -o "Subsystem=sftp internal-sftp"
   echo "$!" >"$pidfile"
 }

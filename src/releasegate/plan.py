@@ -44,8 +44,11 @@ def _preflight_step(stack: Any) -> Step:
 def _compose_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
     var = stack.compose.version_var
     project = stack.compose_project
-    steps = [Step("prepare", f"pull images for {version}: {facts.artifact or '(unknown)'}")]
+    where = " on each host" if facts.rollout is not None else ""
+    steps = [Step("prepare", f"pull images for {version}{where}: {facts.artifact or '(unknown)'}")]
     steps += _migrate_step(stack, migrate)
+    if facts.rollout is not None and migrate:  # a fleet deploy: batches of hosts
+        return [*steps, _rollout_step(stack, version, facts)]
     steps.append(
         Step("switch", f"set {var} in {stack.dir}/.env: {facts.running or '(none)'} -> {version}")
     )
@@ -108,8 +111,15 @@ def _rollout_step(stack: Any, version: str, facts: Facts) -> Step:
     rollout = facts.rollout
     restart = _cmd(stack.commands.restart)
     names = ", ".join(c.name for c in stack.smoke) or "no checks"
+    if stack.runtime == "compose":
+        switch = (
+            f"set {stack.compose.version_var}={version} in {stack.dir}/.env, "
+            f"docker compose -p {stack.compose_project} up -d, wait for health"
+        )
+    else:
+        switch = f"switch {stack.dir}/current -> {version}"
     each = (
-        f"on each host: switch {stack.dir}/current -> {version}"
+        f"on each host: {switch}"
         + (f", run restart: {restart}" if restart else "")
         + f", smoke ({names})"
     )

@@ -7,8 +7,10 @@ test on a developer's machine and fails it under CI (CI=true).
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -112,4 +114,30 @@ def require_ssh_lab(count: int = 3) -> SshLab:
     if down:
         unavailable(f"no sshd answers on {', '.join(down)} port {lab.port}")
     _checked[:] = [lab]
+    return lab
+
+
+def docker_host(index: int) -> str:
+    """DOCKER_HOST of lab host hN's own engine (scripts/lab/docker_hosts.sh up)."""
+    return f"unix://{host_dir(index) / 'docker.sock'}"
+
+
+def require_docker_hosts(count: int) -> SshLab:
+    """The SSH lab with an engine of its own on each of hosts h1..h<count>."""
+    lab = require_ssh_lab(count)
+    for i in range(1, count + 1):
+        try:
+            seen = subprocess.run(
+                ["docker", "info", "--format", "{{.DockerRootDir}}"],
+                env={**os.environ, "DOCKER_HOST": docker_host(i)},
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            unavailable(f"h{i}'s Docker engine: {exc} (bash scripts/lab/docker_hosts.sh up)")
+        if seen.returncode != 0:
+            unavailable(
+                f"h{i}'s Docker engine does not answer (bash scripts/lab/docker_hosts.sh up)"
+            )
     return lab

@@ -139,3 +139,46 @@ def test_profiles_are_passed_to_every_call() -> None:
     base = cc.base("p", ROOT, ["compose.yaml"], ["web", "workers"])
     assert base[-4:] == ["--profile", "web", "--profile", "workers"]
     assert cc.up(base)[: len(base)] == base
+
+
+def test_services_using_var_reads_images_as_written() -> None:
+    texts = {
+        "compose.yaml": "services:\n  web:\n    image: r/web:${IMAGE_TAG}\n"
+        "  db:\n    image: postgres:16\n",
+        "compose.override.yaml": "services:\n  worker:\n    image: r/worker:$IMAGE_TAG\n",
+        "broken.yaml": "services: [: nope",
+    }
+    assert cc.services_using_var(texts, "IMAGE_TAG") == ["web", "worker"]
+    assert cc.services_using_var(texts, "OTHER") == []
+    assert cc.services_using_var({"a.yaml": "just a string"}, "IMAGE_TAG") == []
+
+
+def test_running_tag_counts_running_version_services_only() -> None:
+    def c(service: str, image: str, state: str = "running") -> dict[str, object]:
+        return {"service": service, "image": image, "state": state}
+
+    found = [
+        c("web", "r/web:v2"),
+        c("web", "r/web:v2"),
+        c("web", "r/web:v1"),
+        c("web", "r/web:v3", state="exited"),
+        c("db", "postgres:16"),
+    ]
+    assert cc.running_tag(found, ["web"]) == "v2"
+    assert cc.running_tag(found[-1:], ["web"]) is None
+    assert cc.running_tag([c("db", "postgres:16")], []) == "16"  # no service named: all count
+
+
+def test_image_digests_prefer_the_image_own_repository() -> None:
+    containers = [
+        {"service": "web", "name": "p-web-1", "image": "r/web:v2", "image_id": "sha256:1"},
+        {"service": "", "name": "p-x-1", "image": "", "image_id": ""},
+    ]
+    digests = {"sha256:1": ["mirror/web@sha256:" + "a" * 64, "r/web@sha256:" + "b" * 64]}
+    found = cc.image_digests(containers, digests)
+    assert found["web"] == {
+        "image": "r/web:v2",
+        "digest": "sha256:" + "b" * 64,
+        "image_id": "sha256:1",
+    }
+    assert found["p-x-1"]["digest"] == ""

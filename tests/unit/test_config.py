@@ -276,3 +276,19 @@ def test_the_file_is_not_python(tmp_path: Path) -> None:
     path.write_text("x: !!python/object/apply:os.system ['true']\n" + MINIMAL)
     with pytest.raises(ConfigError, match=r"releasegate\.yaml:1: .*python/object/apply"):
         load_config(path)
+
+
+def test_compose_stack_on_hosts(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "docker-compose.yml").write_text("services: {}\n")  # this machine's, not the hosts'
+    (tmp_path / "releasegate.yaml").write_text(
+        "stacks:\n  web:\n    env: prod\n    runtime: compose\n"
+        f"    dir: {run}\n"
+        "    hosts: [ssh://deploy@web1:2222, ssh://deploy@web2]\n"
+        "    fleet: {strategy: canary, canary: 1}\n"
+    )
+    stack = load_config(tmp_path / "releasegate.yaml").stack("web")
+    assert stack.is_fleet and stack.fleet.strategy == "canary"
+    assert stack.compose_files == ["compose.yaml"]  # docker compose's own first choice
+    assert stack.backup_files == ["compose.yaml", ".env"]

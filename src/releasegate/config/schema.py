@@ -369,8 +369,6 @@ class StackConfig(StrictModel):
             fail("artifacts: required for runtime releases")
         if self.runtime == "releases" and "compose" in self.model_fields_set:
             fail("compose: only for runtime compose")
-        if self.is_fleet and self.runtime != "releases":
-            fail("hosts: ssh:// hosts are for runtime releases (compose on hosts comes later)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
@@ -393,6 +391,8 @@ class StackConfig(StrictModel):
         """The compose files relative to `dir`, as `docker compose -f` takes them."""
         if self.compose is not None and self.compose.files:
             return list(self.compose.files)
+        if self.is_fleet:  # `dir` is on the hosts: what this machine has there says nothing
+            return [COMPOSE_FILES[0]]
         found = [f for f in COMPOSE_FILES if (self.dir / f).is_file()]
         return found[:1] or [COMPOSE_FILES[0]]
 

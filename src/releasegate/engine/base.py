@@ -110,10 +110,16 @@ class EngineBase:
     def _fleet_runtime(self, stack: Any, token: str) -> Runtime:
         from releasegate.fleet.runtime import FleetRuntime
         from releasegate.fleet.strategy import fd_limit, parallel_cap
+
+        kind: type[FleetRuntime] = FleetRuntime
+        if stack.runtime == "compose":
+            from releasegate.fleet.compose import ComposeFleetRuntime
+
+            kind = ComposeFleetRuntime
         from releasegate.transport import ssh_options
 
         wanted = self.rollout_overrides.get("parallel") or stack.fleet.parallel
-        fleet = FleetRuntime(
+        fleet = kind(
             stack,
             self._redactor(stack),
             token,

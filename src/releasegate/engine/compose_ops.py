@@ -23,6 +23,15 @@ class ComposeOps(BackupOps):
                 f"`releasegate {command}` works on compose stacks; {name} is a "
                 f"{stack.runtime} stack"
             )
+        if stack.is_fleet:
+            # Both compare or remove against this machine's files and engine; a fleet's are
+            # on its hosts.
+            raise BadInput(
+                f"`releasegate {command}` works on a stack on this machine; {name} runs on "
+                f"{len(stack.hosts)} SSH host(s)",
+                hint="keep each host's compose files in its dir with your provisioning tool; "
+                "`docker image prune` on each host frees old images",
+            )
         return stack
 
     def sync(self, name: str, *, dry_run: bool = False) -> tuple[RunOutcome, Any]:

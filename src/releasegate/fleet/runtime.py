@@ -1,9 +1,10 @@
-"""A `releases` stack on many SSH hosts: every phase fans out to the hosts on one event loop
-(one asyncssh connection per host for the whole run, at most `parallel` hosts at once), and
-each host's result is kept apart so the engine can judge the fleet and roll it back whole.
+"""A stack on many SSH hosts: every phase fans out to the hosts on one event loop (one
+asyncssh connection per host for the whole run, at most `parallel` hosts at once), and each
+host's result is kept apart so the engine can judge the fleet and roll it back whole.
 
-The per-host work is the releases runtime's own programs (releasegate.ops): the same
-commands as on one host, awaited side by side instead of run in turn.
+The per-host work is the runtime's own programs (releasegate.ops): the same commands as on
+one host, awaited side by side instead of run in turn. FleetRuntime carries `releases`
+stacks; releasegate.fleet.compose overrides what differs for `compose` stacks.
 """
 
 from __future__ import annotations
@@ -87,13 +88,13 @@ class FleetRuntime:
         self.runner = LoopRunner()
         self.parallel = parallel
         self.on_host: HostProgress | None = None
-        self.hosts: dict[str, ReleasesRuntime] = {}
+        self.hosts: dict[str, Any] = {}  # label -> its runtime (ReleasesRuntime here)
         self.addresses: dict[str, str] = {}
         self.roles: dict[str, tuple[str, ...]] = {}
         for host in stack.hosts:
             target = SshTarget(address=host.address, user=host.user, port=host.port)
             transport = SshTransport(target, options, runner=self.runner)
-            self.hosts[host.label] = ReleasesRuntime(stack, transport, redact, token)
+            self.hosts[host.label] = self._host_runtime(transport)
             self.addresses[host.label] = host.address
             self.roles[host.label] = tuple(host.roles)
         self.active: list[str] = list(self.hosts)  # the hosts the Runtime methods act on
@@ -104,6 +105,9 @@ class FleetRuntime:
         self._seen: dict[str, tuple[CommandResult, rc.Survey]] = {}
         self._prepared: dict[str, set[str]] = {}  # releases this run made, per host
         self._http: httpx.AsyncClient | None = None
+
+    def _host_runtime(self, transport: SshTransport) -> Any:
+        return ReleasesRuntime(self.stack, transport, self.redact, self.token)
 
     # -- the Runtime protocol --------------------------------------------------------------
     @property
@@ -133,22 +137,23 @@ class FleetRuntime:
         several times before it acts; preflight judges the same answer)."""
         if self._survey is not None and set(self.active) <= set(self._survey):
             return {h: self._survey[h] for h in self.active}
-        argv = rc.survey(self.root, self._required_commands(), self._shared_files())
-
-        def read(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
-            result: CommandResult = yield cmd(argv, timeout=30)
-            seen = rc.parse_survey(result.stdout)
-            self._seen[host] = (result, seen)
-            return HostOutcome(
-                host,
-                result.ok,
-                result.error or (seen.current or "no release"),
-                {"version": seen.current, "prepared": sorted(seen.prepared)},
-                lost=result.exit_code == -1 and bool(result.error),
-            )
-
-        self._survey = self.fan_out("survey", read, report=False)
+        self._survey = self.fan_out("survey", self._survey_ops, report=False)
         return dict(self._survey)
+
+    def _probe_argv(self) -> list[str]:
+        return rc.survey(self.root, self._required_commands(), self._shared_files())
+
+    def _survey_ops(self, host: str, rt: Any) -> Program[HostOutcome]:
+        result: CommandResult = yield cmd(self._probe_argv(), timeout=30)
+        seen = rc.parse_survey(result.stdout)
+        self._seen[host] = (result, seen)
+        return HostOutcome(
+            host,
+            result.ok,
+            result.error or (seen.current or "no release"),
+            {"version": seen.current, "prepared": sorted(seen.prepared)},
+            lost=result.exit_code == -1 and bool(result.error),
+        )
 
     def running_version(self) -> str | None:
         """The version most active hosts run (a mixed fleet shows in `versions`)."""
@@ -156,7 +161,8 @@ class FleetRuntime:
         return counts.most_common(1)[0][0] if counts else None
 
     def describe_artifact(self, version: str) -> str | None:
-        return self._first().describe_artifact(version)
+        found: str | None = self._first().describe_artifact(version)
+        return found
 
     def is_prepared(self, version: str) -> bool:
         return all(version in o.evidence.get("prepared", ()) for o in self.survey().values())
@@ -171,14 +177,15 @@ class FleetRuntime:
         return None
 
     def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
-        return self._first().env_for(version, previous)
+        env: dict[str, str] = self._first().env_for(version, previous)
+        return env
 
     def prepare(self, version: str, previous: str | None) -> PhaseResult:
         self._pack(version)
         known = self.survey()
         self._survey = None  # from here on the hosts change
 
-        def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+        def one(host: str, rt: Any) -> Program[HostOutcome]:
             done = version in known[host].evidence.get("prepared", ())
             outcome = yield from self._wrap(host, rt.prepare_ops(version, previous, prepared=done))
             if outcome.ok:
@@ -211,7 +218,7 @@ class FleetRuntime:
     def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
         keep = list(protect)
 
-        def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+        def one(host: str, rt: Any) -> Program[HostOutcome]:
             # releases/ as surveyed, plus what this run prepared: no round trip to list it
             # (a deploy holds the stack's lock, so nothing else adds releases meanwhile).
             names = None
@@ -230,20 +237,13 @@ class FleetRuntime:
         """Connect to every host (one that cannot be reached refuses the deploy), then each
         host's disk, required commands, shared files and the team's own checks."""
         cfg = self.stack.preflight
-        checks = [self._first().artifact_check(version)] if version is not None else []
+        checks = self._artifact_checks(version)
         surveyed = self.survey()  # usually kept from the plan: it also opened the connections
 
-        def one(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+        def one(host: str, rt: Any) -> Program[HostOutcome]:
             if surveyed[host].lost:
                 return HostOutcome(host, False, surveyed[host].summary, lost=True)
-            probed, _ = self._seen[host]
-            found = pf.probe_verdicts(
-                self.root,
-                probed,
-                self._required_commands(),
-                self._shared_files(),
-                cfg.disk_free_min_percent,
-            )
+            found = yield from self._host_checks_ops(host, rt, version)
             for spec in cfg.commands:
                 result: CommandResult = yield cmd(
                     spec.run.argv(), env=rt.env_for(version or ""), timeout=120
@@ -283,8 +283,26 @@ class FleetRuntime:
                 checks.append(CheckResult(name, c.ok, f"{host}: {c.summary}", c.evidence, c.hint))
         return checks
 
+    def _artifact_checks(self, version: str | None) -> list[CheckResult]:
+        """Checks of the artifact on this machine, once for the fleet."""
+        return [self._first().artifact_check(version)] if version is not None else []
+
+    def _host_checks_ops(
+        self, host: str, rt: Any, version: str | None
+    ) -> Program[list[CheckResult]]:
+        """A host's own preflight checks: here all read from its survey (no round trip)."""
+        probed, _ = self._seen[host]
+        return pf.probe_verdicts(
+            self.root,
+            probed,
+            self._required_commands(),
+            self._shared_files(),
+            self.stack.preflight.disk_free_min_percent,
+        )
+        yield  # a program: the compose fleet's checks do ask the host
+
     @staticmethod
-    def _connected(rt: ReleasesRuntime) -> HostOutcome:
+    def _connected(rt: Any) -> HostOutcome:
         accepted = getattr(rt.transport, "accepted_key", None)
         if accepted is None:
             return HostOutcome("", True, "connected, host key known")
@@ -303,7 +321,7 @@ class FleetRuntime:
         """Switch, restart and smoke each host of a batch on its own: a host does not wait
         for the others between phases."""
 
-        def pipeline(host: str, rt: ReleasesRuntime) -> Program[HostOutcome]:
+        def pipeline(host: str, rt: Any) -> Program[HostOutcome]:
             switched, restarted = yield from rt.switch_restart_ops(version, previous)
             evidence: dict[str, Any] = {"switch": switched.evidence()}
             for phase in (switched, restarted):
@@ -321,7 +339,10 @@ class FleetRuntime:
 
         return self.fan_out("rollout", pipeline, hosts=hosts)
 
-    def _smoke_ops(self, host: str, rt: ReleasesRuntime, version: str) -> Program[HostOutcome]:
+    def _smoke_dir(self) -> PurePosixPath:
+        return self.root / "current"
+
+    def _smoke_ops(self, host: str, rt: Any, version: str) -> Program[HostOutcome]:
         results: list[CheckResult] = []
         for check in self.stack.smoke:
             url = None
@@ -331,7 +352,7 @@ class FleetRuntime:
                 check,
                 version=version,
                 url=url,
-                cwd=self.root / "current",
+                cwd=self._smoke_dir(),
                 env=rt.env_for(version),
                 redact=self.redact,
             )
@@ -349,7 +370,7 @@ class FleetRuntime:
     def fan_out(
         self,
         phase: str,
-        program: Callable[[str, ReleasesRuntime], Program[HostOutcome]],
+        program: Callable[[str, Any], Program[HostOutcome]],
         *,
         hosts: Sequence[str] | None = None,
         report: bool = True,
@@ -374,7 +395,7 @@ class FleetRuntime:
         return self.last
 
     async def _one(
-        self, host: str, program: Callable[[str, ReleasesRuntime], Program[HostOutcome]]
+        self, host: str, program: Callable[[str, Any], Program[HostOutcome]]
     ) -> HostOutcome:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.parallel)
@@ -420,7 +441,7 @@ class FleetRuntime:
     def _shared_files(self) -> list[str]:
         return [e for e in self.stack.shared if not e.endswith("/")]
 
-    def _first(self) -> ReleasesRuntime:
+    def _first(self) -> Any:
         return self.hosts[self.active[0] if self.active else next(iter(self.hosts))]
 
     def _pack(self, version: str) -> None:
@@ -437,9 +458,7 @@ class FleetRuntime:
         phase = yield from phase_ops
         return HostOutcome(host, phase.ok, phase.summary, phase.evidence(), lost=_lost([phase]))
 
-    def _phase(
-        self, name: str, program: Callable[[str, ReleasesRuntime], Program[HostOutcome]]
-    ) -> PhaseResult:
+    def _phase(self, name: str, program: Callable[[str, Any], Program[HostOutcome]]) -> PhaseResult:
         return self._aggregate(name, self.fan_out(name, program))
 
     @staticmethod

@@ -51,10 +51,10 @@ class PhaseResult:
         return self.record(redact, argv, result, label)
 
     def chain(
-        self, redact: Redactor, commands: list[list[str]], *, stdin: Path | None = None
+        self, redact: Redactor, commands: list[list[str]], *, stdin: str | Path | None = None
     ) -> Program[CommandResult]:
         """Several commands in one round trip (releasegate.ops.chain), kept as evidence by
-        the commands themselves, not the shell script that carries them."""
+        the commands themselves, not the shell script that carries them (nor their stdin)."""
         result: CommandResult = yield cmd(chain(commands), stdin=stdin)
         return self.record(redact, commands[0], result, shown=commands)
 

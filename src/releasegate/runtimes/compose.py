@@ -1,16 +1,21 @@
 """The `compose` runtime (seed 001): a version is an image tag; deploying it sets the
 version variable in the run directory's .env, pulls (a tag missing from the registry
 fails here, before anything running is touched), recreates the containers and waits
-for Docker's own health status. The running version is read from the containers."""
+for Docker's own health status. The running version is read from the containers.
+
+Each phase is a program of operations (releasegate.ops): carried out in turn on one host,
+or awaited side by side on a fleet's hosts (releasegate.fleet.compose).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from releasegate.model import CheckResult
+from releasegate.ops import Program, Sleep, chain_failure, cmd, run_sync
 from releasegate.redact import Redactor
 from releasegate.runtimes import compose_commands as cc
 from releasegate.runtimes.base import PhaseResult
@@ -19,6 +24,8 @@ from releasegate.transport.base import CommandResult, Transport
 PULL_TIMEOUT_S = 900.0
 UP_TIMEOUT_S = 600.0
 POLL_S = 0.5
+
+T = TypeVar("T")
 
 
 class ComposeRuntime:
@@ -45,19 +52,25 @@ class ComposeRuntime:
         self._services: list[str] | None = None
         self.docker_error = ""
 
+    def _sync(self, program: Program[T]) -> T:
+        return run_sync(program, self.transport, sleep=self._sleep)
+
     # -- facts ---------------------------------------------------------------------------
     def containers(self) -> list[dict[str, Any]]:
+        return self._sync(self.containers_ops())
+
+    def containers_ops(self) -> Program[list[dict[str, Any]]]:
         """The project's containers, inspected; [] when there are none or Docker failed
         (then `self.docker_error` says why)."""
         self.docker_error = ""
-        ids = self.transport.run(cc.container_ids(self.base), timeout=60)
+        ids: CommandResult = yield cmd(cc.container_ids(self.base), timeout=60)
         if not ids.ok:
             self.docker_error = f"docker compose ps failed: {self._tail(ids)}"
             return []
         found = ids.stdout.split()
         if not found:
             return []
-        inspected = self.transport.run(cc.inspect(found), timeout=60)
+        inspected: CommandResult = yield cmd(cc.inspect(found), timeout=60)
         if not inspected.ok:
             self.docker_error = f"docker inspect failed: {self._tail(inspected)}"
             return []
@@ -71,31 +84,27 @@ class ComposeRuntime:
             self._services = [configured] if configured else self._services_using_var()
         return self._services
 
-    def _services_using_var(self) -> list[str]:
-        import yaml
+    def learn_files(self, texts: Mapping[str, str]) -> None:
+        """The compose files as a host has them (a fleet's survey read them): which services
+        carry the version, without reading this machine's copy."""
+        configured = self.stack.compose.version_service
+        self._services = [configured] if configured else cc.services_using_var(texts, self.var)
 
-        found: list[str] = []
+    def _services_using_var(self) -> list[str]:
+        texts: dict[str, str] = {}
         for name in self.files:
             try:
-                data = yaml.safe_load(Path(str(self.root / name)).read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
+                texts[name] = Path(str(self.root / name)).read_text(encoding="utf-8")
+            except OSError:
                 continue
-            services = data.get("services") if isinstance(data, dict) else None
-            for service, spec in (services or {}).items():
-                image = spec.get("image") if isinstance(spec, dict) else None
-                if isinstance(image, str) and cc.uses_var(image, self.var):
-                    found.append(str(service))
-        return found
+        return cc.services_using_var(texts, self.var)
 
     def running_version(self) -> str | None:
-        wanted = set(self.version_services())
-        tags = [
-            cc.image_tag(c["image"])
-            for c in self.containers()
-            if c["state"] == "running" and (not wanted or c["service"] in wanted)
-        ]
-        tags = [t for t in tags if t]
-        return max(set(tags), key=tags.count) if tags else None
+        return self._sync(self.running_version_ops())
+
+    def running_version_ops(self) -> Program[str | None]:
+        containers = yield from self.containers_ops()
+        return cc.running_tag(containers, self.version_services())
 
     def describe_artifact(self, version: str) -> str | None:
         result = self.transport.run(
@@ -135,7 +144,6 @@ class ComposeRuntime:
 
     # -- gates ---------------------------------------------------------------------------
     def preflight_checks(self, version: str | None) -> list[CheckResult]:
-        checks: list[CheckResult] = []
         missing = [f for f in self.files if not Path(str(self.root / f)).is_file()]
         if missing:
             return [
@@ -149,9 +157,17 @@ class ComposeRuntime:
                     else "create them, or set compose.files",
                 )
             ]
+        checks = self._sync(self.docker_checks_ops(version))
+        root = Path(str(self.root))
+        return checks + self.rule_checks(
+            [root / f for f in self.files], root, self._dotenv(), version
+        )
+
+    def docker_checks_ops(self, version: str | None) -> Program[list[CheckResult]]:
+        """The files are valid for this version, and the networks they need exist."""
         env = {self.var: version} if version else {}
-        valid = self.transport.run(cc.config_check(self.base), env=env, timeout=60)
-        checks.append(
+        valid: CommandResult = yield cmd(cc.config_check(self.base), env=env, timeout=60)
+        checks = [
             CheckResult(
                 "compose-valid",
                 valid.ok,
@@ -161,9 +177,9 @@ class ComposeRuntime:
                 {"files": self.files},
                 hint="" if valid.ok else "run `docker compose config` in the run dir",
             )
-        )
+        ]
         for network in self.stack.compose.networks:
-            found = self.transport.run(cc.network_exists(network), timeout=30)
+            found: CommandResult = yield cmd(cc.network_exists(network), timeout=30)
             checks.append(
                 CheckResult(
                     f"network:{network}",
@@ -172,10 +188,16 @@ class ComposeRuntime:
                     hint="" if found.ok else f"docker network create {network}",
                 )
             )
-        checks += self._rule_checks(version)
         return checks
 
-    def _rule_checks(self, version: str | None) -> list[CheckResult]:
+    def rule_checks(
+        self,
+        files: list[Path],
+        project_dir: Path,
+        dotenv: Mapping[str, str],
+        version: str | None,
+    ) -> list[CheckResult]:
+        """The stack's compose rules on `files` (read here), variables from `dotenv`."""
         rules = self.stack.compose_rules
         if not rules:
             return []
@@ -183,16 +205,11 @@ class ComposeRuntime:
         from releasegate.compose.project import load_project
         from releasegate.errors import ReleasegateError
 
-        env = dict(self._dotenv())
+        env = dict(dotenv)
         if version:
             env[self.var] = version
         try:
-            project = load_project(
-                [Path(str(self.root / f)) for f in self.files],
-                env=env,
-                profiles=self.profiles,
-                project_dir=Path(str(self.root)),
-            )
+            project = load_project(files, env=env, profiles=self.profiles, project_dir=project_dir)
         except ReleasegateError as exc:
             return [CheckResult("compose-rules", False, exc.message, hint=exc.hint)]
         findings = lint_project(project, rules=rules)
@@ -228,8 +245,11 @@ class ComposeRuntime:
 
     # -- phases --------------------------------------------------------------------------
     def prepare(self, version: str, previous: str | None) -> PhaseResult:
+        return self._sync(self.prepare_ops(version, previous))
+
+    def prepare_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
-        result = self._run(
+        result = yield from self._run(
             phase, cc.pull(self.base), env={self.var: version}, timeout=PULL_TIMEOUT_S
         )
         if not result.ok:
@@ -239,13 +259,16 @@ class ComposeRuntime:
         return phase
 
     def migrate(self, version: str, previous: str | None) -> PhaseResult:
+        return self._sync(self.migrate_ops(version, previous))
+
+    def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
         spec = self.stack.commands.migrate
         if spec is not None:
-            result = self._run(
+            result = yield from self._run(
                 phase,
                 spec.argv(),
-                cwd=Path(str(self.root)),
+                cwd=self.root,
                 env=self.env_for(version, previous),
                 timeout=PULL_TIMEOUT_S,
                 label="migrate",
@@ -258,44 +281,51 @@ class ComposeRuntime:
         return phase
 
     def switch(self, version: str) -> PhaseResult:
-        """Set the version variable in <dir>/.env: written aside, then renamed over."""
+        return self._sync(self.switch_ops(version))
+
+    def switch_ops(self, version: str) -> Program[PhaseResult]:
+        """Set the version variable in <dir>/.env: written aside (the text on stdin, never in
+        argv), given the old file's mode, then renamed over it; one round trip after the read."""
         phase = PhaseResult(True, "")
         env_path = self.root / ".env"
-        current = self.transport.run(cc.read_file(env_path), timeout=30)
+        current: CommandResult = yield cmd(cc.read_file(env_path), timeout=30)
         text = current.stdout if current.ok else ""
         old = cc.env_value(text, self.var)
         tmp = self.root / f".env.tmp-{self.token}"
-        steps_ok = self._run(
-            phase,
-            cc.write_file_from_stdin(tmp),
-            timeout=30,
-            stdin=cc.set_env_value(text, self.var, version),
-        ).ok
-        if steps_ok and current.ok:
-            steps_ok = self._run(phase, cc.copy_mode(env_path, tmp), timeout=30).ok
-        if steps_ok:
-            steps_ok = self._run(phase, cc.rename(tmp, env_path), timeout=30).ok
-        if not steps_ok:
-            self.transport.run(["rm", "-f", "--", str(tmp)], timeout=30)
-            phase.summary = f"could not write {self.var} to {env_path}"
+        steps = [cc.write_file_from_stdin(tmp)]
+        if current.ok:
+            steps.append(cc.copy_mode(env_path, tmp))
+        steps.append(cc.rename(tmp, env_path))
+        written = yield from phase.chain(
+            self.redact, steps, stdin=cc.set_env_value(text, self.var, version)
+        )
+        if not written.ok:
+            if chain_failure(written) is not None:  # the host answered: tidy up
+                yield cmd(["rm", "-f", "--", str(tmp)], timeout=30)
+            phase.summary = f"could not write {self.var} to {env_path}: {self._tail(written)}"
             return phase
         phase.summary = f"{self.var}: {old or '(unset)'} -> {version} in {env_path}"
         return phase
 
     def restart(self, version: str, previous: str | None) -> PhaseResult:
+        return self._sync(self.restart_ops(version, previous))
+
+    def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         """`up -d`, then wait for every container to run and, where Docker has a health
         check for it, to be healthy; unhealthy or exited fails at once."""
         phase = PhaseResult(True, "")
-        result = self._run(phase, cc.up(self.base), env={self.var: version}, timeout=UP_TIMEOUT_S)
+        result = yield from self._run(
+            phase, cc.up(self.base), env={self.var: version}, timeout=UP_TIMEOUT_S
+        )
         if not result.ok:
             phase.summary = f"docker compose up failed: {self._tail(result)}"
             return phase
         spec = self.stack.commands.restart
         if spec is not None:
-            hook = self._run(
+            hook = yield from self._run(
                 phase,
                 spec.argv(),
-                cwd=Path(str(self.root)),
+                cwd=self.root,
                 env=self.env_for(version, previous),
                 timeout=UP_TIMEOUT_S,
                 label="restart",
@@ -305,15 +335,15 @@ class ComposeRuntime:
                 return phase
         deadline = time.monotonic() + float(self.stack.compose.wait_timeout)
         while True:
-            containers = self.containers()
+            containers = yield from self.containers_ops()
             verdict, why = cc.health_verdict(containers)
             if self.docker_error:
                 verdict, why = "fail", self.docker_error
             if verdict != "wait" or time.monotonic() >= deadline:
                 break
-            self._sleep(POLL_S)
+            yield Sleep(POLL_S)
         phase.facts["containers"] = containers
-        phase.facts["images"] = self._digests(containers)
+        phase.facts["images"] = yield from self._digests_ops(containers)
         if verdict == "wait":
             phase.ok = False
             phase.summary = f"not healthy within {self.stack.compose.wait_timeout:g}s: {why}"
@@ -324,30 +354,31 @@ class ComposeRuntime:
             phase.summary = why
         return phase
 
-    def _digests(self, containers: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-        """service -> the image reference it runs and its registry digest."""
+    def switch_restart_ops(
+        self, version: str, previous: str | None
+    ) -> Program[tuple[PhaseResult, PhaseResult]]:
+        """A fleet host's rollout: the .env written, then `up` and the wait for health."""
+        switched = yield from self.switch_ops(version)
+        if not switched.ok:
+            return switched, PhaseResult(False, "not run: the switch failed")
+        restarted = yield from self.restart_ops(version, previous)
+        return switched, restarted
+
+    def _digests_ops(self, containers: list[dict[str, Any]]) -> Program[dict[str, dict[str, str]]]:
         ids = sorted({c["image_id"] for c in containers if c["image_id"]})
         digests: dict[str, list[str]] = {}
         if ids:
-            result = self.transport.run(cc.image_inspect(ids), timeout=60)
+            result: CommandResult = yield cmd(cc.image_inspect(ids), timeout=60)
             digests = cc.parse_repo_digests(result.stdout) if result.ok else {}
-        out: dict[str, dict[str, str]] = {}
-        for c in containers:
-            repo = c["image"].split("@", 1)[0].rsplit(":", 1)[0] if c["image"] else ""
-            known = digests.get(c["image_id"], [])
-            digest = next((d for d in known if d.split("@", 1)[0] == repo), "")
-            digest = digest or (known[0] if known else "")
-            out[c["service"] or c["name"]] = {
-                "image": c["image"],
-                "digest": digest.split("@", 1)[1] if "@" in digest else "",
-                "image_id": c["image_id"],
-            }
-        return out
+        return cc.image_digests(containers, digests)
 
     def stop(self, command: Any = None) -> PhaseResult:
+        return self._sync(self.stop_ops(command))
+
+    def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
         argv = command.argv() if command is not None else [*self.base, "stop"]
-        result = self._run(phase, argv, cwd=Path(str(self.root)), timeout=UP_TIMEOUT_S)
+        result = yield from self._run(phase, argv, cwd=self.root, timeout=UP_TIMEOUT_S)
         phase.summary = (
             f"stopped: {' '.join(argv[-2:]) if command else 'docker compose stop'}"
             if result.ok
@@ -364,5 +395,5 @@ class ComposeRuntime:
         text = (result.stderr or result.stdout).strip()
         return text.splitlines()[-1][-300:] if text else result.describe()
 
-    def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> CommandResult:
-        return phase.run(self.transport, self.redact, argv, **kw)
+    def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> Program[CommandResult]:
+        return phase.step(self.redact, argv, **kw)

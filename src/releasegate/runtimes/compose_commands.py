@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -130,6 +130,37 @@ def uses_var(image: str, name: str) -> bool:
     return re.search(_VAR_USE.format(name=re.escape(name)), image) is not None
 
 
+def services_using_var(texts: Mapping[str, str], name: str) -> list[str]:
+    """Services whose image, as written in these compose files (name -> text), uses the
+    variable `name`; a file that does not parse is skipped (`compose-valid` reports it)."""
+    import yaml
+
+    found: list[str] = []
+    for text in texts.values():
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        services = data.get("services") if isinstance(data, dict) else None
+        for service, spec in (services if isinstance(services, dict) else {}).items():
+            image = spec.get("image") if isinstance(spec, dict) else None
+            if isinstance(image, str) and uses_var(image, name):
+                found.append(str(service))
+    return found
+
+
+def running_tag(containers: list[dict[str, Any]], services: Sequence[str]) -> str | None:
+    """The tag most running containers of `services` (all, if none is named) carry."""
+    wanted = set(services)
+    tags = [
+        image_tag(c["image"])
+        for c in containers
+        if c["state"] == "running" and (not wanted or c["service"] in wanted)
+    ]
+    found = [t for t in tags if t]
+    return max(set(found), key=found.count) if found else None
+
+
 def image_tag(reference: str) -> str | None:
     """`127.0.0.1:5000/rg/web:sha-1234567@sha256:..` -> `sha-1234567`; None if untagged."""
     ref = reference.split("@", 1)[0]
@@ -176,6 +207,25 @@ def parse_repo_digests(stdout: str) -> dict[str, list[str]]:
         for i in items
         if isinstance(i, dict)
     }
+
+
+def image_digests(
+    containers: list[dict[str, Any]], digests: Mapping[str, list[str]]
+) -> dict[str, dict[str, str]]:
+    """service -> the image reference it runs and its registry digest (from
+    parse_repo_digests: the one of the image's own repository where there are several)."""
+    out: dict[str, dict[str, str]] = {}
+    for c in containers:
+        repo = c["image"].split("@", 1)[0].rsplit(":", 1)[0] if c["image"] else ""
+        known = digests.get(c["image_id"], [])
+        digest = next((d for d in known if d.split("@", 1)[0] == repo), "")
+        digest = digest or (known[0] if known else "")
+        out[c["service"] or c["name"]] = {
+            "image": c["image"],
+            "digest": digest.split("@", 1)[1] if "@" in digest else "",
+            "image_id": c["image_id"],
+        }
+    return out
 
 
 def health_verdict(containers: list[dict[str, Any]]) -> tuple[str, str]:
