@@ -206,3 +206,22 @@ def test_compose_fleet_preflight_names_the_host_without_compose_files(
     out = proc.stdout + proc.stderr
     assert "compose file(s) missing" in out and fleet.addresses[1] in out, out
     assert fleet.serving() == [None] * HOSTS  # refused before anything was pulled or started
+
+
+def test_prod_compose_rules_are_judged_on_each_host_own_files(fleet: ComposeFleet) -> None:
+    fleet.config(strategy="all")
+    config = fleet.tmp / "releasegate.yaml"
+    config.write_text(config.read_text().replace("env: staging", "env: prod"))
+    for i in range(1, HOSTS + 1):  # as after an earlier deploy: every variable resolves
+        with (fleet.host_path(i) / ".env").open("a") as env:
+            env.write("IMAGE_TAG=sha-1234567\n")
+    # The third host's file builds its image on the server: refused by rule, named by host.
+    broken = COMPOSE.replace("    image: 127.0.0.1:5000/rg/web:${IMAGE_TAG}\n", "    build: .\n")
+    (fleet.host_path(3) / "compose.yaml").write_text(broken)
+    proc = fleet.rg("preflight", "web", "prod")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 3, out
+    assert f"✘ {fleet.labels[2]}: {fleet.dir}/compose.yaml:3: web: no-build:" in out, out
+    assert "releasegate-compose-" not in out  # findings name the host's path, not a temp copy
+    for label in fleet.labels[:2]:  # the other hosts' own files passed
+        assert f"{label}: compose rules passed" in out
