@@ -25,6 +25,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/lab-run"
+LAB_NAME="db lab"
+LAB_SCRIPT="scripts/lab/db.sh"
+# shellcheck source=scripts/lab/common.sh
+. "$ROOT/scripts/lab/common.sh"
 DB_DIR="$RUN_DIR/db"
 LAB_HOST="127.0.0.1"
 LAB_USER="rg"
@@ -50,35 +54,6 @@ MA_PORTFILE="$DB_DIR/mariadb.port"
 APT_LOG="$DB_DIR/apt.log"
 LOCK="$DB_DIR/.lock"
 
-START_SECONDS=$SECONDS
-
-say() { printf 'db lab [%ss]: %s\n' "$((SECONDS - START_SECONDS))" "$*"; }
-
-# die MESSAGE [LOG]: print the message and the tail of LOG, exit non-zero.
-die() {
-  printf 'db lab: FAILED: %s\n' "$1" >&2
-  if [ "$#" -ge 2 ] && [ -f "$2" ]; then
-    printf 'db lab: last lines of %s:\n' "$2" >&2
-    tail -n 30 "$2" | sed 's/^/  | /' >&2
-  fi
-  exit 1
-}
-
-# running PID: the process exists and is not a zombie.
-running() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
-  [ -n "$state" ] && [[ "$state" != Z* ]]
-}
-
-# alive PIDFILE NAME: true if PIDFILE (first line) names a running process whose command is NAME.
-alive() {
-  local pid
-  [ -s "$1" ] || return 1
-  pid="$(head -n 1 "$1")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  running "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$2" ]
-}
 
 # port_taken PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_taken() {
@@ -102,22 +77,6 @@ as() {
   setpriv --reuid="$user" --regid="$user" --init-groups --reset-env "$@"
 }
 
-# spawn LOG CMD...: start CMD in the background ($! is its pid) in a session of its own (so that
-# a job control kill of our caller's group spares it), stdin /dev/null, output to LOG, and no
-# other inherited descriptor: a daemon holding our lock (fd 9) or a caller's pipe would block
-# the next db.sh or the caller.
-spawn() {
-  local log="$1"
-  shift
-  (
-    for fd in /proc/self/fd/*; do
-      fd="${fd##*/}"
-      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
-    exec setsid "$@" </dev/null >>"$log" 2>&1
-  ) &
-}
-
 new_password() {
   # 24 characters of [A-Za-z0-9]: no quoting trouble in SQL, option files or URLs.
   local pw=""
@@ -128,51 +87,6 @@ new_password() {
 }
 
 # --- install --------------------------------------------------------------------------------
-
-apt_missing() {
-  local pkg status
-  for pkg in "${APT_PACKAGES[@]}"; do
-    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
-    [ "$status" = "install ok installed" ] || printf '%s\n' "$pkg"
-  done
-}
-
-apt_has_candidates() {
-  local pkg
-  for pkg in "$@"; do
-    apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
-  done
-}
-
-install_apt() {
-  local missing updated=0
-  mapfile -t missing < <(apt_missing)
-  if [ "${#missing[@]}" -eq 0 ]; then
-    say "apt packages present: ${APT_PACKAGES[*]}"
-    return
-  fi
-  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-  : >"$APT_LOG"
-  if ! apt_has_candidates "${missing[@]}"; then
-    say "apt-get update (package lists lack ${missing[*]})"
-    apt-get update >>"$APT_LOG" 2>&1 || die "apt-get update failed" "$APT_LOG"
-    updated=1
-  fi
-  say "apt-get install ${missing[*]}"
-  # The packages' own services do not start here (policy-rc.d); if they did, they would use
-  # the default ports 5432/3306, not this lab's.
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    "${missing[@]}" >>"$APT_LOG" 2>&1; then
-    [ "$updated" -eq 0 ] || die "apt-get install failed" "$APT_LOG"
-    say "apt-get install failed with the old package lists; apt-get update and retry"
-    apt-get update >>"$APT_LOG" 2>&1 || die "apt-get update failed" "$APT_LOG"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "${missing[@]}" >>"$APT_LOG" 2>&1 || die "apt-get install failed" "$APT_LOG"
-  fi
-  mapfile -t missing < <(apt_missing)
-  [ "${#missing[@]}" -eq 0 ] || die "still not installed: ${missing[*]}" "$APT_LOG"
-  say "installed ${APT_PACKAGES[*]}"
-}
 
 check_tools() {
   local tool
@@ -471,16 +385,6 @@ stop() {
 }
 
 # --- commands -------------------------------------------------------------------------------
-
-# One db.sh at a time per checkout (the servers do not inherit fd 9: see spawn).
-lock() {
-  mkdir -p "$DB_DIR"
-  exec 9>"$LOCK"
-  if ! flock -n 9; then
-    say "waiting for another scripts/lab/db.sh (lock $LOCK)"
-    flock -w 120 9 || die "another scripts/lab/db.sh still holds $LOCK after 120s"
-  fi
-}
 
 cmd_up() {
   lock

@@ -13,6 +13,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/lab-run"
+LAB_NAME="lab"
+LAB_SCRIPT="scripts/lab/docker.sh"
+# shellcheck source=scripts/lab/common.sh
+. "$ROOT/scripts/lab/common.sh"
 DOCKER_DIR="$RUN_DIR/docker"
 REG_DIR="$RUN_DIR/registry"
 VENV="${VENV:-$ROOT/.venv}"
@@ -31,36 +35,6 @@ REG_CONFIG="$REG_DIR/config.yml"
 APT_LOG="$RUN_DIR/apt.log"
 PIP_LOG="$RUN_DIR/pip-compose.log"
 
-START_SECONDS=$SECONDS
-
-say() { printf 'lab [%ss]: %s\n' "$((SECONDS - START_SECONDS))" "$*"; }
-
-# die MESSAGE [LOG]: print the message and the tail of LOG, exit non-zero.
-die() {
-  printf 'lab: FAILED: %s\n' "$1" >&2
-  if [ "$#" -ge 2 ] && [ -f "$2" ]; then
-    printf 'lab: last lines of %s:\n' "$2" >&2
-    tail -n 30 "$2" | sed 's/^/  | /' >&2
-  fi
-  exit 1
-}
-
-# running PID: the process exists and is not a zombie (an exited daemon whose parent is
-# gone stays a zombie until PID 1 reaps it, which here takes a few seconds).
-running() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
-  [ -n "$state" ] && [[ "$state" != Z* ]]
-}
-
-# alive PIDFILE NAME: true if PIDFILE names a running process whose command is NAME.
-alive() {
-  local pid
-  [ -s "$1" ] || return 1
-  pid="$(cat "$1")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  running "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$2" ]
-}
 
 # Pids of running (not zombie) dockerd processes, space-separated; the SSH hosts' own engines
 # (scripts/lab/docker_hosts.sh: their data roots are under lab-run/docker-hosts/) are not ours.
@@ -82,49 +56,6 @@ registry_answers() {
 }
 
 # --- install --------------------------------------------------------------------------------
-
-apt_missing() {
-  local pkg status
-  for pkg in "${APT_PACKAGES[@]}"; do
-    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
-    [ "$status" = "install ok installed" ] || printf '%s\n' "$pkg"
-  done
-}
-
-apt_has_candidates() {
-  local pkg
-  for pkg in "$@"; do
-    apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
-  done
-}
-
-install_apt() {
-  local missing updated=0
-  mapfile -t missing < <(apt_missing)
-  if [ "${#missing[@]}" -eq 0 ]; then
-    say "apt packages present: ${APT_PACKAGES[*]}"
-    return
-  fi
-  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-  mkdir -p "$RUN_DIR"
-  : >"$APT_LOG"
-  if ! apt_has_candidates "${missing[@]}"; then
-    say "apt-get update (package lists lack ${missing[*]})"
-    apt-get update >>"$APT_LOG" 2>&1 || die "apt-get update failed" "$APT_LOG"
-    updated=1
-  fi
-  say "apt-get install ${missing[*]}"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    "${missing[@]}" >>"$APT_LOG" 2>&1; then
-    [ "$updated" -eq 0 ] || die "apt-get install failed" "$APT_LOG"
-    say "apt-get install failed with the old package lists; apt-get update and retry"
-    apt-get update >>"$APT_LOG" 2>&1 || die "apt-get update failed" "$APT_LOG"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "${missing[@]}" >>"$APT_LOG" 2>&1 || die "apt-get install failed" "$APT_LOG"
-  fi
-  mapfile -t missing < <(apt_missing)
-  [ "${#missing[@]}" -eq 0 ] || die "still not installed: ${missing[*]}" "$APT_LOG"
-}
 
 compose_binary() {
   local purelib

@@ -20,36 +20,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/lab-run"
+LAB_NAME="docker hosts lab"
+LAB_SCRIPT="scripts/lab/docker_hosts.sh"
+# shellcheck source=scripts/lab/common.sh
+. "$ROOT/scripts/lab/common.sh"
 SSH_DIR="$RUN_DIR/ssh"
 HOSTS_DIR="$RUN_DIR/docker-hosts"
 ENGINE_WAIT=60
-START_SECONDS=$SECONDS
-
-say() { printf 'docker hosts lab [%ss]: %s\n' "$((SECONDS - START_SECONDS))" "$*"; }
-
-die() {
-  printf 'docker hosts lab: FAILED: %s\n' "$1" >&2
-  if [ "$#" -ge 2 ] && [ -f "$2" ]; then
-    printf 'docker hosts lab: last lines of %s:\n' "$2" >&2
-    tail -n 30 "$2" | sed 's/^/  | /' >&2
-  fi
-  exit 1
-}
-
-running() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
-  [ -n "$state" ] && [[ "$state" != Z* ]]
-}
-
-# alive PIDFILE: the pid in PIDFILE is a running dockerd.
-alive() {
-  local pid
-  [ -s "$1" ] || return 1
-  pid="$(head -n 1 "$1")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  running "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = dockerd ]
-}
 
 socket_of() { printf '%s/h%d/docker.sock\n' "$SSH_DIR" "$1"; }
 bridge_of() { printf 'rgdh%d\n' "$1"; }
@@ -65,7 +42,7 @@ start_engine() {
   dir="$HOSTS_DIR/h$i"
   bridge="$(bridge_of "$i")"
   mkdir -p "$dir"
-  if alive "$dir/dockerd.pid"; then
+  if alive "$dir/dockerd.pid" dockerd; then
     return
   fi
   if ! ip link show "$bridge" >/dev/null 2>&1; then
@@ -131,7 +108,7 @@ cmd_down() {
   for dir in "$HOSTS_DIR"/h*; do
     [ -d "$dir" ] || continue
     i="${dir##*/h}"
-    if alive "$dir/dockerd.pid"; then
+    if alive "$dir/dockerd.pid" dockerd; then
       pid="$(cat "$dir/dockerd.pid")"
       # Containers first: dockerd stops them on SIGTERM too, 10 s each at worst.
       # shellcheck disable=SC2016 # $ids is for the inner sh

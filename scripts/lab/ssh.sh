@@ -26,6 +26,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/lab-run"
+LAB_NAME="ssh lab"
+LAB_SCRIPT="scripts/lab/ssh.sh"
+# shellcheck source=scripts/lab/common.sh
+. "$ROOT/scripts/lab/common.sh"
 SSH_DIR="$RUN_DIR/ssh"
 LAB_USER="root"
 WANT_PORT="${RG_LAB_SSH_PORT:-22}"
@@ -47,40 +51,11 @@ HOST_BASHRC="$SSH_DIR/host_bashrc"
 APT_LOG="$SSH_DIR/apt.log"
 LOCK="$SSH_DIR/.lock"
 
-START_SECONDS=$SECONDS
 START_NS="$(date +%s%N)"
-
-say() { printf 'ssh lab [%ss]: %s\n' "$((SECONDS - START_SECONDS))" "$*"; }
-
-# die MESSAGE [LOG]: print the message and the tail of LOG, exit non-zero.
-die() {
-  printf 'ssh lab: FAILED: %s\n' "$1" >&2
-  if [ "$#" -ge 2 ] && [ -f "$2" ]; then
-    printf 'ssh lab: last lines of %s:\n' "$2" >&2
-    tail -n 30 "$2" | sed 's/^/  | /' >&2
-  fi
-  exit 1
-}
 
 elapsed() {
   local ms=$((($(date +%s%N) - START_NS) / 1000000))
   printf '%d.%03ds' $((ms / 1000)) $((ms % 1000))
-}
-
-# running PID: the process exists and is not a zombie.
-running() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
-  [ -n "$state" ] && [[ "$state" != Z* ]]
-}
-
-# alive PIDFILE NAME: true if PIDFILE (first line) names a running process whose command is NAME.
-alive() {
-  local pid
-  [ -s "$1" ] || return 1
-  pid="$(head -n 1 "$1")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  running "$pid" && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$2" ]
 }
 
 addr_of() { printf '127.0.0.%d\n' $((10 + $1)); }
@@ -93,65 +68,7 @@ port_taken() {
   ss -Hltn "sport = :$2" 2>/dev/null | awk '{print $4}' | grep -Eq '^(0\.0\.0\.0|\*|\[::\]):'
 }
 
-# spawn LOG CMD...: start CMD in the background ($! is its pid) in a session of its own, stdin
-# /dev/null, output to LOG, and no other inherited descriptor (see scripts/lab/db.sh).
-spawn() {
-  local log="$1"
-  shift
-  (
-    for fd in /proc/self/fd/*; do
-      fd="${fd##*/}"
-      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
-    exec setsid "$@" </dev/null >>"$log" 2>&1
-  ) &
-}
-
 # --- install --------------------------------------------------------------------------------
-
-apt_missing() {
-  local pkg status
-  for pkg in "${APT_PACKAGES[@]}"; do
-    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
-    [ "$status" = "install ok installed" ] || printf '%s\n' "$pkg"
-  done
-}
-
-apt_has_candidates() {
-  local pkg
-  for pkg in "$@"; do
-    apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
-  done
-}
-
-install_apt() {
-  local missing updated=0
-  mapfile -t missing < <(apt_missing)
-  if [ "${#missing[@]}" -eq 0 ]; then
-    say "apt packages present: ${APT_PACKAGES[*]}"
-    return
-  fi
-  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-  : >"$APT_LOG"
-  if ! apt_has_candidates "${missing[@]}"; then
-    say "apt-get update (package lists lack ${missing[*]})"
-    apt-get update >>"$APT_LOG" 2>&1 || die "apt-get update failed" "$APT_LOG"
-    updated=1
-  fi
-  say "apt-get install ${missing[*]}"
-  # The package's own sshd does not start here (no systemd, policy-rc.d): only ours run.
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    "${missing[@]}" >>"$APT_LOG" 2>&1; then
-    [ "$updated" -eq 0 ] || die "apt-get install failed" "$APT_LOG"
-    say "apt-get install failed with the old package lists; apt-get update and retry"
-    apt-get update >>"$APT_LOG" 2>&1 || die "apt-get update failed" "$APT_LOG"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "${missing[@]}" >>"$APT_LOG" 2>&1 || die "apt-get install failed" "$APT_LOG"
-  fi
-  mapfile -t missing < <(apt_missing)
-  [ "${#missing[@]}" -eq 0 ] || die "still not installed: ${missing[*]}" "$APT_LOG"
-  say "installed ${APT_PACKAGES[*]}"
-}
 
 check_tools() {
   local tool
@@ -373,15 +290,6 @@ stop_host() {
 }
 
 # --- commands -------------------------------------------------------------------------------
-
-lock() {
-  mkdir -p "$SSH_DIR"
-  exec 9>"$LOCK"
-  if ! flock -n 9; then
-    say "waiting for another scripts/lab/ssh.sh (lock $LOCK)"
-    flock -w 120 9 || die "another scripts/lab/ssh.sh still holds $LOCK after 120s"
-  fi
-}
 
 cmd_up() {
   local count="${1:-$DEFAULT_COUNT}" port i started=0

@@ -69,6 +69,13 @@ def cmd(argv: list[str] | tuple[str, ...], **kw: Any) -> Cmd:
     return Cmd(tuple(argv), **kw)
 
 
+def done(value: T) -> Program[T]:
+    """A program that asks nothing and returns `value`: for a hook that is a program in one
+    runtime (it asks the host) and a plain computation in another."""
+    return value
+    yield  # unreachable: makes this function a generator
+
+
 # ---- synchronous driver -------------------------------------------------------------------
 
 

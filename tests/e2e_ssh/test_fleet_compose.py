@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +18,14 @@ import pytest
 
 from tests.lab.docker import require_docker
 from tests.lab.images import build_web_image, sha_version
-from tests.lab.ssh import SshLab, docker_host, host_dir, require_docker_hosts
+from tests.lab.ssh import (
+    SshLab,
+    docker_host,
+    host_dir,
+    last_result,
+    require_docker_hosts,
+    run_rg,
+)
 
 HOSTS = 3
 COMPOSE = """\
@@ -80,24 +86,7 @@ stacks:
         )
 
     def rg(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
-            cwd=self.tmp,
-            env={
-                **os.environ,
-                "RELEASEGATE_SSH_KEY": str(self.lab.key),
-                "RELEASEGATE_KNOWN_HOSTS": str(self.lab.known_hosts),
-                "RELEASEGATE_SSH_CONFIG": "/dev/null",
-                "NO_COLOR": "1",
-                "COLUMNS": "200",
-            },
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{args}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
+        return run_rg(self.lab, self.tmp, *args, check=check)
 
     def serving(self) -> list[str | None]:
         found: list[str | None] = []
@@ -136,13 +125,6 @@ stacks:
             shutil.rmtree(self.host_path(i), ignore_errors=True)
 
 
-def _result(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    results = [x["result"] for x in lines if "result" in x]
-    assert results, proc.stdout + proc.stderr
-    return results[-1]  # type: ignore[no-any-return]
-
-
 @pytest.fixture()
 def fleet(tmp_path: Path) -> object:
     require_docker()
@@ -159,7 +141,7 @@ def test_compose_fleet_rolls_out_and_goes_back_whole(fleet: ComposeFleet) -> Non
     fleet.config(strategy="rolling", batch=1)
 
     first = fleet.rg("deploy", "web", "staging", v1, "--json", check=True)
-    assert _result(first)["status"] == "success"
+    assert last_result(first)["status"] == "success"
     assert fleet.serving() == [v1] * HOSTS
     fleet.rg("deploy", "web", "staging", v2, check=True)
     assert fleet.serving() == [v2] * HOSTS
@@ -179,7 +161,7 @@ def test_compose_fleet_rolls_out_and_goes_back_whole(fleet: ComposeFleet) -> Non
     # that switched go back to v2 and the fleet ends on one version.
     (fleet.host_path(2) / f"fail-{v3}").write_text("")
     third = fleet.rg("deploy", "web", "staging", v3, "--json")
-    result = _result(third)
+    result = last_result(third)
     assert result["status"] == "rolled_back", third.stdout
     assert fleet.serving() == [v2] * HOSTS
     for i in range(1, HOSTS + 1):

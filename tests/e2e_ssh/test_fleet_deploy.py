@@ -23,7 +23,16 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.lab.ssh import REPO, SshLab, accepted_logins, host_dir, require_ssh_lab
+from tests.lab.ssh import (
+    REPO,
+    SshLab,
+    accepted_logins,
+    host_dir,
+    last_result,
+    require_ssh_lab,
+    rg_env,
+    run_rg,
+)
 
 HOSTS = 5
 RESTART = """\
@@ -122,29 +131,19 @@ stacks:
         return path
 
     def env(self, known_hosts: Path | None = None) -> dict[str, str]:
-        return {
-            **os.environ,
-            "RELEASEGATE_SSH_KEY": str(self.lab.key),
-            "RELEASEGATE_KNOWN_HOSTS": str(known_hosts or self.known_hosts),
-            "RELEASEGATE_SSH_CONFIG": "/dev/null",
-            "NO_COLOR": "1",
-            "COLUMNS": "200",
-        }
+        return rg_env(self.lab, known_hosts or self.known_hosts)
 
     def rg(
         self, *args: str, known_hosts: Path | None = None, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
-            cwd=self.tmp,
-            env=self.env(known_hosts),
-            capture_output=True,
-            text=True,
+        return run_rg(
+            self.lab,
+            self.tmp,
+            *args,
+            known_hosts=known_hosts or self.known_hosts,
+            check=check,
             timeout=300,
         )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{args}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
 
     def serving(self) -> list[str | None]:
         """What each host answers on /version.txt (None: nothing answers)."""
@@ -173,13 +172,6 @@ stacks:
                     os.kill(int(pidfile.read_text()), signal.SIGTERM)
                 except (ProcessLookupError, ValueError):
                     pass
-
-
-def _result(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    results = [x["result"] for x in lines if "result" in x]
-    assert results, proc.stdout + proc.stderr
-    return results[-1]  # type: ignore[no-any-return]
 
 
 @pytest.fixture()
@@ -211,7 +203,7 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
         "deploy", "web", "staging", "v2", "--strategy", "rolling", "--batch", "2", "--json"
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = _result(proc)
+    result = last_result(proc)
     assert result["status"] == "success"
     rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
     assert [s["evidence"]["batch"] for s in rollout] == [
@@ -264,7 +256,7 @@ def test_one_host_failing_smoke_rolls_the_whole_fleet_back(fleet: Fleet) -> None
 
     proc = fleet.rg("deploy", "web", "staging", "v3", "--json")
     assert proc.returncode == 4, proc.stdout + proc.stderr  # rolled back
-    result = _result(proc)
+    result = last_result(proc)
     assert result["status"] == "rolled_back"
     assert fleet.labels[2] in str(result["message"])
     # Batch 1 (h1, h2) went live, batch 2 (h3, h4) failed on h3: h1..h4 went back to v2,
@@ -292,7 +284,7 @@ def test_a_failing_canary_is_the_only_host_that_switched(fleet: Fleet) -> None:
 
     proc = fleet.rg("deploy", "web", "staging", "v2", "--json")
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    result = _result(proc)
+    result = last_result(proc)
     assert result["status"] == "rolled_back"
     rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
     assert [s["evidence"]["batch"] for s in rollout] == [[fleet.labels[0]]]  # no second batch
@@ -318,7 +310,7 @@ def test_a_fleets_files_are_backed_up_from_each_host(fleet: Fleet) -> None:
         plan = fleet.rg("deploy", "web", "staging", "v1", "--dry-run", check=True).stdout
         assert "config files shared/.env on each host" in plan, plan
         proc = fleet.rg("deploy", "web", "staging", "v1", "--json", check=True)
-        step = next(s for s in _result(proc)["steps"] if s["step"] == "backup")  # type: ignore[union-attr]
+        step = next(s for s in last_result(proc)["steps"] if s["step"] == "backup")  # type: ignore[union-attr]
         sources = step["evidence"]["manifest"]["sources"]
         assert sorted(src["host"] for src in sources) == sorted(fleet.labels)
         backup_dir = Path(step["evidence"]["path"])
@@ -410,7 +402,7 @@ def test_host_lost_mid_deploy_is_named_and_the_rest_rolled_back(fleet: Fleet) ->
             run.kill()
         subprocess.run(["bash", str(REPO / "scripts/lab/ssh.sh"), "up", "5"], check=False)
     assert run.returncode == 4, stdout + stderr
-    result = _result(subprocess.CompletedProcess([], 4, stdout, stderr))
+    result = last_result(subprocess.CompletedProcess([], 4, stdout, stderr))
     assert lost in str(result["message"]) and "unreachable" in str(result["message"])
     assert result["hosts"][lost]["lost"] is True  # type: ignore[index]
     others = [i for i in range(HOSTS) if i != lost_index - 1]
@@ -437,7 +429,7 @@ def test_unknown_host_key_refuses_the_deploy(fleet: Fleet, tmp_path: Path) -> No
     fleet.config()
     proc = fleet.rg("deploy", "web", "staging", "v1", "--json", known_hosts=known)
     assert proc.returncode == 3, proc.stdout + proc.stderr  # refused before anything changed
-    result = _result(proc)
+    result = last_result(proc)
     assert stranger_label in str(result["message"])
     assert fleet.current() == [None] * HOSTS
 
@@ -447,6 +439,6 @@ def test_unknown_host_key_refuses_the_deploy(fleet: Fleet, tmp_path: Path) -> No
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert stranger in known.read_text()
-    preflight = next(s for s in _result(proc)["steps"] if s["step"] == "preflight")  # type: ignore[union-attr]
+    preflight = next(s for s in last_result(proc)["steps"] if s["step"] == "preflight")  # type: ignore[union-attr]
     accepted = [c for c in preflight["checks"] if c["name"] == f"host:{stranger_label}"]
     assert "NEW host key SHA256:" in accepted[0]["summary"]

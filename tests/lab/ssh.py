@@ -7,10 +7,12 @@ test on a developer's machine and fails it under CI (CI=true).
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -23,7 +25,17 @@ REPO = Path(__file__).resolve().parents[2]
 FACTS_FILE = REPO / "lab-run" / "ssh" / "lab.env"
 UP_HINT = "start the lab with: bash scripts/lab/ssh.sh up"
 
-__all__ = ["FACTS_FILE", "SshLab", "facts", "require_ssh_lab", "unavailable", "under_ci"]
+__all__ = [
+    "FACTS_FILE",
+    "SshLab",
+    "facts",
+    "last_result",
+    "require_ssh_lab",
+    "rg_env",
+    "run_rg",
+    "unavailable",
+    "under_ci",
+]
 
 
 def host_dir(index: int) -> Path:
@@ -115,6 +127,49 @@ def require_ssh_lab(count: int = 3) -> SshLab:
         unavailable(f"no sshd answers on {', '.join(down)} port {lab.port}")
     _checked[:] = [lab]
     return lab
+
+
+def rg_env(lab: SshLab, known_hosts: Path | None = None) -> dict[str, str]:
+    """The environment releasegate runs in against the lab: its key and known_hosts, no
+    ~/.ssh/config of the developer's, plain wide output."""
+    return {
+        **os.environ,
+        "RELEASEGATE_SSH_KEY": str(lab.key),
+        "RELEASEGATE_KNOWN_HOSTS": str(known_hosts or lab.known_hosts),
+        "RELEASEGATE_SSH_CONFIG": "/dev/null",
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+
+
+def run_rg(
+    lab: SshLab,
+    cwd: Path,
+    *args: str,
+    known_hosts: Path | None = None,
+    check: bool = False,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """`releasegate ARGS` in `cwd` against the lab; with check, a failure shows its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "releasegate", *args],
+        cwd=cwd,
+        env=rg_env(lab, known_hosts),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def last_result(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The last `{"result": ...}` line of a --json run."""
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    results = [x["result"] for x in lines if "result" in x]
+    assert results, proc.stdout + proc.stderr
+    return results[-1]  # type: ignore[no-any-return]
 
 
 def docker_host(index: int) -> str:

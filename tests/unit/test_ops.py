@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from releasegate.gates import preflight as pf
-from releasegate.ops import Cmd, Sleep, chain, cmd, run_sync
+from releasegate.ops import Cmd, Sleep, chain, cmd, done, run_sync
 from releasegate.runtimes import releases_commands as rc
 from releasegate.transport import LocalTransport
 from releasegate.transport.base import CommandResult
@@ -94,6 +94,18 @@ def test_run_sync_answers_each_operation() -> None:
 
     assert run_sync(program(), LocalTransport(), sleep=slept.append) == ("one", "two")
     assert slept == [0.5]
+
+
+def test_done_is_a_program_that_asks_nothing() -> None:
+    def host_checks():  # type: ignore[no-untyped-def]
+        found = yield from done(["checked"])
+        return found
+
+    program = host_checks()
+    with pytest.raises(StopIteration) as stop:
+        next(program)
+    assert stop.value.value == ["checked"]
+    assert run_sync(done(7), LocalTransport()) == 7
 
 
 def test_chain_failure_names_the_command_and_sha256_is_checked_on_arrival(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from releasegate.gates import preflight as pf
 from releasegate.imports import load_httpx
 from releasegate.model import CheckResult
-from releasegate.ops import Program, cmd, run_async
+from releasegate.ops import Program, cmd, done, run_async
 from releasegate.redact import Redactor
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import PhaseResult
@@ -292,14 +292,15 @@ class FleetRuntime:
     ) -> Program[list[CheckResult]]:
         """A host's own preflight checks: here all read from its survey (no round trip)."""
         probed, _ = self._seen[host]
-        return pf.probe_verdicts(
-            self.root,
-            probed,
-            self._required_commands(),
-            self._shared_files(),
-            self.stack.preflight.disk_free_min_percent,
+        return done(
+            pf.probe_verdicts(
+                self.root,
+                probed,
+                self._required_commands(),
+                self._shared_files(),
+                self.stack.preflight.disk_free_min_percent,
+            )
         )
-        yield  # a program: the compose fleet's checks do ask the host
 
     @staticmethod
     def _connected(rt: Any) -> HostOutcome:
