@@ -622,6 +622,13 @@ def ensure_peers(venv: Path) -> dict[str, str]:
 def releasegate_argv() -> list[str]:
     for candidate in (Path(sys.executable).parent / "releasegate", ROOT / ".venv/bin/releasegate"):
         if candidate.exists():
+            # An editable install never writes releasegate's own .pyc files when
+            # PYTHONDONTWRITEBYTECODE is set, so each run would compile what changed since
+            # they were written; `pip install` compiles them, as it did for the peers. Same here.
+            python = candidate.parent / "python"
+            code = "import compileall, pathlib, releasegate as r; "
+            code += "compileall.compile_dir(pathlib.Path(r.__file__).parent, quiet=1)"
+            run_checked([str(python), "-c", code], "compile releasegate's bytecode")
             return [str(candidate)]
     raise SystemExit("releasegate is not installed: run with the project's venv "
                      "(.venv/bin/python benchmarks/fleet/run.py)")  # fmt: skip
