@@ -120,3 +120,43 @@ def test_retention_keeps_the_protected_backups(db_lab: Lab) -> None:
     assert protected, "the backups of the verified and last good versions are protected"
     kept_unprotected = [b for b in listed if not b["protected"]]
     assert len(kept_unprotected) <= 2  # keep_last: 2, applied after each backup
+
+
+def test_restore_config_puts_the_config_files_back_and_only_when_asked(db_lab: Lab) -> None:
+    lab = db_lab
+    assert lab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
+    env_file = lab.root / "srv/web-staging/shared/.env"
+    original = env_file.read_text()  # PORT= for the service; a line of ours after it
+    env_file.write_text(original + "GREETING=before\n")
+    out = lab.rg("backup", "web-staging", "staging")
+    assert out.returncode == 0, out.stdout + out.stderr
+    [newest] = [
+        json.loads(x) for x in lab.rg("backup", "list", "web-staging", "--json").stdout.splitlines()
+    ][:1]
+    env_file.write_text(original + "GREETING=after\n")
+
+    # Without --config: the databases only; the config files stay as they are now.
+    out = lab.rg("restore", "web-staging", "staging", "--from", newest["id"], "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert env_file.read_text() == original + "GREETING=after\n"
+
+    out = lab.rg(
+        "restore", "web-staging", "staging", "--from", newest["id"], "--config", "--yes", "--json"
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert env_file.read_text() == original + "GREETING=before\n"
+    assert users(lab) == 3
+    [result] = [json.loads(x)["result"] for x in out.stdout.splitlines() if '"result"' in x]
+    assert f"restored 2 source(s) from {newest['id']}" in json.dumps(result), result
+    restore = lab.history_json("--action", "restore")[-1]
+    assert restore["status"] == "success"
+    # The state it replaced was saved first, config included: it can be had back.
+    saved = restore["details"]["saved_as"]
+    folder = next(
+        Path(b["path"])
+        for b in map(
+            json.loads, lab.rg("backup", "list", "web-staging", "--json").stdout.splitlines()
+        )
+        if b["id"] == saved
+    )
+    assert any(p.name.startswith("config") for p in folder.iterdir())

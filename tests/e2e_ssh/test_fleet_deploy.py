@@ -327,6 +327,17 @@ def test_a_fleets_files_are_backed_up_from_each_host(fleet: Fleet) -> None:
         fleet.rg("backup", "take", "web", "staging", check=True)
         listed = fleet.rg("backup", "list", "web", "--json", check=True).stdout.splitlines()
         assert len(listed) == 2
+        # Restored with --config: each host gets back its own file, not another's nor ours.
+        newest = json.loads(listed[0])["id"]
+        for i in range(1, HOSTS + 1):
+            (fleet.host_path(i) / "shared" / ".env").write_text("FROM=someone-else\n")
+        refused = fleet.rg("restore", "web", "staging", "--from", newest, "--yes")
+        assert refused.returncode == 2 and "--config" in refused.stderr, refused.stderr
+        fleet.rg("restore", "web", "staging", "--from", newest, "--config", "--yes", check=True)
+        for i in range(1, HOSTS + 1):
+            assert (fleet.host_path(i) / "shared" / ".env").read_text() == f"FROM=h{i}\n"
+        assert (here / "shared" / ".env").read_text() == "FROM=controller\n"
+        assert fleet.serving() == ["v1"] * HOSTS  # restarted and smoked after the restore
     finally:
         shutil.rmtree(here, ignore_errors=True)
 

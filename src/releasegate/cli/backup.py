@@ -119,26 +119,37 @@ def prune(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
 @click.argument("stack")
 @click.argument("env")
 @click.option("--from", "backup_id", required=True, metavar="ID", help="The backup to restore.")
+@click.option(
+    "--config",
+    is_flag=True,
+    help="Also restore the config files the backup holds (backup.files; a fleet: each host's).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
-def restore(app: App, stack: str, env: str, backup_id: str, yes: bool, as_json: bool) -> int:
-    """Restore STACK's databases from backup ID.
+def restore(
+    app: App, stack: str, env: str, backup_id: str, config: bool, yes: bool, as_json: bool
+) -> int:
+    """Restore STACK's databases from backup ID; with --config, its config files too.
 
     \b
     Takes a fresh backup of the current state first, stops the writers (compose:
     docker compose stop; otherwise backup.stop or commands.stop), restores (a
     backup whose sha256 does not match is refused), starts, smokes; all recorded.
+    Config files are extracted over the live ones (on a fleet, each host gets back
+    its own); files the backup does not hold are left alone.
 
     \b
-    Example:
+    Examples:
       releasegate restore odoo18-prod prod --from 20260130_143022
+      releasegate restore web-prod prod --from 20260130_143022 --config
     """
     app.json = as_json
+    what = "data and config files" if config else "data"
     if not yes:
         click.confirm(
-            f"Replace {stack}'s data with backup {backup_id}? (a fresh backup is taken first)",
+            f"Replace {stack}'s {what} with backup {backup_id}? (a fresh backup is taken first)",
             abort=True,
             err=True,
         )
-    return app.finish(app.engine().restore(stack, env, backup_id))
+    return app.finish(app.engine().restore(stack, env, backup_id, config=config))

@@ -296,28 +296,56 @@ class BackupOps(EngineBase):
             return self._close(out, "failed", ExitCode.FAILED, res.summary, notes=res.summary[:200])
         return self._close(out, "success", ExitCode.OK, res.summary, notes=res.summary[:200])
 
-    def restore(self, name: str, env: str, backup_id: str) -> RunOutcome:
-        """Fresh backup first, stop writers, restore, start, smoke; all recorded."""
+    def restore(self, name: str, env: str, backup_id: str, *, config: bool = False) -> RunOutcome:
+        """Fresh backup first, stop writers, restore, start, smoke; all recorded. With
+        `config`, the stack's config files (each host's own, on a fleet) are restored too."""
         stack = self.stack(name, env)
-        if not stack.backup.sources:
-            raise BadInput(f"stack {name} has no backup.sources: nothing to restore")
+        if not stack.backup.sources and not config:
+            raise BadInput(
+                f"stack {name} has no backup.sources: nothing to restore",
+                hint="--config restores the config files the backup holds (backup.files)",
+            )
+        if config and not stack.backup_files:
+            raise BadInput(f"stack {name} backs up no config files (backup.files is empty)")
         item = self._find_backup(stack, backup_id)
         token = os.urandom(6).hex()
         runtime = self._runtime(stack, token)
         try:
             with self._locked(stack, "restore", "", token):
-                return self._run_restore(stack, runtime, item, start=True, fresh_backup=True)
+                return self._run_restore(
+                    stack, runtime, item, start=True, fresh_backup=True, config=config
+                )
         finally:
             self._release(runtime)
 
+    def _config_sources(self, stack: Any, runtime: Runtime) -> list[Any]:
+        """The config files as the backups name them: `config` here, `config-<host>` for each
+        host of a fleet (whatever is on disk now: the archive says what comes back)."""
+        from releasegate.backup.sources import FilesSource
+
+        if stack.is_fleet:
+            return self._host_sources(stack, runtime)
+        paths = tuple(f.rstrip("/") for f in stack.backup_files)
+        return [FilesSource(name="config", paths=paths, base_dir=str(stack.dir))]
+
     def _run_restore(
-        self, stack: Any, runtime: Runtime, item: Any, *, start: bool, fresh_backup: bool
+        self,
+        stack: Any,
+        runtime: Runtime,
+        item: Any,
+        *,
+        start: bool,
+        fresh_backup: bool,
+        config: bool = False,
     ) -> RunOutcome:
         from releasegate.backup.from_config import sources_for
         from releasegate.backup.sets import restore_backup
         from releasegate.errors import ReleasegateError
 
         running = runtime.running_version()
+        sources: list[Any] = sources_for(stack)
+        if config:  # after the survey: a fleet's host sources use its connections
+            sources += self._config_sources(stack, runtime)
         out = RunOutcome(
             "restore", stack.name, stack.env, running or "", "running", ExitCode.FAILED, ""
         )
@@ -341,15 +369,20 @@ class BackupOps(EngineBase):
                     hint="nothing was restored: the current state could not be saved first",
                 )  # fmt: skip
             out.details["saved_as"] = res.evidence.get("backup_id")
-        res = self._step(out, stack, "stop", lambda: self._phase(runtime.stop(stack.backup.stop)))
-        if not res.ok:
-            return self._close(
-                out, "failed", ExitCode.FAILED, res.summary, hint="nothing was restored"
+        # Writers stop before a database is replaced under them. Config files alone are read
+        # at start: the restart below is what makes them count.
+        if stack.backup.sources:
+            res = self._step(
+                out, stack, "stop", lambda: self._phase(runtime.stop(stack.backup.stop))
             )
+            if not res.ok:
+                return self._close(
+                    out, "failed", ExitCode.FAILED, res.summary, hint="nothing was restored"
+                )
 
         def run_restore() -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
             try:
-                report = restore_backup(item, sources_for(stack), self._secrets(stack))
+                report = restore_backup(item, sources, self._secrets(stack))
             except ReleasegateError as exc:
                 return False, f"restore refused: {exc.message}", [], {}
             checks = [
