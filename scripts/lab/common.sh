@@ -8,6 +8,7 @@
 #   APT_PACKAGES   install_apt: the Debian packages it needs
 #   APT_LOG        install_apt: where apt-get writes
 #   LOCK           lock: its lock file
+#   LAB_USAGE      lab_main: its arguments, for the usage line ("up [N]|down|status")
 
 START_SECONDS=$SECONDS
 
@@ -112,4 +113,18 @@ lock() {
     say "waiting for another $LAB_SCRIPT (lock $LOCK)"
     flock -w 120 9 || die "another $LAB_SCRIPT still holds $LOCK after 120s"
   fi
+}
+
+# lab_main ARGS...: run cmd_up (with its optional count), cmd_down or cmd_status, which the
+# sourcing script defines; anything else prints the usage line and exits 2.
+lab_main() {
+  case "${1:-}" in
+    up) cmd_up "${2:-}" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *)
+      echo "usage: $0 ${LAB_USAGE:-up|down|status}" >&2
+      exit 2
+      ;;
+  esac
 }

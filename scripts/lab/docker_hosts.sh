@@ -22,6 +22,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/lab-run"
 LAB_NAME="docker hosts lab"
 LAB_SCRIPT="scripts/lab/docker_hosts.sh"
+LAB_USAGE="up [N]|down|status"
 # shellcheck source=scripts/lab/common.sh
 . "$ROOT/scripts/lab/common.sh"
 SSH_DIR="$RUN_DIR/ssh"
@@ -152,12 +153,4 @@ cmd_status() {
   return "$rc"
 }
 
-case "${1:-}" in
-  up) cmd_up "${2:-}" ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
-  *)
-    echo "usage: $0 up [N]|down|status" >&2
-    exit 2
-    ;;
-esac
+lab_main "$@"

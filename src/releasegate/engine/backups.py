@@ -30,18 +30,9 @@ class BackupOps(EngineBase):
         """The configured sources, plus the stack's config files as a `files` source (a
         fleet's: one per host, read there over the run's connection)."""
         from releasegate.backup.from_config import sources_for
-        from releasegate.backup.sources import FilesSource
 
         sources: list[Any] = sources_for(stack)
-        if stack.is_fleet:
-            # `dir` is a path on the hosts: whatever this machine has there is not theirs.
-            return sources + self._host_sources(stack, runtime)
-        present = [f for f in stack.backup_files if (Path(str(stack.dir)) / f.rstrip("/")).exists()]
-        if present:
-            sources.append(
-                FilesSource(name="config", paths=tuple(present), base_dir=str(stack.dir))
-            )
-        return sources
+        return sources + self._config_sources(stack, runtime, present_only=True)
 
     @staticmethod
     def _host_sources(stack: Any, runtime: Runtime | None) -> list[Any]:
@@ -318,15 +309,23 @@ class BackupOps(EngineBase):
         finally:
             self._release(runtime)
 
-    def _config_sources(self, stack: Any, runtime: Runtime) -> list[Any]:
+    def _config_sources(
+        self, stack: Any, runtime: Runtime | None, *, present_only: bool = False
+    ) -> list[Any]:
         """The config files as the backups name them: `config` here, `config-<host>` for each
-        host of a fleet (whatever is on disk now: the archive says what comes back)."""
+        host of a fleet. To take a backup, only the files present here (`present_only`); to
+        restore one, whatever the archive holds comes back."""
         from releasegate.backup.sources import FilesSource
 
         if stack.is_fleet:
+            # `dir` is a path on the hosts: whatever this machine has there is not theirs.
             return self._host_sources(stack, runtime)
-        paths = tuple(f.rstrip("/") for f in stack.backup_files)
-        return [FilesSource(name="config", paths=paths, base_dir=str(stack.dir))]
+        paths = [f.rstrip("/") for f in stack.backup_files]
+        if present_only:
+            paths = [f for f in paths if (Path(str(stack.dir)) / f).exists()]
+        if not paths:
+            return []
+        return [FilesSource(name="config", paths=tuple(paths), base_dir=str(stack.dir))]
 
     def _run_restore(
         self,
