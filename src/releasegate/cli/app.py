@@ -180,9 +180,14 @@ class App:
         from releasegate import record as records
 
         if record:
-            out.record_path = records.write(
-                out, self.config.records_dir, user=self.actor.user, host=self.actor.host
-            )
+            try:
+                out.record_path = records.write(
+                    out, self.config.records_dir, user=self.actor.user, host=self.actor.host
+                )
+            except OSError as exc:  # a full disk must not hide the outcome
+                out.hint = (out.hint + "; " if out.hint else "") + (
+                    f"the execution record could not be written: {exc.strerror or exc}"
+                )
         if self.json:
             print_json(
                 {

@@ -44,6 +44,7 @@ from releasegate.config.values import (
     unique,
 )
 from releasegate.errors import BadInput
+from releasegate.execution.rollout import SHARE_PATTERN
 
 
 class StackCommands(StrictModel):
@@ -238,12 +239,12 @@ class ComposeConfig(StrictModel):
 
 # ---- fleets ----------------------------------------------------------------------
 
-_SHARE = r"^(100|[1-9]?[0-9])%$"
+_SHARE = f"^{SHARE_PATTERN}$"
 Share = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=_SHARE)]  # 3 or "10%"
 
 
 class FleetConfig(StrictModel):
-    """How a deploy reaches a stack's hosts (see releasegate.fleet.strategy)."""
+    """How a deploy reaches a stack's hosts (see releasegate.execution.rollout)."""
 
     strategy: Literal["all", "rolling", "canary"] = "all"
     batch: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=_SHARE)] = 1  # rolling
@@ -383,7 +384,7 @@ class StackConfig(StrictModel):
 
     @property
     def is_fleet(self) -> bool:
-        """Deployed over SSH (one host or many), through releasegate.fleet."""
+        """Deployed over SSH (one host or many)."""
         return any(not h.is_local for h in self.hosts)
 
     @property

@@ -50,6 +50,7 @@ class LocalTransport:
                 time.monotonic() - started,
                 error=f"could not start {args[0]!r}: {exc.strerror or exc}",
             )
+        _running[proc.pid] = proc
         try:
             out, err = proc.communicate(input=stdin, timeout=timeout)
             timed_out = False
@@ -57,6 +58,8 @@ class LocalTransport:
             _kill_group(proc)
             out, err = proc.communicate()
             timed_out = True
+        finally:
+            _running.pop(proc.pid, None)
         return CommandResult(
             args,
             -1 if timed_out else proc.returncode,
@@ -74,3 +77,29 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+_running: dict[int, subprocess.Popen[str]] = {}  # pid -> a command in flight (own group)
+
+
+def terminate_running(grace: float = 5.0) -> list[int]:
+    """Stop every command in flight (its whole process group): SIGTERM, then SIGKILL
+    after `grace` seconds. For a run that is being interrupted."""
+    import signal
+
+    pids = list(_running)
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        proc = _running.get(pid)
+        if proc is None:
+            continue
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+    return pids
