@@ -16,10 +16,10 @@ from releasegate.ops import Program, chain, chain_failure, cmd, run_sync
 from releasegate.redact import Redactor
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import PhaseResult
-from releasegate.transport.base import CommandResult, Transport
+from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S, CommandResult, Transport
 
 # A team command that hangs must not hold the stack's lock forever (`fleet.command_timeout`).
-PHASE_TIMEOUT_S = 900.0
+PHASE_TIMEOUT_S = DEFAULT_COMMAND_TIMEOUT_S
 
 
 @dataclass(frozen=True)

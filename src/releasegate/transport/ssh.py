@@ -639,13 +639,27 @@ def terminate_running(grace: float = 5.0) -> list[str]:
     "target pid" per group signalled. A host whose loop runs on this very thread cannot
     be waited for: its stop is scheduled there, and the caller should rather `await`
     `host.terminate_running()` from that loop."""
-    waits: list[tuple[AsyncSshHost, concurrent.futures.Future[list[int]]]] = []
+    return wait_stopped(start_terminating(grace), grace)
+
+
+Stopping = list[tuple["AsyncSshHost", "concurrent.futures.Future[list[int]]"]]
+
+
+def start_terminating(grace: float = 5.0) -> Stopping:
+    """The first half of `terminate_running`: the stops scheduled on the hosts' loops (from
+    the calling thread, which is how a loop of this thread is recognised), not waited for."""
+    waits: Stopping = []
     for host, loop in list(_hosts_running.values()):
         if loop.is_closed():
             continue
         future = asyncio.run_coroutine_threadsafe(host.terminate_running(grace), loop)
         if _loop_thread(loop) is not threading.current_thread():
             waits.append((host, future))
+    return waits
+
+
+def wait_stopped(waits: Stopping, grace: float) -> list[str]:
+    """The second half: wait for the stops `start_terminating` scheduled."""
     stopped: list[str] = []
     for host, future in waits:
         with contextlib.suppress(Exception):
