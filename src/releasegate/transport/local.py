@@ -346,18 +346,18 @@ def _held_note(streams: list[str], holders: list[tuple[int, str]]) -> str:
 
 
 def _hand_off(fds: set[int]) -> None:
-    """Give the read ends still held to a detached `cat >/dev/null`: the background process
-    keeps a reader (closing ours would kill it with SIGPIPE at its next line), and no
-    child of ours is left behind (the shell exits at once; cat is adopted by init)."""
-    script = " ".join(f'cat <&"${i}" >/dev/null 2>&1 &' for i in range(1, len(fds) + 1))
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            ["sh", "-c", script, "sh", *(str(fd) for fd in sorted(fds))],
-            pass_fds=tuple(sorted(fds)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            timeout=5,
-            check=False,
-        )
+    """Give the read ends still held to a detached `cat >/dev/null` each: the background
+    process keeps a reader (closing ours would kill it with SIGPIPE at its next line), and
+    no child of ours is left behind (the shell exits at once; cat is adopted by init). The
+    pipe comes as the shell's stdin: an `&` command's own stdin would be /dev/null."""
+    for fd in sorted(fds):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["sh", "-c", "exec 3<&0; cat <&3 3<&- >/dev/null 2>&1 &"],
+                stdin=fd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                timeout=5,
+                check=False,
+            )
