@@ -45,7 +45,8 @@ class _Running:
 
 
 _running: dict[int, _Running] = {}  # pid (= process group id) -> the run() waiting for it
-_running_guard = threading.Lock()
+# Re-entrant: terminate_running may run in a signal handler of a thread inside run().
+_running_guard = threading.RLock()
 
 
 class LocalTransport:
