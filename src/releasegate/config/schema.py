@@ -45,6 +45,7 @@ from releasegate.config.values import (
 )
 from releasegate.errors import BadInput
 from releasegate.execution.rollout import SHARE_PATTERN
+from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 
 
 class StackCommands(StrictModel):
@@ -256,7 +257,7 @@ class FleetConfig(StrictModel):
     connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     # Seconds one of the team's commands (install, migrate, restart) may take on a host; a
     # command past it is killed with its process group, and the host counts as failed.
-    command_timeout: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    command_timeout: Annotated[float, Field(gt=0, le=86400)] = DEFAULT_COMMAND_TIMEOUT_S
 
 
 def unique_hosts(hosts: list[Host]) -> list[Host]:

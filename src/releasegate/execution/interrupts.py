@@ -47,9 +47,9 @@ def safe_points() -> Iterator[None]:
         if seen:  # the second one: out now, as a SIGKILL would
             os._exit(128 + signum)
         seen.append(signum)
-        from releasegate.transport.local import terminate_running
+        from releasegate.transport import terminate_running
 
-        terminate_running()  # the team's command and its children stop with us
+        terminate_running()  # the team's commands (local and on SSH hosts) stop with us
         raise Interrupted(signum)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

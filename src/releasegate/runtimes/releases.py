@@ -19,9 +19,6 @@ from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import HostSurvey, PhaseResult
 from releasegate.transport.base import CommandResult, Transport
 
-# A team command that hangs must not hold the stack's lock forever (`fleet.command_timeout`).
-PHASE_TIMEOUT_S = 900.0
-
 
 @dataclass(frozen=True)
 class Artifact:
@@ -36,8 +33,8 @@ class ReleasesRuntime:
         self.redact = redact
         self.token = token  # unique per run: names temporary paths so runs never collide
         self.root = PurePosixPath(str(stack.dir))
-        fleet = getattr(stack, "fleet", None)
-        self.command_timeout = fleet.command_timeout if fleet is not None else PHASE_TIMEOUT_S
+        # A team command that hangs must not hold the stack's lock forever.
+        self.command_timeout: float = stack.fleet.command_timeout
 
     # -- facts ---------------------------------------------------------------------------
     def find_artifact(self, version: str) -> Artifact | None:
