@@ -81,6 +81,32 @@ ENV = {"A": "a", "EMPTY": "", "B": "b", "lower": "l"}
         ("${MISSING:-{x}}", "{x}", ()),  # the first `}` closes, as in compose
         ("x$MISSING${A}$OTHER", "xa", ("MISSING", "OTHER")),
         ("repo:${TAG}", "repo:", ("TAG",)),
+        # A `$` that starts no variable stays (issue 16, case 19: a bcrypt hash as default).
+        ("${HASH:-$2a$14$abc}", "$2a$14", ("abc",)),
+        ("${HASH:-$2a$14$.x}", "$2a$14$.x", ()),
+        ("a $ b", "a $ b", ()),
+        ("cost: 5$", "cost: 5$", ()),
+        ("$1", "$1", ()),
+        ("$-", "$-", ()),
+        ("${A}$", "a$", ()),
+        ("${MISSING-$}", "$", ()),
+        ("${MISSING:-$}x", "$x", ()),
+        ("$$${A}", "$a", ()),
+        ("${MISSING:-$${A}}", "${A}", ()),
+        # Braces as compose-go counts them: every `{` opens one.
+        ("${A:-{x}}", "a", ()),
+        ("${MISSING:-{x}", "{x", ()),
+        ("${MISSING:-a{b}c}d}", "a{b}cd}", ()),
+        ("${MISSING:-{{x}}}}", "{{x}}}", ()),
+        ("${MISSING:-x}}", "x}", ()),
+        ("${MISSING:-${C:-{y}}z}", "{y}z", ()),
+        ("${MISSING:-x}}-${A:-y}", "x}-a", ()),
+        ("${A:+x}}", "x}", ()),
+        ("{${A}}", "{a}", ()),
+        ("${A-x:-y}", "a", ()),
+        ("${MISSING-x:-y}", "x:-y", ()),
+        ("${A-${B-${C-deep}}}", "a", ()),
+        ("${MISSING-${NOPE-${C-deep}}}", "deep", ()),
     ],
 )
 def test_interpolation(text: str, value: str, unset: tuple[str, ...]) -> None:
@@ -104,7 +130,8 @@ def test_required_variables(text: str, error: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["a $ b", "cost: 5$", "$1", "${}", "${A", "${A.b}", "${1A}", "${A=x}"]
+    "text",
+    ["${}", "${A", "${A.b}", "${1A}", "${A=x}", "${A B}", "${A:-${}}", "${MISSING:-a\nb}"],
 )
 def test_invalid_templates(text: str) -> None:
     with pytest.raises(TemplateError):
@@ -566,7 +593,10 @@ def test_documents_of_one_file_merge_in_order(tmp_path: Path) -> None:
             "services:\n  web:\n    image: a:${T:?set T first}\n",
             "compose.yaml:3: required variable T is missing a value: set T first",
         ),
-        ("services:\n  web:\n    command: echo $ 1\n", "compose.yaml:3: invalid interpolation:"),
+        (
+            "services:\n  web:\n    command: echo ${A B}\n",
+            "compose.yaml:3: invalid interpolation:",
+        ),
         (
             "services:\n  web:\n    image: 1.5\n",
             "compose.yaml:3: service 'web': image must be text",
