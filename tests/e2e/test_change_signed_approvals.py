@@ -188,7 +188,11 @@ def test_one_key_under_two_names_is_one_approver(ws: Workspace) -> None:
 
     out = ws.rg("change", "approve", "G2-101", "--as", "alice", "--key", str(alice))
     assert out.returncode == 0, out.stderr
-    assert "signed by alice@example.org (SHA256:" in out.stdout
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", f"{alice}.pub"], capture_output=True, text=True, check=True
+    )
+    fingerprint = listed.stdout.split()[1]  # the key's fingerprint, as ssh-keygen prints it
+    assert f"signed by alice@example.org ({fingerprint})" in out.stdout
     # The same person types another name with the same key: refused at once.
     out = ws.rg("change", "approve", "G2-101", "--as", "bob", "--key", str(alice))
     assert out.returncode == 3, out.stdout + out.stderr

@@ -471,6 +471,8 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _signers_known(self) -> Self:
         # A requirement that no file could ever satisfy is a mistake to report now.
+        if self.approvals.requires and self.approvals.allowed_signers is None:
+            fail("approvals: signatures are required but allowed_signers is not set")
         for key, stack in self.stacks.items():
             own = stack.approvals
             if (
@@ -482,8 +484,6 @@ class Config(StrictModel):
                     f"stacks.{key}.approvals: signatures are required but no allowed_signers "
                     "file is named (here or in the top-level approvals)"
                 )
-        if self.approvals.requires and self.approvals.allowed_signers is None:
-            fail("approvals: signatures are required but allowed_signers is not set")
         return self
 
     @model_validator(mode="after")
