@@ -212,3 +212,45 @@ def test_releasegate_resolves_as_docker_compose(
             assert missing.group() in got
         return
     assert got == want
+
+
+def _docker_config(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_CONFIG")}
+    return subprocess.run(
+        ["docker", "compose", "-p", "rgdiff", "config", "--format", "json"],
+        cwd=folder,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_unit_tests_interpolation_table_as_docker_compose(
+    compose_plugin: None, tmp_path: Path
+) -> None:
+    """The templates tests/unit/test_compose_project.py checks releasegate against: docker
+    compose gives each the same value (as an environment value, with the same variables),
+    and refuses the invalid and the failed required ones."""
+    from tests.unit.test_compose_project import ENV, INTERPOLATION, INVALID, REQUIRED
+
+    # Valid ones side by side in one file (JSON strings are YAML double-quoted scalars).
+    lines = ["services:", "  t:", "    image: busybox", "    environment:"]
+    lines += [f"      V{i}: {json.dumps(text)}" for i, (text, _, _) in enumerate(INTERPOLATION)]
+    (tmp_path / "compose.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = _docker_config(tmp_path, ENV)
+    assert proc.returncode == 0, proc.stderr
+    environment = json.loads(proc.stdout)["services"]["t"]["environment"]
+    got = {text: (environment.get(f"V{i}") or "").replace("$$", "$")
+           for i, (text, _, _) in enumerate(INTERPOLATION)}  # fmt: skip
+    assert got == {text: value for text, value, _ in INTERPOLATION}
+
+    # Each refused one alone: a refusal fails the whole file.
+    for text, error in [*((t, "") for t in INVALID), *REQUIRED]:
+        (tmp_path / "compose.yaml").write_text(
+            f"services:\n  t:\n    image: busybox\n    environment:\n      V: {json.dumps(text)}\n",
+            encoding="utf-8",
+        )
+        proc = _docker_config(tmp_path, ENV)
+        assert proc.returncode != 0, f"docker compose accepts {text!r}"
+        assert error in proc.stderr
