@@ -331,7 +331,7 @@ def change_approve(
     st = rec.approvals(policy, verify)
     details = {"approver": by, "hash": approval.hash, "comment": comment, "risk": rec.doc.risk}
     if approval.signature:
-        details.update(signer=approval.signer, key=approval.key)
+        details.update(signer=approval.signer, key=approval.key, signature=approval.signature)
     in_ledger = _mark(app, "change-approve", rec.doc.id, f"{by} approved {rec.doc.id}", details)
     signed = f", signed by {approval.signer} ({approval.key})" if approval.signature else ""
     app.console.print(f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…){signed}")
