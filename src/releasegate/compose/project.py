@@ -105,7 +105,7 @@ class ComposeProject:
 # -- interpolation --------------------------------------------------------------------------
 # compose-go's template pattern (v2, as `docker compose` 2.40 runs it): `$$`, `$NAME`, or
 # `${NAME}` / `${NAME<op>...}`; `${` followed by anything else is invalid. A `$` that starts
-# none of these (`$2a$14$...` in a bcrypt hash, `5$`) is kept as it is. `(.*)` is greedy and
+# none of these (`$2a$14$...` in a bcrypt hash, `5$`) is kept as it is. `.*` is greedy and
 # stops at a line end, as Go's `.` does.
 _TEMPLATE = re.compile(
     r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)"
@@ -157,7 +157,7 @@ def _replace(found: str, lookup: Callable[[str], str | None], unset: list[str]) 
     follows is substituted on its own."""
     end = _closing_brace(found)
     head, rest = (found, "") if end < 0 else (found[: end + 1], found[end + 1 :])
-    match = _TEMPLATE.search(head)
+    match = _TEMPLATE.match(head)
     if match is None or match.group("invalid") is not None:
         raise TemplateError(f"invalid interpolation format in {found!r}")
     if match.group("escaped"):
