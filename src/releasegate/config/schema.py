@@ -323,6 +323,27 @@ class MigrationsConfig(StrictModel):
         return self.path or ("prisma/migrations" if self.tool == "prisma" else "migrations")
 
 
+# ---- change approvals ---------------------------------------------------------------
+
+RiskLevel = Literal["LOW", "MEDIUM", "HIGH"]
+
+
+class ApprovalsConfig(StrictModel):
+    """Who approved a change record, proven by an SSH signature (`ssh-keygen -Y sign`)
+    checked against an OpenSSH allowed_signers file. At the top level for every change;
+    under a stack for the changes that name it (or run on it), adding to the top level's."""
+
+    allowed_signers: ResolvedPath | None = None  # principals and their public keys
+    require_signed: bool = False  # every approval must be signed
+    require_signed_for_risk: Annotated[list[RiskLevel], AfterValidator(unique("risk"))] = Field(
+        default_factory=list
+    )  # or only those of these risk levels
+
+    @property
+    def requires(self) -> bool:
+        return self.require_signed or bool(self.require_signed_for_risk)
+
+
 # ---- stacks and the file ---------------------------------------------------------
 
 
@@ -347,6 +368,7 @@ class StackConfig(StrictModel):
     compose: ComposeConfig | None = None
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     migrations: MigrationsConfig | None = None
+    approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
 
     _name: str = PrivateAttr(default="")
 
@@ -444,8 +466,27 @@ class Config(StrictModel):
     records_dir: ResolvedPath = Field(default=Path(".releasegate/records"), validate_default=True)
     backups_dir: ResolvedPath = Field(default=Path(".releasegate/backups"), validate_default=True)
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
+
+    @model_validator(mode="after")
+    def _signers_known(self) -> Self:
+        # A requirement that no file could ever satisfy is a mistake to report now.
+        if self.approvals.requires and self.approvals.allowed_signers is None:
+            fail("approvals: signatures are required but allowed_signers is not set")
+        for key, stack in self.stacks.items():
+            own = stack.approvals
+            if (
+                own is not None
+                and own.requires
+                and not (own.allowed_signers or self.approvals.allowed_signers)
+            ):
+                fail(
+                    f"stacks.{key}.approvals: signatures are required but no allowed_signers "
+                    "file is named (here or in the top-level approvals)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _finish(self, info: ValidationInfo) -> Self:
