@@ -166,6 +166,11 @@ class App:
                 markup=True,
                 highlight=False,
             )
+            if event.data.get("tail"):  # the end of a failed command's output, masked
+                from rich.text import Text
+
+                for line in str(event.data["tail"]).splitlines():
+                    c.print(Text("      │ " + line, style="dim"), highlight=False)
         elif event.kind == "check":
             mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
             c.print(f"      {mark} {event.message}")

@@ -75,6 +75,37 @@ class StackStatus:
     mixed: bool = False  # fleets: hosts run different versions
 
 
+def _failed_tail(evidence: Any, depth: int = 0) -> str:
+    """The terminal tail of the first failed command in a step's evidence (one host's, or
+    any host's of several), or ""."""
+    if depth > 4:
+        return ""
+    if isinstance(evidence, dict):
+        if evidence.get("tail"):
+            return str(evidence["tail"])
+        values: Any = evidence.values()
+    elif isinstance(evidence, list):
+        values = evidence
+    else:
+        return ""
+    for value in values:
+        if isinstance(value, dict | list) and (found := _failed_tail(value, depth + 1)):
+            return found
+    return ""
+
+
+def _notes(evidence: Any, depth: int = 0) -> list[str]:
+    """The transports' notes on the commands of a step (bounded depth: hosts, commands)."""
+    if depth > 4:
+        return []
+    if isinstance(evidence, dict):
+        found = [str(evidence["note"])] if evidence.get("note") else []
+        return found + [n for v in evidence.values() for n in _notes(v, depth + 1)]
+    if isinstance(evidence, list):
+        return [n for v in evidence for n in _notes(v, depth + 1)]
+    return []
+
+
 def _evidence(step: StepResult) -> dict[str, Any]:
     return {"summary": step.summary, "checks": [c.as_dict() for c in step.checks], **step.evidence}
 
@@ -218,6 +249,8 @@ class EngineBase:
             step_id, "success" if ok else "fail", notes=summary[:500], details=_evidence(result)
         )
         out.steps.append(result)
+        for note in _notes(evidence):  # e.g. a background child still holds the output
+            self.emit(Event("message", stack.name, step=name, message=note))
         self.emit(
             Event(
                 "step_finished",
@@ -228,6 +261,7 @@ class EngineBase:
                 data={
                     "duration_s": round(result.duration_s, 3),
                     "checks": [c.as_dict() for c in checks],
+                    **({"tail": tail} if (tail := _failed_tail(evidence)) and not ok else {}),
                 },
             )
         )

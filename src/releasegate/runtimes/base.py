@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from releasegate.model import CheckResult
 from releasegate.ops import Program, chain, cmd
 from releasegate.redact import Redactor
-from releasegate.transport.base import CommandResult, Transport
+from releasegate.transport.base import CommandResult, Transport, tail_for_terminal
 
 EXCERPT = 2000  # characters of a command's output kept as evidence
 
@@ -56,16 +56,19 @@ class PhaseResult:
             if shown
             else {"argv": [redact(a) for a in argv]}
         )
-        self.commands.append(
-            {
-                **({"phase": label} if label else {}),
-                **what,
-                "exit_code": result.exit_code,
-                "duration_s": round(result.duration_s, 3),
-                "output": redact(output[-EXCERPT:]),
-                **({"error": result.error} if result.error else {}),
-            }
-        )
+        entry: dict[str, Any] = {
+            **({"phase": label} if label else {}),
+            **what,
+            "exit_code": result.exit_code,
+            "duration_s": round(result.duration_s, 3),
+            "output": redact(output[-EXCERPT:]),
+            **({"error": result.error} if result.error else {}),
+        }
+        if result.note:  # who still holds the output, and how to detach it
+            entry["note"] = redact(result.note)
+        if not result.ok:  # what the terminal shows of a failure: bounded, masked
+            entry["tail"] = tail_for_terminal(result, redact)
+        self.commands.append(entry)
         if not result.ok:
             self.ok = False
         return result
