@@ -7,10 +7,13 @@ step, and what the execution record lists, so the three can never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate.execution.rollout import Rollout
 from releasegate.model import Plan, Step
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ def _cmd(spec: Any) -> str:
     return argv[2] if argv[:2] == ["sh", "-c"] else " ".join(argv)
 
 
-def _preflight_step(stack: Any) -> Step:
+def _preflight_step(stack: StackConfig) -> Step:
     pf = stack.preflight
     rules = [f"disk free >= {pf.disk_free_min_percent:g}% on {stack.dir}"]
     rules += [f"command {c} present" for c in pf.require_commands]
@@ -40,12 +43,12 @@ def _preflight_step(stack: Any) -> Step:
     rules += [f"shared file shared/{e} present" for e in stack.shared if not e.endswith("/")]
     if stack.runtime == "compose":
         rules += ["compose files valid (docker compose config)"]
-        rules += [f"network {n} exists" for n in stack.compose.networks]
+        rules += [f"network {n} exists" for n in stack.compose_settings.networks]
         rules += [f"rule {r}" for r in stack.compose_rules]
     return Step("preflight", "preflight: " + "; ".join(rules), {"rules": rules})
 
 
-def _migrate_step(stack: Any, migrate: bool) -> list[Step]:
+def _migrate_step(stack: StackConfig, migrate: bool) -> list[Step]:
     tool = getattr(stack, "migrations", None)
     if migrate and tool is not None:
         title = (
@@ -58,11 +61,11 @@ def _migrate_step(stack: Any, migrate: bool) -> list[Step]:
     return []
 
 
-def _timeout(stack: Any) -> str:
+def _timeout(stack: StackConfig) -> str:
     return f" (timeout {stack.fleet.command_timeout:g}s)"
 
 
-def _prepare_step(stack: Any, version: str, facts: Facts) -> Step:
+def _prepare_step(stack: StackConfig, version: str, facts: Facts) -> Step:
     where = " on each host" if _many(facts) else ""
     if stack.runtime == "compose":
         title = f"pull images for {version}{where}: {facts.artifact or '(unknown)'}"
@@ -83,7 +86,7 @@ def _many(facts: Facts) -> bool:
     return facts.rollout is not None and sum(len(b) for b in facts.rollout.batches) > 1
 
 
-def _batch_steps(stack: Any, version: str, facts: Facts) -> list[Step]:
+def _batch_steps(stack: StackConfig, version: str, facts: Facts) -> list[Step]:
     """Switch, restart and smoke, batch by batch (one host, or one batch: as always)."""
     batches = facts.rollout.batches if facts.rollout is not None else (("local",),)
     steps: list[Step] = []
@@ -92,11 +95,11 @@ def _batch_steps(stack: Any, version: str, facts: Facts) -> list[Step]:
         data = {"hosts": hosts, "batch": index, "batches": len(batches)}
         prefix = f"batch {index}/{len(batches)} ({', '.join(hosts)}): " if len(batches) > 1 else ""
         if stack.runtime == "compose":
-            var = stack.compose.version_var
+            var = stack.compose_settings.version_var
             switch = f"set {var} in {stack.dir}/.env: {facts.running or '(none)'} -> {version}"
             restart = (
                 f"docker compose -p {stack.compose_project} up -d; "
-                f"wait for health (<= {stack.compose.wait_timeout:g}s)"
+                f"wait for health (<= {stack.compose_settings.wait_timeout:g}s)"
             )
             if stack.commands.restart is not None:
                 restart += f"; run restart: {_cmd(stack.commands.restart)}"
@@ -116,7 +119,7 @@ def _batch_steps(stack: Any, version: str, facts: Facts) -> list[Step]:
     return steps
 
 
-def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
+def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
     return [
         _prepare_step(stack, version, facts),
         *_migrate_step(stack, migrate),
@@ -125,7 +128,7 @@ def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> 
 
 
 def plan_deploy(
-    stack: Any,
+    stack: StackConfig,
     version: str,
     facts: Facts,
     *,
@@ -196,7 +199,7 @@ def plan_deploy(
     )
 
 
-def plan_rollback(stack: Any, target: str, facts: Facts, *, reason: str = "") -> Plan:
+def plan_rollback(stack: StackConfig, target: str, facts: Facts, *, reason: str = "") -> Plan:
     steps = [Step("lock", f"take the lock of {stack.name}")]
     # Migrations are not undone by switching back; the release's own code must cope (seed 003).
     steps += _release_steps(stack, target, facts, migrate=False)
@@ -212,7 +215,7 @@ def plan_rollback(stack: Any, target: str, facts: Facts, *, reason: str = "") ->
 
 
 def plan_restore(
-    stack: Any,
+    stack: StackConfig,
     backup_id: str,
     running: str | None,
     *,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from releasegate.backup.sources import (
     FilesSource,
@@ -13,10 +13,22 @@ from releasegate.backup.sources import (
     SQLiteSource,
 )
 
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
+
 Source = PostgresSource | MySQLSource | SQLiteSource | FilesSource
 
 
-def sources_for(stack: Any) -> list[Source]:
+def _given(value: str | None, source: str, key: str) -> str:
+    """A key the config's schema requires for this kind of source (checked there too)."""
+    if not value:
+        from releasegate.errors import BadInput
+
+        raise BadInput(f"backup source {source}: {key} is required for its kind")
+    return value
+
+
+def sources_for(stack: StackConfig) -> list[Source]:
     base = Path(str(stack.dir))
     out: list[Source] = []
     for src in stack.backup.sources:
@@ -25,7 +37,7 @@ def sources_for(stack: Any) -> list[Source]:
             out.append(
                 PostgresSource(
                     name=src.name,
-                    database=src.database,
+                    database=_given(src.database, src.name, "database"),
                     host=src.host,
                     port=src.port or 5432,
                     user=src.user or "postgres",
@@ -38,7 +50,7 @@ def sources_for(stack: Any) -> list[Source]:
             out.append(
                 MySQLSource(
                     name=src.name,
-                    database=src.database,
+                    database=_given(src.database, src.name, "database"),
                     host=src.host,
                     port=src.port or 3306,
                     user=src.user or "root",
@@ -48,7 +60,7 @@ def sources_for(stack: Any) -> list[Source]:
                 )
             )
         elif src.kind == "sqlite":
-            path = Path(src.path)
+            path = Path(_given(src.path, src.name, "path"))
             out.append(
                 SQLiteSource(
                     name=src.name,

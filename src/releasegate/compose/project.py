@@ -196,9 +196,7 @@ def _closing_brace(text: str) -> int:
     return -1
 
 
-def _braced(
-    body: str, operator: str, lookup: Callable[[str], str | None], unset: list[str]
-) -> str:
+def _braced(body: str, operator: str, lookup: Callable[[str], str | None], unset: list[str]) -> str:
     name, argument_text = body.split(operator, 1)
     # Compose substitutes the argument before looking at the variable: its errors count
     # even when it is not used, its unset variables only when it is.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -15,6 +15,9 @@ from releasegate.config.schema import STACK_ONLY_KEYS, Config, default_check_nam
 from releasegate.config.values import did_you_mean
 from releasegate.config.yamlsource import KeyPath, Source, format_path, load_yaml
 from releasegate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 
 def load_config(path: Path) -> Config:
@@ -76,7 +79,7 @@ def _apply_defaults(
     return data
 
 
-def _merge_stack(source: Source, name: str, stack: Any, defaults: dict[str, Any]) -> Any:
+def _merge_stack(source: Source, name: str, stack: StackConfig, defaults: dict[str, Any]) -> Any:
     if not isinstance(stack, dict):
         return stack
     stack = dict(stack)

@@ -421,6 +421,25 @@ class StackConfig(StrictModel):
         return found[:1] or [COMPOSE_FILES[0]]
 
     @property
+    def compose_settings(self) -> ComposeConfig:
+        """`compose:` as given, or its defaults (a compose stack may leave it out)."""
+        return self.compose if self.compose is not None else ComposeConfig()
+
+    @property
+    def migration_settings(self) -> MigrationsConfig:
+        """`migrations:`; only for stacks that have it (callers check `migrations` first)."""
+        if self.migrations is None:
+            raise BadInput(f"stack {self.name} has no migrations: section")
+        return self.migrations
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where a releases stack's artifacts are (required for runtime releases)."""
+        if self.artifacts is None:
+            raise BadInput(f"stack {self.name} has no artifacts: folder")
+        return Path(self.artifacts)
+
+    @property
     def compose_project(self) -> str:
         return (self.compose.project if self.compose else None) or self.name
 

@@ -18,6 +18,7 @@ from releasegate.plan import plan_restore
 from releasegate.runtimes.base import PhaseResult
 
 if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
     from releasegate.execution.hosts import StackHosts
 
 
@@ -27,7 +28,7 @@ def _phase(phase: PhaseResult) -> tuple[bool, str, list[CheckResult], dict[str, 
 
 class BackupOps(EngineBase):
     def _backup(
-        self, stack: Any, hosts: StackHosts, running: str | None, release: str | None = None
+        self, stack: StackConfig, hosts: StackHosts, running: str | None, release: str | None = None
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         """The deploy's backup: every source, with the config files as a `files` source."""
         sources = self._backup_sources(stack, hosts)
@@ -36,7 +37,7 @@ class BackupOps(EngineBase):
             return True, f"nothing to back up yet ({missing} missing)", [], {}
         return self._take_backup(stack, running, release, sources=sources)
 
-    def _backup_sources(self, stack: Any, hosts: StackHosts | None = None) -> list[Any]:
+    def _backup_sources(self, stack: StackConfig, hosts: StackHosts | None = None) -> list[Any]:
         """The configured sources, plus the stack's config files as a `files` source (an
         SSH host's: read there over the run's connection)."""
         from releasegate.backup.from_config import sources_for
@@ -44,7 +45,7 @@ class BackupOps(EngineBase):
         sources: list[Any] = sources_for(stack)
         return sources + self._config_sources(stack, hosts, present_only=True)
 
-    def _backup_progress(self, stack: Any, p: Any) -> None:
+    def _backup_progress(self, stack: StackConfig, p: Any) -> None:
         if p.phase == "done":
             self.emit(
                 Event(
@@ -59,7 +60,7 @@ class BackupOps(EngineBase):
 
     def _take_backup(
         self,
-        stack: Any,
+        stack: StackConfig,
         running: str | None,
         release: str | None,
         *,
@@ -107,7 +108,9 @@ class BackupOps(EngineBase):
         finally:
             hosts.close()
 
-    def _run_backup(self, stack: Any, hosts: StackHosts, token: str, reason: str) -> RunOutcome:
+    def _run_backup(
+        self, stack: StackConfig, hosts: StackHosts, token: str, reason: str
+    ) -> RunOutcome:
         with self._locked(stack, "backup", "", token):
             running = hosts.running_version()
             out = RunOutcome(
@@ -146,7 +149,7 @@ class BackupOps(EngineBase):
             for item in sets
         ]
 
-    def _protected_backups(self, stack: Any, sets: list[Any]) -> set[str]:
+    def _protected_backups(self, stack: StackConfig, sets: list[Any]) -> set[str]:
         """The newest backup (of `sets`, newest first) of the verified version and of the
         last good releases: the ones a database rollback would need."""
         versions = {v for v in [self.ledger.verified_version(stack.name)] if v}
@@ -161,7 +164,7 @@ class BackupOps(EngineBase):
         return keep
 
     def _retention(
-        self, stack: Any, *, dry_run: bool
+        self, stack: StackConfig, *, dry_run: bool
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         import shutil
 
@@ -206,7 +209,7 @@ class BackupOps(EngineBase):
         out.details = dict(res.evidence)
         return self._close(out, "success", ExitCode.OK, res.summary)
 
-    def _find_backup(self, stack: Any, backup_id: str | None) -> Any:
+    def _find_backup(self, stack: StackConfig, backup_id: str | None) -> Any:
         from releasegate.backup.sets import list_backups
 
         sets = [s for s in list_backups(Path(self.config.backups_dir), stack.name) if s.complete]
@@ -220,7 +223,7 @@ class BackupOps(EngineBase):
         known = ", ".join(s.id for s in sets[:8]) or "none"
         raise BadInput(f"no complete backup {backup_id} for {stack.name}", hint=f"backups: {known}")
 
-    def _latest_verified(self, stack: Any) -> tuple[Any, bool]:
+    def _latest_verified(self, stack: StackConfig) -> tuple[Any, bool]:
         """The newest complete backup that `backup verify` passed, and True; else the newest
         complete backup, and False (nothing has been verified yet)."""
         from releasegate.backup.sets import list_backups
@@ -308,7 +311,7 @@ class BackupOps(EngineBase):
             hosts.close()
 
     def _config_sources(
-        self, stack: Any, hosts: StackHosts | None, *, present_only: bool = False
+        self, stack: StackConfig, hosts: StackHosts | None, *, present_only: bool = False
     ) -> list[Any]:
         """The config files as the backups name them: `config` on this machine,
         `config-<host>` for each SSH host (its own files, over the run's connection). To take
@@ -346,7 +349,7 @@ class BackupOps(EngineBase):
 
     def _run_restore(
         self,
-        stack: Any,
+        stack: StackConfig,
         hosts: StackHosts,
         item: Any,
         *,
@@ -428,7 +431,7 @@ class BackupOps(EngineBase):
         return self._close(out, "success", ExitCode.OK, restored.summary)
 
     def _restore_sources(
-        self, item: Any, sources: list[Any], stack: Any
+        self, item: Any, sources: list[Any], stack: StackConfig
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         from releasegate.backup.sets import restore_backup
         from releasegate.errors import ReleasegateError
@@ -446,7 +449,7 @@ class BackupOps(EngineBase):
         )
         return not bad, summary, checks, {"backup": item.id}
 
-    def _backup_before(self, stack: Any, version: str | None) -> str | None:
+    def _backup_before(self, stack: StackConfig, version: str | None) -> str | None:
         """The backup taken by the newest deploy of `version` (what its data was before)."""
         for rec in reversed(self.ledger.actions(stack=stack.name, action="deploy")):
             if rec.version == version and rec.details.get("backup"):

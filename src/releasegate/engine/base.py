@@ -24,6 +24,7 @@ from releasegate.runtimes.base import PhaseResult
 from releasegate.smoke import HttpClientSource
 
 if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
     from releasegate.execution.hosts import StackHosts
     from releasegate.ledger import Ledger
 
@@ -133,7 +134,9 @@ class EngineBase:
             )
         return stack
 
-    def _hosts(self, stack: Any, token: str, options: HostOptions | None = None) -> StackHosts:
+    def _hosts(
+        self, stack: StackConfig, token: str, options: HostOptions | None = None
+    ) -> StackHosts:
         """The stack's hosts for one run (one local host, or SSH hosts), close()d after."""
         from releasegate.execution.hosts import StackHosts
 
@@ -170,7 +173,7 @@ class EngineBase:
         hosts.on_host = progress
         return hosts
 
-    def _env_sources(self, stack: Any) -> list[dict[str, str]]:
+    def _env_sources(self, stack: StackConfig) -> list[dict[str, str]]:
         """Where secrets come from: the environment, env_vars, the stack's .env files."""
         envs: list[dict[str, str]] = [
             dict(os.environ),
@@ -184,10 +187,10 @@ class EngineBase:
                 envs.append(read_env_file(path.read_text(encoding="utf-8", errors="replace")))
         return envs
 
-    def _redactor(self, stack: Any) -> Redactor:
+    def _redactor(self, stack: StackConfig) -> Redactor:
         return Redactor.from_env(*self._env_sources(stack))
 
-    def _secrets(self, stack: Any) -> dict[str, str]:
+    def _secrets(self, stack: StackConfig) -> dict[str, str]:
         """Values for `password_env` names: the stack's .env files win over the environment."""
         merged: dict[str, str] = {}
         for env in self._env_sources(stack):
@@ -196,7 +199,7 @@ class EngineBase:
 
     def _begin(
         self,
-        stack: Any,
+        stack: StackConfig,
         action: str,
         version: str,
         *,
@@ -224,7 +227,7 @@ class EngineBase:
     def _step(
         self,
         out: RunOutcome,
-        stack: Any,
+        stack: StackConfig,
         name: str,
         body: Callable[[], tuple[bool, str, list[CheckResult], dict[str, Any]]],
     ) -> StepResult:
@@ -302,7 +305,7 @@ class EngineBase:
     def _phase(phase: PhaseResult) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         return phase.ok, phase.summary, [], phase.evidence()
 
-    def _locked(self, stack: Any, action: str, version: str, token: str) -> _Lock:
+    def _locked(self, stack: StackConfig, action: str, version: str, token: str) -> _Lock:
         return _Lock(self, stack, action, version, token)
 
 
@@ -310,7 +313,7 @@ class _Lock:
     """Context manager around the stack lock; a refusal is itself recorded."""
 
     def __init__(
-        self, engine: EngineBase, stack: Any, action: str, version: str, token: str
+        self, engine: EngineBase, stack: StackConfig, action: str, version: str, token: str
     ) -> None:
         self.engine, self.stack, self.action, self.version, self.run_id = (
             engine,

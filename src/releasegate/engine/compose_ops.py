@@ -14,6 +14,7 @@ from releasegate.model import CheckResult
 from releasegate.runtimes.base import HostRuntime, PhaseResult
 
 if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
     from releasegate.execution.hosts import StackHosts
 
 
@@ -56,7 +57,7 @@ class ComposeOps(BackupOps):
             hosts.close()
 
     def _sync(
-        self, stack: Any, hosts: StackHosts, source: Path, token: str, *, dry_run: bool
+        self, stack: StackConfig, hosts: StackHosts, source: Path, token: str, *, dry_run: bool
     ) -> tuple[RunOutcome, Any]:
         from releasegate.sync import plan_sync
 
@@ -101,7 +102,7 @@ class ComposeOps(BackupOps):
             return self._close(out, "success", ExitCode.OK, f"synced: {summary}"), plan
 
     def _backup_files(
-        self, stack: Any, running: str, files: list[str]
+        self, stack: StackConfig, running: str, files: list[str]
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         """What sync is about to replace, as a backup set of its own."""
         from releasegate.backup.sources import FilesSource
@@ -152,7 +153,7 @@ class ComposeOps(BackupOps):
             hosts.close()
 
     def _prune(
-        self, stack: Any, hosts: StackHosts, token: str, keep: int | None, *, dry_run: bool
+        self, stack: StackConfig, hosts: StackHosts, token: str, keep: int | None, *, dry_run: bool
     ) -> tuple[RunOutcome, Any]:
         from releasegate.prune import select_prunable
         from releasegate.runtimes import compose_commands as cc
@@ -204,7 +205,7 @@ class ComposeOps(BackupOps):
             return self._close(out, status, code, res.summary), choice
 
     @staticmethod
-    def _version_repos(stack: Any, runtime: HostRuntime, version: str) -> list[str]:
+    def _version_repos(stack: StackConfig, runtime: HostRuntime, version: str) -> list[str]:
         """Repositories of the images that carry the version (tag stripped)."""
         from releasegate.runtimes import compose_commands as cc
 

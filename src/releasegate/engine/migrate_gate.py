@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 from releasegate.model import CheckResult
 
 if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
     from releasegate.engine.migrations import MigrationOps
 
 StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
 
 
-def migration_gate(ops: MigrationOps, stack: Any, version: str, *, forced: bool) -> StepBody:
+def migration_gate(
+    ops: MigrationOps, stack: StackConfig, version: str, *, forced: bool
+) -> StepBody:
     from releasegate.engine.migrations import status_evidence
     from releasegate.migrations.service import lint_pending, status_with_drift
     from releasegate.migrations.sqlrules import Risk
@@ -72,7 +75,7 @@ def migration_gate(ops: MigrationOps, stack: Any, version: str, *, forced: bool)
     return False, "migration gate: " + "; ".join(problems), checks, evidence
 
 
-def run_migrations(ops: MigrationOps, stack: Any, version: str) -> StepBody:
+def run_migrations(ops: MigrationOps, stack: StackConfig, version: str) -> StepBody:
     """The deploy's migrate step for a stack with `migrations:`: the tool's own migrate on the
     live database (between the backup and the switch), then its status must be clean."""
     from releasegate.engine.migrations import status_evidence
@@ -92,7 +95,12 @@ def run_migrations(ops: MigrationOps, stack: Any, version: str) -> StepBody:
         "output": output,
     }
     if not result.ok:
-        return False, f"{stack.migrations.tool} migrate failed: {result.describe()}", [], evidence
+        return (
+            False,
+            f"{stack.migration_settings.tool} migrate failed: {result.describe()}",
+            [],
+            evidence,
+        )
     after = status_with_drift(adapter)
     evidence["status"] = status_evidence(after)
     if after.pending or after.failed:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate import names
 from releasegate.engine.backups import BackupOps
@@ -15,6 +15,9 @@ from releasegate.engine.base import RunOutcome
 from releasegate.errors import BadInput, ExitCode
 from releasegate.migrations.model import Status
 from releasegate.model import CheckResult
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 REHEARSE = "migrate-rehearse"
 StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
@@ -57,20 +60,22 @@ class MigrationOps(BackupOps):
             )
         return stack
 
-    def _db_source(self, stack: Any) -> Any:
+    def _db_source(self, stack: StackConfig) -> Any:
         from releasegate.backup.from_config import sources_for
 
         for source in sources_for(stack):
-            if source.name == stack.migrations.database:
+            if source.name == stack.migration_settings.database:
                 return source
-        raise BadInput(f"no backup source {stack.migrations.database} in stack {stack.name}")
+        raise BadInput(
+            f"no backup source {stack.migration_settings.database} in stack {stack.name}"
+        )
 
-    def adapter(self, stack: Any, database: str | None = None) -> Any:
+    def adapter(self, stack: StackConfig, database: str | None = None) -> Any:
         from releasegate.migrations.dbclient import DbClient
         from releasegate.migrations.tools import adapter_for
         from releasegate.migrations.tools.base import ToolContext
 
-        cfg = stack.migrations
+        cfg = stack.migration_settings
         source = self._db_source(stack)
         ctx = ToolContext(
             tool=cfg.tool,
@@ -100,7 +105,7 @@ class MigrationOps(BackupOps):
         status = adapter.status()
         return status, lint_pending(adapter, status)
 
-    def last_rehearsal(self, stack: Any, *, version: str, head: str) -> Any:
+    def last_rehearsal(self, stack: StackConfig, *, version: str, head: str) -> Any:
         """The newest successful rehearsal of this stack for `version` (or, without one,
         for the migration `head`): what a deploy gate asks for."""
         for rec in reversed(self.ledger.actions(stack=stack.name, action=REHEARSE)):
@@ -111,7 +116,9 @@ class MigrationOps(BackupOps):
         return None
 
     # -- resolve -------------------------------------------------------------------------------
-    def _refuse(self, stack: Any, action: str, version: str, message: str, hint: str) -> RunOutcome:
+    def _refuse(
+        self, stack: StackConfig, action: str, version: str, message: str, hint: str
+    ) -> RunOutcome:
         out = RunOutcome(action, stack.name, stack.env, version, "running", ExitCode.REFUSED, "")
         out.action_id = self._begin(stack, action, version, notes=message)
         return self._close(out, "refused", ExitCode.REFUSED, message, hint=hint)
@@ -256,7 +263,7 @@ class MigrationOps(BackupOps):
         ))  # fmt: skip
 
     def _rehearse_on(
-        self, out: RunOutcome, stack: Any, adapter: Any, scratch: Any, source: Any
+        self, out: RunOutcome, stack: StackConfig, adapter: Any, scratch: Any, source: Any
     ) -> tuple[str, str]:
         from releasegate.migrations.service import status_with_drift
 
@@ -303,7 +310,7 @@ class MigrationOps(BackupOps):
         if not res.ok:
             return "fail", res.summary
 
-        smoke = stack.migrations.previous_smoke
+        smoke = stack.migration_settings.previous_smoke
         if smoke is not None:
             ctx = on_scratch.ctx
 
@@ -349,7 +356,7 @@ class MigrationOps(BackupOps):
                 "say why, e.g. --reason 'release 42 rolled back; its migration too'",
             )  # fmt: skip
         adapter = self.adapter(stack)
-        if stack.migrations.tool in ("prisma", "sql"):
+        if stack.migration_settings.tool in ("prisma", "sql"):
             adapter.rollback(to, status=None)  # raises Refused with the restore hint
         token = os.urandom(6).hex()
         with self._locked(stack, action, "", token):
@@ -359,7 +366,9 @@ class MigrationOps(BackupOps):
                 stack, action, "", notes=f"to {to}", reason=reason, details={"to": to}
             )
             before = adapter.status()
-            db_sources = [s for s in sources_for(stack) if s.name == stack.migrations.database]
+            db_sources = [
+                s for s in sources_for(stack) if s.name == stack.migration_settings.database
+            ]
             res = self._step(
                 out, stack, "backup",
                 lambda: self._take_backup(stack, None, None, sources=db_sources),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from releasegate.config.schema import HttpCheck
 from releasegate.model import CheckResult
 from releasegate.ops import Program, cmd, run_async, run_sync
 from releasegate.redact import Redactor
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from releasegate.config.schema import StackConfig
     from releasegate.smoke import HttpClientSource
     from releasegate.transport.ssh import LoopRunner, SshOptions
 
@@ -65,7 +67,7 @@ def lost(phase: PhaseResult) -> bool:
     return any(c.get("exit_code") == -1 and "error" in c for c in phase.commands)
 
 
-def _runtime_class(stack: Any) -> Any:
+def _runtime_class(stack: StackConfig) -> Any:
     if stack.runtime == "compose":
         from releasegate.runtimes.compose import ComposeRuntime
 
@@ -80,7 +82,7 @@ class StackHosts:
 
     def __init__(
         self,
-        stack: Any,
+        stack: StackConfig,
         redact: Redactor,
         token: str,
         *,
@@ -113,6 +115,7 @@ class StackHosts:
 
             self.runner = LoopRunner()
             for host in remote:
+                assert host.address is not None  # an ssh:// host always has one
                 target = SshTarget(address=host.address, user=host.user, port=host.port)
                 transport = SshTransport(target, options or ssh_options(), runner=self.runner)
                 self.hosts[host.label] = kind(stack, transport, redact, token)
@@ -145,9 +148,10 @@ class StackHosts:
         and the deploy's `previous` all judge the same answer (no second `readlink`)."""
         if self._survey is not None and set(self.active) <= set(self._survey):
             return {h: self._survey[h] for h in self.active}
-        found = self.fan_out(
+        found = self.run_programs(
             "survey",
             lambda h, rt: rt.survey_ops(),
+            hosts=None,
             report=False,
             failed=lambda h, why: HostSurvey(False, why),
         )
@@ -292,7 +296,7 @@ class StackHosts:
         results: list[CheckResult] = []
         for check in self.stack.smoke:
             url = None
-            if getattr(check, "http", None):
+            if isinstance(check, HttpCheck):
                 url = check.http.replace("{host}", self.addresses[host])
             result = yield from check_program(
                 check,
@@ -316,14 +320,31 @@ class StackHosts:
     def fan_out(
         self,
         phase: str,
-        program: Callable[[str, HostRuntime], Program[T]],
+        program: Callable[[str, HostRuntime], Program[HostOutcome]],
         *,
         hosts: Sequence[str] | None = None,
         report: bool = True,
-        failed: Callable[[str, str], T] | None = None,
+    ) -> dict[str, HostOutcome]:
+        """One program per host, each answering a HostOutcome (see run_programs)."""
+        return self.run_programs(
+            phase,
+            program,
+            hosts=hosts,
+            report=report,
+            failed=lambda host, why: HostOutcome(host, False, why),
+        )
+
+    def run_programs(
+        self,
+        phase: str,
+        program: Callable[[str, HostRuntime], Program[T]],
+        *,
+        hosts: Sequence[str] | None,
+        report: bool,
+        failed: Callable[[str, str], T],
     ) -> dict[str, T]:
         """One program per host; results in host order, progress reported as each ends.
-        `failed` makes a host's answer out of a bug's message (default: a HostOutcome)."""
+        `failed` makes a host's answer out of a bug's message."""
         chosen = list(self.active if hosts is None else hosts)
         outcomes: dict[str, T] = {}
         if self.runner is None:  # this machine: in turn, on this thread
@@ -339,9 +360,7 @@ class StackHosts:
                 outcomes[host] = future.result()
             except Exception as exc:  # a bug must still leave a per-host answer
                 why = f"{type(exc).__name__}: {exc}"
-                outcomes[host] = (
-                    failed(host, why) if failed else HostOutcome(host, False, why)  # type: ignore[assignment]
-                )
+                outcomes[host] = failed(host, why)
             self._report(report, phase, host, outcomes[host])
         return {h: outcomes[h] for h in chosen}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from releasegate.model import CheckResult
 from releasegate.ops import Program, Sleep, chain_failure, cmd, done
@@ -21,6 +21,9 @@ from releasegate.runtimes import compose_commands as cc
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import HostSurvey, PhaseResult
 from releasegate.transport.base import CommandResult, Transport
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 PULL_TIMEOUT_S = 900.0
 UP_TIMEOUT_S = 600.0
@@ -32,7 +35,7 @@ T = TypeVar("T")
 class ComposeRuntime:
     def __init__(
         self,
-        stack: Any,
+        stack: StackConfig,
         transport: Transport,
         redact: Redactor,
         token: str,
@@ -46,8 +49,8 @@ class ComposeRuntime:
         self.root = PurePosixPath(str(stack.dir))
         self.project: str = stack.compose_project
         self.files: list[str] = stack.compose_files
-        self.var: str = stack.compose.version_var
-        self.profiles: list[str] = list(stack.compose.profiles)
+        self.var: str = stack.compose_settings.version_var
+        self.profiles: list[str] = list(stack.compose_settings.profiles)
         self.base = cc.base(self.project, self.root, self.files, self.profiles)
         self._sleep = sleep
         self._services: list[str] | None = None
@@ -75,7 +78,7 @@ class ComposeRuntime:
         """Services whose image carries the version: `version_service`, or every service
         whose image, as written, uses the version variable."""
         if self._services is None:
-            configured = self.stack.compose.version_service
+            configured = self.stack.compose_settings.version_service
             # Not learnt from a survey: only the configured service is known.
             return [configured] if configured else []
         return self._services
@@ -83,7 +86,7 @@ class ComposeRuntime:
     def learn_files(self, texts: Mapping[str, str]) -> None:
         """The compose files as a host has them (a fleet's survey read them): which services
         carry the version, without reading this machine's copy."""
-        configured = self.stack.compose.version_service
+        configured = self.stack.compose_settings.version_service
         self._services = [configured] if configured else cc.services_using_var(texts, self.var)
 
     def running_version_ops(self) -> Program[str | None]:
@@ -183,7 +186,7 @@ class ComposeRuntime:
                     f"compose file(s) missing in {self.root}: {', '.join(missing)}",
                     {"missing": missing},
                     hint=f"`releasegate sync {self.stack.name}` copies them from the source dir"
-                    if self.stack.compose.source and not self.remote
+                    if self.stack.compose_settings.source and not self.remote
                     else "put them in the stack's dir, or set compose.files",
                 )
             )
@@ -245,7 +248,7 @@ class ComposeRuntime:
                 hint="" if valid.ok else "run `docker compose config` in the run dir",
             )
         ]
-        for network in self.stack.compose.networks:
+        for network in self.stack.compose_settings.networks:
             found: CommandResult = yield cmd(cc.network_exists(network), timeout=30)
             checks.append(
                 CheckResult(
@@ -382,7 +385,7 @@ class ComposeRuntime:
             if not hook.ok:
                 phase.summary = f"restart command failed: {hook.describe()}"
                 return phase
-        deadline = time.monotonic() + float(self.stack.compose.wait_timeout)
+        deadline = time.monotonic() + float(self.stack.compose_settings.wait_timeout)
         while True:
             containers = yield from self.containers_ops()
             verdict, why = cc.health_verdict(containers)
@@ -395,7 +398,9 @@ class ComposeRuntime:
         phase.facts["images"] = yield from self._digests_ops(containers)
         if verdict == "wait":
             phase.ok = False
-            phase.summary = f"not healthy within {self.stack.compose.wait_timeout:g}s: {why}"
+            phase.summary = (
+                f"not healthy within {self.stack.compose_settings.wait_timeout:g}s: {why}"
+            )
         elif verdict == "fail":
             phase.ok = False
             phase.summary = why

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate.model import CheckResult
 from releasegate.ops import Program, cmd, done
@@ -19,6 +19,9 @@ from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import HostSurvey, PhaseResult
 from releasegate.transport.base import CommandResult, Transport
 
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -27,7 +30,9 @@ class Artifact:
 
 
 class ReleasesRuntime:
-    def __init__(self, stack: Any, transport: Transport, redact: Redactor, token: str) -> None:
+    def __init__(
+        self, stack: StackConfig, transport: Transport, redact: Redactor, token: str
+    ) -> None:
         self.stack = stack
         self.transport = transport
         self.redact = redact
@@ -38,7 +43,7 @@ class ReleasesRuntime:
 
     # -- facts ---------------------------------------------------------------------------
     def find_artifact(self, version: str) -> Artifact | None:
-        base = Path(self.stack.artifacts)
+        base = self.stack.artifacts_dir
         if (base / version).is_dir():
             return Artifact("dir", base / version)
         if (base / f"{version}.tar.gz").is_file():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate import locks, names
 from releasegate.engine.base import RunOutcome, StackStatus
@@ -14,6 +14,9 @@ from releasegate.errors import ExitCode
 from releasegate.gates.promotion import promotion_check
 from releasegate.model import CheckResult, Event
 from releasegate.workflows.deploy import DeployFlow
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 
 class ChecksFlow(DeployFlow):
@@ -107,7 +110,7 @@ class ChecksFlow(DeployFlow):
             for name, stack in self.config.stacks.items()
         ]
 
-    def _stack_status(self, name: str, stack: Any, lk: Any) -> StackStatus:
+    def _stack_status(self, name: str, stack: StackConfig, lk: Any) -> StackStatus:
         hosts = self._hosts(stack, "status")
         try:
             states = hosts.host_states()

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate import names
 from releasegate.engine.base import HostOptions, RunOutcome
@@ -20,6 +20,9 @@ from releasegate.model import CheckResult, Event, Plan, Step
 from releasegate.plan import plan_deploy
 from releasegate.workflows.rollback import RollbackFlow
 from releasegate.workflows.steps import Run, StepBody
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
         finally:
             hosts.close()
 
-    def _deploy_plan(self, stack: Any, hosts: Any, request: DeployRequest) -> Plan:
+    def _deploy_plan(self, stack: StackConfig, hosts: Any, request: DeployRequest) -> Plan:
         rollout = self.rollout_for(stack, hosts.labels, request.hosts.rollout)
         facts = self.facts(stack, hosts, request.version, rollout, exclude=request.version)
         if request.reprepare:
@@ -111,7 +114,9 @@ class DeployFlow(RollbackFlow, MigrationOps):
             out.followups[:0] = recovered
             return out
 
-    def _run_deploy(self, stack: Any, hosts: Any, plan: Plan, request: DeployRequest) -> RunOutcome:
+    def _run_deploy(
+        self, stack: StackConfig, hosts: Any, plan: Plan, request: DeployRequest
+    ) -> RunOutcome:
         version = plan.version
         notes = f"FORCED: {plan.reason}" if plan.forced else plan.reason
         if (stack.backup_files or stack.backup.sources) and request.skip_backup:
@@ -183,6 +188,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
     # -- step bodies ------------------------------------------------------------------------------
     def _promotion(self, run: Run) -> StepBody:
         stack = run.stack
+        assert stack.promote_from is not None  # the plan has this step only then
         check = promotion_check(
             stack=stack.name,
             source=stack.promote_from,

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from releasegate import locks, names
 from releasegate.engine.base import HostOptions, RunOutcome
@@ -25,6 +25,9 @@ from releasegate.identity import pid_alive
 from releasegate.model import ActionRecord, Event, Plan, Step
 from releasegate.plan import Facts, plan_restore, plan_rollback
 from releasegate.workflows.steps import Run, StepBody, StepsOps
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,13 @@ class RollbackRequest:
 
 class RollbackFlow(StepsOps, ComposeOps):
     # -- planning -------------------------------------------------------------------------------
-    def _rollback_target(self, stack: Any, exclude: str | None) -> str | None:
+    def _rollback_target(self, stack: StackConfig, exclude: str | None) -> str | None:
         good = [v for v in self.ledger.good_versions(stack.name) if v != exclude]
         return good[0] if good else None
 
-    def _choose_target(self, stack: Any, request: RollbackRequest, running: str | None) -> str:
+    def _choose_target(
+        self, stack: StackConfig, request: RollbackRequest, running: str | None
+    ) -> str:
         if request.to is not None:
             deployed = self.ledger.good_versions(stack.name)
             if request.to not in deployed:
@@ -66,7 +71,9 @@ class RollbackFlow(StepsOps, ComposeOps):
             )
         return target
 
-    def _rollback_plan(self, stack: Any, hosts: StackHosts, target: str, reason: str) -> Plan:
+    def _rollback_plan(
+        self, stack: StackConfig, hosts: StackHosts, target: str, reason: str
+    ) -> Plan:
         rollout = self.rollout_for(stack, hosts.active, {"strategy": "all"})
         facts = Facts(
             running=hosts.running_version(),
@@ -109,7 +116,9 @@ class RollbackFlow(StepsOps, ComposeOps):
             finally:
                 hosts.close()
 
-    def _rollback(self, stack: Any, hosts: StackHosts, request: RollbackRequest) -> RunOutcome:
+    def _rollback(
+        self, stack: StackConfig, hosts: StackHosts, request: RollbackRequest
+    ) -> RunOutcome:
         recovered = self._recover(stack, hosts)
         if recovered and request.to is None:
             return recovered[-1]  # the recovery was itself the rollback that was asked for
@@ -131,7 +140,7 @@ class RollbackFlow(StepsOps, ComposeOps):
         out.followups[:0] = [*recovered, *restored]
         return out
 
-    def _db_backup_for(self, stack: Any, running: str | None) -> str:
+    def _db_backup_for(self, stack: StackConfig, running: str | None) -> str:
         backup_id = self._backup_before(stack, running)
         if backup_id is None:
             raise BadInput(
@@ -143,7 +152,7 @@ class RollbackFlow(StepsOps, ComposeOps):
 
     def _run_rollback(
         self,
-        stack: Any,
+        stack: StackConfig,
         hosts: StackHosts,
         target: str,
         *,
@@ -267,7 +276,7 @@ class RollbackFlow(StepsOps, ComposeOps):
             )
         return found
 
-    def _recover(self, stack: Any, hosts: StackHosts) -> list[RunOutcome]:
+    def _recover(self, stack: StackConfig, hosts: StackHosts) -> list[RunOutcome]:
         """After a crash, bring the stack to a known good version before anything else.
 
         Seed 001: the service answers on the old or the new version, never neither. An

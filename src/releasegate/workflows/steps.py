@@ -5,13 +5,16 @@ host and many. The deploy and rollback workflows walk their plan and call these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate.engine.base import EngineBase, RunOutcome
 from releasegate.execution.hosts import HostOutcome, StackHosts
 from releasegate.execution.rollout import Rollout, fd_limit, plan_rollout
 from releasegate.model import CheckResult, Event, Plan, Step
 from releasegate.plan import Facts
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
 ROLLOUT_KEYS = ("strategy", "batch", "canary", "pause", "max_failures", "parallel")
@@ -22,7 +25,7 @@ class Run:
     """One run of a plan: where it stands, so a failure or an interruption knows what to
     send back."""
 
-    stack: Any
+    stack: StackConfig
     hosts: StackHosts
     plan: Plan
     out: RunOutcome
@@ -34,7 +37,9 @@ class Run:
 
 
 class StepsOps(EngineBase):
-    def rollout_for(self, stack: Any, hosts: list[str], overrides: dict[str, Any]) -> Rollout:
+    def rollout_for(
+        self, stack: StackConfig, hosts: list[str], overrides: dict[str, Any]
+    ) -> Rollout:
         """The hosts in batches, with this run's overrides over the stack's `fleet:`."""
         cfg = stack.fleet
         unknown = set(overrides) - set(ROLLOUT_KEYS)
@@ -56,7 +61,7 @@ class StepsOps(EngineBase):
         )
 
     def facts(
-        self, stack: Any, hosts: StackHosts, version: str, rollout: Rollout, *, exclude: str
+        self, stack: StackConfig, hosts: StackHosts, version: str, rollout: Rollout, *, exclude: str
     ) -> Facts:
         """Everything the plan needs from the hosts (one survey) and the ledger."""
         good = [v for v in self.ledger.good_versions(stack.name) if v != exclude]
