@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e_db.migrate_lab import MigrateLab, build
+from tests.lab.plans import planned, recorded, same_steps
 
 pytestmark = pytest.mark.e2e
 
@@ -76,8 +77,13 @@ def test_failed_migration_restores_the_database_and_switches_nothing(shop: Migra
 
     # The fix (seed 003: a nullable column) deploys, and the migration runs in the deploy.
     migration.write_text(unsafe.replace("max_length=20)", "max_length=20, null=True)"))
+    dry = shop.rg("deploy", shop.stack, "staging", "v3", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    plan = planned(dry.stdout)
+    assert [n for n, _ in plan][:4] == ["preflight", "migration-gate", "backup", "prepare"]
     out = shop.rg("deploy", shop.stack, "staging", "v3", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
+    assert same_steps(plan, recorded(_result(out)))  # the plan is what ran, gate included
     steps = {s["step"]: s for s in _result(out)["steps"]}
     assert steps["migrate"]["summary"].startswith("applied 1 migration(s)")
     assert steps["migrate"]["evidence"]["pending"] == ["shop.0003_order_region"]

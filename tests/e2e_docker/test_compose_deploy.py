@@ -15,6 +15,7 @@ import pytest
 from tests.lab.compose_workspace import ComposeWorkspace, make_workspace
 from tests.lab.docker import compose, docker
 from tests.lab.images import health_body, sha_version
+from tests.lab.plans import last_json, planned, recorded, same_steps
 
 V1, V2, V3 = sha_version("compose-v1"), sha_version("compose-v2"), sha_version("compose-v3")
 MISSING = "sha-0000dead"
@@ -32,8 +33,12 @@ def lab(docker_lab, tmp_path):  # type: ignore[no-untyped-def]
 
 def test_v1_v2_then_unhealthy_v3_rolls_back_to_v2(lab: ComposeWorkspace) -> None:
     for version in (V1, V2):
-        out = lab.rg("deploy", "web-staging", "staging", version)
+        dry = lab.rg("deploy", "web-staging", "staging", version, "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        plan = planned(dry.stdout)
+        out = lab.rg("deploy", "web-staging", "staging", version, "--json")
         assert out.returncode == 0, out.stdout + out.stderr
+        assert same_steps(plan, recorded(last_json(out.stdout, "result")))  # the plan ran
         assert lab.health("web-staging") == (200, health_body(version))
     out = lab.rg("deploy", "web-staging", "staging", V3)
     assert out.returncode == 4, out.stdout + out.stderr

@@ -117,6 +117,7 @@ stacks:
     dir: {self.dir}
     artifacts: ./artifacts
     commands:
+      migrate: ["true"]   # once per fleet, on one host, between prepare and the batches
       restart: [sh, restart.sh]
     smoke:
       - http: "http://{{host}}:{self.port}/version.txt"
@@ -213,6 +214,7 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert result["status"] == "success"
     assert same_steps(steps, recorded(result)), (steps, recorded(result))  # the plan ran
     assert [n for n, _ in steps].count("switch") == 3
+    assert [n for n, _ in steps][:3] == ["preflight", "prepare", "migrate"]
     rollout = [s for s in result["steps"] if s["step"] == "smoke"]  # type: ignore[union-attr]
     assert [s["evidence"]["batch"] for s in rollout] == [
         list(fleet.labels[0:2]),

@@ -82,6 +82,8 @@ def make_workspace(
             f"  {stack}:\n    env: {env}\n    runtime: compose\n    dir: srv/{stack}\n"
             f"{promote}"
             f"    compose:\n      project: {projects[stack]}\n      wait_timeout: 60\n"
+            # The team's migrate step (seed 001 runs one): it sees the version it migrates to.
+            f"    commands:\n      migrate: 'test -n \"$IMAGE_TAG\"'\n"
             f"    smoke:\n      - name: health\n"
             f"        http: http://127.0.0.1:{ports[stack]}/health\n"
             f'        body_contains: \'"version": "{{version}}"\'\n'
