@@ -425,14 +425,13 @@ def change_run(
         names += [str(h) for h in app.config.stack(stack_name).hosts]
     names = list(dict.fromkeys(names or ["local"]))
     targets = [(name, for_host(name)) for name in names]
-    ledger = app.ledger
     actor = app.actor
+    engine = app.engine()  # runs and steps are recorded the one way deploys record theirs
     redact = Redactor.from_env(dict(os.environ))
     done = _interrupted_steps(app, rec.doc.id, resume=resume or only_rollback)
-    run_id = ledger.begin_action(
-        stack=LEDGER_STACK, env=LEDGER_ENV,
-        action="change-rollback" if only_rollback else "change-run", version=rec.doc.id,
-        notes=rec.doc.title[:200],
+    run_id = engine.open_action(
+        LEDGER_STACK, LEDGER_ENV, "change-rollback" if only_rollback else "change-run",
+        rec.doc.id, notes=rec.doc.title[:200],
         details={
             "hash": approvals.hash, "risk": rec.doc.risk,
             "approvals": [
@@ -440,23 +439,21 @@ def change_run(
                 for a in approvals.valid
             ],
         },
-        user=actor.user, host=actor.host, pid=actor.pid,
     )  # fmt: skip
     open_steps: dict[tuple[int, str], str] = {}
 
     def before(step: Any, host: str) -> None:
-        open_steps[(step.line, host)] = ledger.begin_action(
-            stack=LEDGER_STACK, env=LEDGER_ENV, action=f"change-{step.kind}",
-            version=rec.doc.id, parent_id=run_id, notes=f"{step.name} @ {host}"[:200],
-            user=actor.user, host=actor.host, pid=actor.pid,
+        open_steps[(step.line, host)] = engine.open_action(
+            LEDGER_STACK, LEDGER_ENV, f"change-{step.kind}", rec.doc.id, parent=run_id,
+            notes=f"{step.name} @ {host}"[:200],
         )  # fmt: skip
 
     def after(outcome: Any) -> None:
-        ledger.end_action(
+        engine.close_action(
             open_steps.pop((outcome.step.line, outcome.host)),
             "success" if outcome.ok else "fail",
-            notes=outcome.summary[:200],
-            details={
+            outcome.summary[:200],
+            {
                 "command": redact(outcome.step.command),
                 "exit_code": outcome.exit_code,
                 "duration_s": round(outcome.duration_s, 3),
@@ -509,10 +506,9 @@ def change_run(
     status = {DONE: "success", ROLLED_BACK: "rolled_back", REFUSED: "refused"}.get(
         report.status, "fail"
     )
-    ledger.end_action(
-        run_id, status, notes=f"{report.status}: {report.message}"[:300],
-        details={"status": report.status},
-    )  # fmt: skip
+    engine.close_action(
+        run_id, status, f"{report.status}: {report.message}"[:300], {"status": report.status}
+    )
     stamp = datetime.now(UTC).astimezone().strftime("%Y%m%d_%H%M%S")
     runs = store.folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)

@@ -209,9 +209,36 @@ class EngineBase:
         reason: str = "",
         details: dict[str, Any] | None = None,
     ) -> str:
+        return self.open_action(
+            stack.name,
+            stack.env,
+            action,
+            version,
+            parent=parent,
+            notes=notes,
+            forced=forced,
+            reason=reason,
+            details=details,
+        )
+
+    # -- recording: every run and step, whoever runs it (a deploy, a change record) ------
+    def open_action(
+        self,
+        stack: str,
+        env: str,
+        action: str,
+        version: str,
+        *,
+        parent: str | None = None,
+        notes: str = "",
+        forced: bool = False,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> str:
+        """Write an action's (or a step's, with `parent`) `running` row before it starts."""
         return self.ledger.begin_action(
-            stack=stack.name,
-            env=stack.env,
+            stack=stack,
+            env=env,
             action=action,
             version=version,
             parent_id=parent,
@@ -223,6 +250,12 @@ class EngineBase:
             host=self.actor.host,
             pid=self.actor.pid,
         )
+
+    def close_action(
+        self, action_id: str, status: str, summary: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """Close a run's or a step's row with its outcome and evidence."""
+        self.ledger.end_action(action_id, status, notes=summary[:500], details=details)
 
     def _step(
         self,
@@ -241,16 +274,14 @@ class EngineBase:
             ok, summary, checks, evidence = body()
         except Interrupted as stop:  # Ctrl-C or SIGTERM: the step ends here, recorded
             why = f"aborted by {stop.name}"
-            self.ledger.end_action(step_id, "aborted", notes=why)
+            self.close_action(step_id, "aborted", why)
             out.steps.append(StepResult(name, False, started, time.monotonic() - t0, why))
             self.emit(Event("step_finished", stack.name, step=name, ok=False, message=why))
             raise
         except Exception as exc:  # a bug or an OS error must still close the row
             ok, summary, checks, evidence = False, f"{type(exc).__name__}: {exc}", [], {}
         result = StepResult(name, ok, started, time.monotonic() - t0, summary, checks, evidence)
-        self.ledger.end_action(
-            step_id, "success" if ok else "fail", notes=summary[:500], details=_evidence(result)
-        )
+        self.close_action(step_id, "success" if ok else "fail", summary, _evidence(result))
         out.steps.append(result)
         for note in _notes(evidence):  # e.g. a background child still holds the output
             self.emit(Event("message", stack.name, step=name, message=note))
