@@ -426,7 +426,10 @@ def change_run(
     names = list(dict.fromkeys(names or ["local"]))
     targets = [(name, for_host(name)) for name in names]
     actor = app.actor
-    engine = app.engine()  # runs and steps are recorded the one way deploys record theirs
+    from releasegate.engine.base import Recorder
+
+    # Runs and steps recorded the one way deploys record theirs (no stack config needed).
+    engine = Recorder(app.ledger, actor=actor)
     redact = Redactor.from_env(dict(os.environ))
     done = _interrupted_steps(app, rec.doc.id, resume=resume or only_rollback)
     run_id = engine.open_action(

@@ -111,15 +111,58 @@ def _evidence(step: StepResult) -> dict[str, Any]:
     return {"summary": step.summary, "checks": [c.as_dict() for c in step.checks], **step.evidence}
 
 
-class EngineBase:
+class Recorder:
+    """Every run and step, whoever runs it (a deploy, a change record), written to the
+    ledger the one way: a `running` row before it starts, closed with its outcome."""
+
+    def __init__(self, ledger: Ledger, *, actor: Actor) -> None:
+        self.ledger = ledger
+        self.actor = actor
+
+    def open_action(
+        self,
+        stack: str,
+        env: str,
+        action: str,
+        version: str,
+        *,
+        parent: str | None = None,
+        notes: str = "",
+        forced: bool = False,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> str:
+        """Write an action's (or a step's, with `parent`) `running` row before it starts."""
+        return self.ledger.begin_action(
+            stack=stack,
+            env=env,
+            action=action,
+            version=version,
+            parent_id=parent,
+            notes=notes,
+            forced=forced,
+            reason=reason,
+            details=details,
+            user=self.actor.user,
+            host=self.actor.host,
+            pid=self.actor.pid,
+        )
+
+    def close_action(
+        self, action_id: str, status: str, summary: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """Close a run's or a step's row with its outcome and evidence."""
+        self.ledger.end_action(action_id, status, notes=summary[:500], details=details)
+
+
+class EngineBase(Recorder):
     """Config, ledger, actor and the helpers every operation records its steps with."""
 
     def __init__(
         self, config: Any, ledger: Ledger, *, actor: Actor, emit: Emit | None = None
     ) -> None:
+        super().__init__(ledger, actor=actor)
         self.config = config
-        self.ledger = ledger
-        self.actor = actor
         self.emit: Emit = emit or (lambda _e: None)
         self.http = HttpClientSource()  # smoke's HTTP client, built while commands run
 
@@ -220,42 +263,6 @@ class EngineBase:
             reason=reason,
             details=details,
         )
-
-    # -- recording: every run and step, whoever runs it (a deploy, a change record) ------
-    def open_action(
-        self,
-        stack: str,
-        env: str,
-        action: str,
-        version: str,
-        *,
-        parent: str | None = None,
-        notes: str = "",
-        forced: bool = False,
-        reason: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> str:
-        """Write an action's (or a step's, with `parent`) `running` row before it starts."""
-        return self.ledger.begin_action(
-            stack=stack,
-            env=env,
-            action=action,
-            version=version,
-            parent_id=parent,
-            notes=notes,
-            forced=forced,
-            reason=reason,
-            details=details,
-            user=self.actor.user,
-            host=self.actor.host,
-            pid=self.actor.pid,
-        )
-
-    def close_action(
-        self, action_id: str, status: str, summary: str, details: dict[str, Any] | None = None
-    ) -> None:
-        """Close a run's or a step's row with its outcome and evidence."""
-        self.ledger.end_action(action_id, status, notes=summary[:500], details=details)
 
     def _step(
         self,
