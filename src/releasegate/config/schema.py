@@ -6,7 +6,7 @@ names) live in loader.py so they can point at the exact key.
 
 # No `from __future__ import annotations`: see values.py.
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -44,6 +44,9 @@ from releasegate.config.values import (
     unique,
 )
 from releasegate.errors import BadInput
+
+if TYPE_CHECKING:
+    from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 
@@ -373,7 +376,7 @@ class ArtifactLimitsConfig(StrictModel):
     # expanded / compressed size; judged once the expanded size passes 64 MiB
     max_ratio: Annotated[float, Field(ge=1)] = 200.0
 
-    def limits(self) -> Any:
+    def limits(self) -> "Limits":
         from releasegate.artifacts import Limits
 
         return Limits(self.max_bytes, self.max_files, self.max_ratio)

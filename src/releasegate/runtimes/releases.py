@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from releasegate.artifacts import Limits
 from releasegate.model import CheckResult
 from releasegate.ops import Program, cmd, done
 from releasegate.redact import Redactor
@@ -85,11 +86,8 @@ class ReleasesRuntime:
         if self.remote:
             file_sha256(upload_tarball(found, self.token))
 
-    def _limits(self) -> Any:
-        from releasegate.artifacts import Limits
-
-        config = getattr(self.stack, "artifact_limits", None)
-        return config.limits() if config is not None else Limits()
+    def _limits(self) -> Limits:
+        return self.stack.artifact_limits.limits()
 
     def smoke_dir(self) -> PurePosixPath:
         return self.root / "current"
