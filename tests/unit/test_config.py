@@ -292,3 +292,23 @@ def test_compose_stack_on_hosts(tmp_path: Path) -> None:
     assert stack.is_fleet and stack.fleet.strategy == "canary"
     assert stack.compose_files == ["compose.yaml"]  # docker compose's own first choice
     assert stack.backup_files == ["compose.yaml", ".env"]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("{}", (4 << 30, 200_000, 200.0)),
+        ("{max_bytes: 512MiB, max_files: 10, max_ratio: 50}", (512 << 20, 10, 50.0)),
+        ("{max_bytes: 1g}", (1 << 30, 200_000, 200.0)),
+        ("{max_bytes: 2 GB}", (2 << 30, 200_000, 200.0)),
+        ("{max_bytes: 1000}", (1000, 200_000, 200.0)),
+    ],
+)
+def test_artifact_limits(tmp_path: Path, given: str, expected: tuple[int, int, float]) -> None:
+    path = tmp_path / "releasegate.yaml"
+    path.write_text(
+        "stacks:\n  web:\n    env: prod\n    runtime: releases\n    dir: srv\n"
+        f"    artifacts: a\n    artifact_limits: {given}\n"
+    )
+    limits = load_config(path).stack("web").artifact_limits.limits()
+    assert (limits.max_bytes, limits.max_files, limits.max_ratio) == expected

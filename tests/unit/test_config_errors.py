@@ -346,6 +346,17 @@ CASES = [
         id="error-in-merged-anchor",
     ),
     pytest.param(
+        STACK + "    artifact_limits: {max_bytes: 4 gigs, max_file: 3, max_ratio: 0}\n",
+        [
+            f"{F}:7: stacks.web.artifact_limits.max_bytes: '4 gigs' is not a size: use bytes"
+            " or a unit, e.g. 512MiB or 4GiB",
+            f"{F}:7: stacks.web.artifact_limits.max_ratio: must be at least 1, got 0 (a number)",
+            f"{F}:7: stacks.web.artifact_limits.max_file: unknown key 'max_file'"
+            " (did you mean 'max_files'?)",
+        ],
+        id="artifact-limits",
+    ),
+    pytest.param(
         "- stacks\n",
         [f"{F}:1: expected a mapping with at least `stacks:` (got list)"],
         id="not-a-mapping",

@@ -6,7 +6,7 @@ names) live in loader.py so they can point at the exact key.
 
 # No `from __future__ import annotations`: see values.py.
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -44,6 +44,9 @@ from releasegate.config.values import (
     unique,
 )
 from releasegate.errors import BadInput
+
+if TYPE_CHECKING:
+    from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 
@@ -344,6 +347,41 @@ class ApprovalsConfig(StrictModel):
         return self.require_signed or bool(self.require_signed_for_risk)
 
 
+# ---- release artifacts ------------------------------------------------------------
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _byte_size(value: Any) -> Any:
+    """`4GiB`, `512 MiB`, `1g` or a plain number of bytes."""
+    import re
+
+    if isinstance(value, str):
+        found = re.fullmatch(r"\s*(\d{1,15})\s*([kmgtKMGT]?)(i?[bB])?\s*", value)
+        if found is None:
+            fail(f"'{value}' is not a size: use bytes or a unit, e.g. 512MiB or 4GiB")
+        return int(found[1]) * _SIZE_UNITS[found[2].lower()]
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(_byte_size), Field(ge=1)]
+
+
+class ArtifactLimitsConfig(StrictModel):
+    """How big a release artifact may get once unpacked (releasegate.artifacts.Limits):
+    checked on the controller before anything is written."""
+
+    max_bytes: ByteSize = 4 << 30  # file data, summed (4GiB)
+    max_files: Annotated[int, Field(ge=1)] = 200_000  # entries of any kind
+    # expanded / compressed size; judged once the expanded size passes 64 MiB
+    max_ratio: Annotated[float, Field(ge=1)] = 200.0
+
+    def limits(self) -> "Limits":
+        from releasegate.artifacts import Limits
+
+        return Limits(self.max_bytes, self.max_files, self.max_ratio)
+
+
 # ---- stacks and the file ---------------------------------------------------------
 
 
@@ -361,6 +399,7 @@ class StackConfig(StrictModel):
     commands: StackCommands = Field(default_factory=StackCommands)
     env_vars: dict[EnvVarName, str] = Field(default_factory=dict)
     keep_releases: Annotated[int, Field(ge=2)] = 5
+    artifact_limits: ArtifactLimitsConfig = Field(default_factory=ArtifactLimitsConfig)
     promote_from: StackName | None = None
     smoke: list[AnyCheck] = Field(default_factory=list)
     backup: BackupConfig = Field(default_factory=BackupConfig)

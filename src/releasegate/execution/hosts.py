@@ -231,7 +231,7 @@ class StackHosts:
         return checks
 
     def prepare(
-        self, version: str, previous: str | None, *, reprepare: bool = False
+        self, version: str, previous: str | None, *, reprepare: bool = False, as_is: bool = False
     ) -> PhaseResult:
         known = self.survey()
         self.first.before_prepare(version)
@@ -239,7 +239,8 @@ class StackHosts:
 
         def one(host: str, rt: HostRuntime) -> Program[HostOutcome]:
             done = version in known[host].prepared and not reprepare
-            outcome = yield from _wrap(host, rt.prepare_ops(version, previous, prepared=done))
+            program = rt.prepare_ops(version, previous, prepared=done, as_is=as_is)
+            outcome = yield from _wrap(host, program)
             if outcome.ok:
                 self._prepared.setdefault(host, set()).add(version)
             return outcome

@@ -121,8 +121,9 @@ class HostRuntime(Protocol):
         """The runtime's own gates on one host (disk, commands, files, compose rules, ...)."""
 
     def prepare_ops(
-        self, version: str, previous: str | None, *, prepared: bool
-    ) -> Program[PhaseResult]: ...
+        self, version: str, previous: str | None, *, prepared: bool, as_is: bool = False
+    ) -> Program[PhaseResult]:
+        """`as_is`: a prepared release serves as it is (a rollback), its artifact unchecked."""
 
     def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]: ...
 

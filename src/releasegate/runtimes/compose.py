@@ -306,7 +306,7 @@ class ComposeRuntime:
 
     # -- phases --------------------------------------------------------------------------
     def prepare_ops(
-        self, version: str, previous: str | None, *, prepared: bool = False
+        self, version: str, previous: str | None, *, prepared: bool = False, as_is: bool = False
     ) -> Program[PhaseResult]:
         """`docker compose pull` is the preparation (cheap when the images are cached)."""
         phase = PhaseResult(True, "")

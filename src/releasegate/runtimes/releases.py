@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from releasegate.artifacts import Limits
 from releasegate.model import CheckResult
 from releasegate.ops import Program, cmd, done
 from releasegate.redact import Redactor
@@ -70,11 +71,23 @@ class ReleasesRuntime:
         )
 
     def before_prepare(self, version: str) -> None:
-        """Pack a folder artifact and hash it once, before the hosts ask for it side by side
-        (on this thread, not the event loop's)."""
+        """Inspect the artifact, pack a folder artifact and hash it once, before the hosts ask
+        for it side by side (on this thread, not the event loop's). A refusal is kept for
+        prepare_ops to report; a refused folder is not packed."""
+        from releasegate.artifacts import ArtifactRefused, inspect_for_run
+
         found = self.find_artifact(version)
-        if found is not None and self.remote:
+        if found is None:
+            return
+        try:
+            inspect_for_run(found.path, self._limits(), self.token)
+        except ArtifactRefused:
+            return
+        if self.remote:
             file_sha256(upload_tarball(found, self.token))
+
+    def _limits(self) -> Limits:
+        return self.stack.artifact_limits.limits()
 
     def smoke_dir(self) -> PurePosixPath:
         return self.root / "current"
@@ -146,24 +159,49 @@ class ReleasesRuntime:
 
     # -- phases (each a program of operations: see releasegate.ops) -----------------------
     def prepare_ops(
-        self, version: str, previous: str | None, *, prepared: bool | None = None
+        self,
+        version: str,
+        previous: str | None,
+        *,
+        prepared: bool | None = None,
+        as_is: bool = False,
     ) -> Program[PhaseResult]:
         """Unpack the artifact into releases/<version>, link shared entries, run `install`.
 
-        A release is reused when it is already complete (versions are immutable); a
-        half-prepared one (no marker: a crash or a failed install) is rebuilt. A remote host
-        gets the artifact uploaded first (as one .tar.gz, checked by sha256 on arrival).
+        The artifact is inspected on this machine first (releasegate.artifacts): a hostile
+        one is refused before anything is written, here or on a host. A release is reused
+        when it is complete and was prepared from the same content (the artifact's sha256,
+        kept in its marker); other content under the same version is refused, until
+        `prepared=False` (deploy --reprepare) rebuilds it. `as_is`: reuse a complete release
+        whatever the artifact holds now (a rollback brings back what ran). A half-prepared
+        release (no marker: a crash or a failed install) is rebuilt. A remote host gets the
+        artifact uploaded first (as one .tar.gz, checked by sha256 on arrival).
         `prepared` is what the caller already knows (a fleet's survey); None: ask the host.
         """
+        from releasegate.artifacts import ArtifactRefused, inspect_for_run
+
         phase = PhaseResult(True, "")
-        if prepared is None:
-            prepared = yield from self.is_prepared_ops(version)
-        if prepared:
-            phase.summary = f"release {version} already prepared; reused"
-            return phase
         artifact = self.find_artifact(version)
+        stored: str | None = None  # the sha256 the prepared release's marker recorded
+        if prepared is None or (prepared and not (as_is or artifact is None)):
+            # One read answers both: is the release complete, and from which content.
+            read = rc.read_marker(rc.release_dir(self.root, version))
+            answer: CommandResult = yield cmd(read, timeout=30)
+            prepared = answer.ok if prepared is None else prepared
+            stored = rc.marker_sha256(answer.stdout) if answer.ok else None
+        if prepared:
+            self._reuse(phase, version, artifact, as_is, stored)
+            return phase
         if artifact is None:
             return PhaseResult(False, f"no artifact for {version} under {self.stack.artifacts}")
+        try:
+            seen = inspect_for_run(artifact.path, self._limits(), self.token)
+        except ArtifactRefused as exc:
+            phase.ok = False
+            phase.summary = f"refused: {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
+            phase.facts["artifact"] = {"path": str(artifact.path), "refused": exc.message}
+            return phase
+        phase.facts["artifact"] = {"path": str(artifact.path), **seen.facts()}
         final = rc.release_dir(self.root, version)
         tmp = rc.staging_dir(self.root, version, self.token)
         leftovers = [tmp]  # removed when unpacking fails
@@ -175,27 +213,36 @@ class ReleasesRuntime:
             upload = rc.releases_dir(self.root) / f".{version}.upload-{self.token}.tar.gz"
             tarball = upload_tarball(artifact, self.token)
             digest = file_sha256(tarball)
+            if artifact.kind == "tar.gz" and digest != seen.sha256:
+                phase.ok = False
+                phase.summary = f"{artifact.path.name} changed while it was being inspected"
+                return phase
             phase.facts["upload"] = {
                 "path": str(upload),
                 "sha256": digest,
                 "bytes": tarball.stat().st_size,
             }
             leftovers.append(upload)
-            unpack = [*setup, rc.receive(upload, digest), rc.unpack_tarball(upload, tmp)]
+            unpack = [
+                *setup,
+                rc.receive(upload, digest),
+                rc.unpack_tarball(upload, tmp, seen.strip),
+            ]
         else:
             if not (yield from phase.chain(self.redact, setup)).ok:
                 phase.summary = f"could not create {tmp}"
                 return phase
             source = PurePosixPath(str(artifact.path))
-            unpack = [
-                rc.unpack_tarball(source, tmp)
+            unpack = (
+                [rc.unpack_tarball(source, tmp, seen.strip)]
                 if artifact.kind == "tar.gz"
-                else rc.copy_tree(source, tmp)
-            ]
+                else [rc.copy_tree(source, tmp), rc.strip_special_bits(tmp)]
+            )
         marker = json.dumps(
             {
                 "version": version,
                 "artifact": str(artifact.path),
+                "sha256": seen.sha256,
                 "prepared_at": datetime.now(UTC).isoformat(),
             }
         )
@@ -203,26 +250,80 @@ class ReleasesRuntime:
         steps = [
             *unpack,
             *rc.shared_links(self.root, tmp, list(self.stack.shared)),
-            # A half-made release of a crashed run, and the unpacked upload: one `rm`.
+            # A half-made release of a crashed run (or the one --reprepare replaces), and the
+            # unpacked upload: one `rm`.
             rc.remove(final, *([upload] if upload else [])),
             rc.rename_dir(tmp, final),
         ]
         if install is None:  # complete in the same round trip
-            steps.append(rc.write_file(final / rc.MARKER, marker + "\n"))
+            steps.append(rc.write_marker(final, marker + "\n"))
         stream = tarball if self.remote else None
-        if not (yield from phase.chain(self.redact, steps, stdin=stream)).ok:
+        unpacked = yield from phase.chain(self.redact, steps, stdin=stream)
+        if not unpacked.ok:
             yield from phase.chain(self.redact, [rc.remove(*leftovers)])
-            phase.summary = f"could not unpack {artifact.path.name}"
+            phase.summary = f"could not unpack {artifact.path.name}" + self._why(unpacked)
             return phase
         if install is not None:
             if not (yield from self._team(phase, install.argv(), version, previous, "install")):
                 return phase
-            written = yield from self._run(phase, rc.write_file(final / rc.MARKER, marker + "\n"))
+            written = yield from self._run(phase, rc.write_marker(final, marker + "\n"))
             if not written.ok:
                 phase.summary = "could not mark the release prepared"
                 return phase
-        phase.summary = f"release {version} prepared from {artifact.path.name}"
+        phase.summary = f"release {version} prepared from {artifact.path.name}" + (
+            f" (sha256 {seen.sha256[:12]})"
+        )
+        if seen.notices:
+            phase.summary += "; " + "; ".join(seen.notices[:3])
+            if len(seen.notices) > 3:
+                phase.summary += f" (+{len(seen.notices) - 3} more)"
         return phase
+
+    def _why(self, result: CommandResult) -> str:
+        """The failing command's own last words (not the chain's trailer), short and masked."""
+        lines = [
+            line.strip()
+            for line in result.stderr.splitlines()
+            if line.strip() and not line.startswith("releasegate: command ")
+        ]
+        return f": {self.redact(lines[-1][:300])}" if lines else f" ({result.describe()})"
+
+    def _reuse(
+        self,
+        phase: PhaseResult,
+        version: str,
+        artifact: Artifact | None,
+        as_is: bool,
+        stored: str | None,
+    ) -> None:
+        """Reuse the complete release of `version` (`phase` says why), or fail `phase` when
+        the artifact's content is not the one the release was prepared from (`stored`)."""
+        from releasegate.artifacts import artifact_digest
+
+        reused = f"release {version} already prepared; reused"
+        if as_is or artifact is None:
+            phase.summary = reused + ("" if as_is else " (its artifact is gone: not compared)")
+            return
+        now = (
+            file_sha256(artifact.path)
+            if artifact.kind == "tar.gz"
+            else artifact_digest(artifact.path)
+        )
+        phase.facts["artifact"] = {"path": str(artifact.path), "sha256": now, "prepared": stored}
+        if stored is None:
+            phase.summary = (
+                f"{reused} (prepared with no recorded sha256: not compared; "
+                "--reprepare rebuilds it from the artifact)"
+            )
+        elif stored == now:
+            phase.summary = f"{reused} (same content, sha256 {now[:12]})"
+        else:
+            phase.ok = False
+            phase.summary = (
+                f"releases/{version} was prepared from other content: sha256 {stored} then, "
+                f"{artifact.path.name} is {now} now. A version names one content: publish a "
+                "new version, or deploy with --reprepare to rebuild this one"
+            )
 
     def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")

@@ -36,13 +36,29 @@ def remove(*paths: PurePosixPath) -> list[str]:
     return ["rm", "-rf", "--", *map(str, paths)]
 
 
-def unpack_tarball(archive: PurePosixPath, dest: PurePosixPath) -> list[str]:
-    # --no-same-owner: files belong to whoever deploys, not to the uid in the archive.
-    return ["tar", "-xzf", str(archive), "-C", str(dest), "--no-same-owner"]
+def unpack_tarball(archive: PurePosixPath, dest: PurePosixPath, strip: int = 0) -> list[str]:
+    """Unpack an artifact the controller inspected (releasegate.artifacts) into a fresh
+    folder. Owners and permission bits from the archive are not trusted: files belong to
+    whoever deploys, modes pass through the umask and lose setuid/setgid/sticky bits; a
+    folder that exists is not re-moded. `strip`: leading name components to drop (an
+    archive of one top folder, `app-1.2/...`)."""
+    argv = ["tar", "-xzf", str(archive), "-C", str(dest)]
+    argv += ["--no-same-owner", "--no-same-permissions", "--no-overwrite-dir"]
+    if strip:
+        argv.append(f"--strip-components={strip}")
+    return argv
 
 
 def copy_tree(source: PurePosixPath, dest: PurePosixPath) -> list[str]:
-    return ["cp", "-a", "--", f"{source}/.", f"{dest}/"]
+    # -P: links are copied as links, never followed; owners and extended attributes are not
+    # kept (mode, times and hard links are).
+    return ["cp", "-R", "-P", "--preserve=mode,timestamps,links", "--", f"{source}/.", f"{dest}/"]
+
+
+def strip_special_bits(dest: PurePosixPath) -> list[str]:
+    """Drop setuid, setgid and sticky bits below `dest` (a copied folder artifact). chmod -R
+    never follows a symlink it meets on the way."""
+    return ["chmod", "-R", "ug-s,-t", "--", str(dest)]
 
 
 def rename_dir(source: PurePosixPath, dest: PurePosixPath) -> list[str]:
@@ -51,7 +67,8 @@ def rename_dir(source: PurePosixPath, dest: PurePosixPath) -> list[str]:
 
 
 def link(target: str, link_path: PurePosixPath) -> list[str]:
-    return ["ln", "-s", "--", target, str(link_path)]
+    # -T: the link is `link_path` itself, never a new entry inside a folder of that name.
+    return ["ln", "-s", "-T", "--", target, str(link_path)]
 
 
 def switch_current(root: PurePosixPath, version: str, token: str) -> list[list[str]]:
@@ -70,12 +87,71 @@ def write_file(path: PurePosixPath, content: str) -> list[str]:
     return ["sh", "-c", 'printf "%s" "$1" > "$2"', "sh", content, str(path)]
 
 
+# A fresh file (mktemp: O_EXCL, mode 0600, never an existing name or link), then one rename
+# over the marker: rename(2) replaces a link of that name, never writes through it.
+_WRITE_MARKER = """\
+tmp=$(mktemp -- "$1/.releasegate-marker.XXXXXX") || exit 1
+printf '%s' "$2" > "$tmp" && mv -T -- "$tmp" "$1/$3" && exit 0
+rm -f -- "$tmp"; exit 1
+"""
+
+
+def write_marker(release: PurePosixPath, content: str) -> list[str]:
+    """Write releasegate's marker into a release without following any link there."""
+    return ["sh", "-c", _WRITE_MARKER, "sh", str(release), content, MARKER]
+
+
+# Read our marker, not what a link of that name points at; bounded.
+_READ_MARKER = 'if [ -L "$1" ] || [ ! -f "$1" ]; then exit 3; fi; exec head -c 65536 -- "$1"'
+
+
+def read_marker(release: PurePosixPath) -> list[str]:
+    return ["sh", "-c", _READ_MARKER, "sh", str(release / MARKER)]
+
+
+def marker_sha256(text: str) -> str | None:
+    """The artifact sha256 a release's marker recorded; None when it holds none (a release
+    prepared before digests were recorded, or a damaged marker)."""
+    import json
+    import re
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    digest = data.get("sha256") if isinstance(data, dict) else None
+    if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest):
+        return digest
+    return None
+
+
 def read_current(root: PurePosixPath) -> list[str]:
     return ["readlink", "--", str(root / "current")]
 
 
 def list_releases(root: PurePosixPath) -> list[str]:
     return ["ls", "-1A", "--", str(releases_dir(root))]
+
+
+_NO_LINKED_PARENTS = """\
+r=$1; shift
+for p in "$@"; do
+  if [ -L "$r/$p" ]; then
+    echo "releasegate: $p in the release is a symlink: no shared entry goes through it" >&2
+    exit 1
+  fi
+done
+"""
+
+
+def no_linked_parents(release: PurePosixPath, name: str) -> list[str] | None:
+    """Fail when a folder on the way to `name` inside the release is a symlink (the artifact's
+    `config -> /etc/app` and `shared: [config/.env]`): rm, mkdir and ln would act through it.
+    None when `name` has no parent folder."""
+    parents = [str(p) for p in reversed(PurePosixPath(name).parents) if str(p) != "."]
+    if not parents:
+        return None
+    return ["sh", "-c", _NO_LINKED_PARENTS, "sh", str(release), *parents]
 
 
 def shared_links(
@@ -89,6 +165,9 @@ def shared_links(
         inside = release / name
         if entry.endswith("/"):
             cmds.append(mkdirs(target))
+        guard = no_linked_parents(release, name)
+        if guard is not None:
+            cmds.append(guard)
         cmds.append(remove(inside))
         if inside.parent != release:
             cmds.append(mkdirs(inside.parent))

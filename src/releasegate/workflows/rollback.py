@@ -226,7 +226,8 @@ class RollbackFlow(StepsOps, ComposeOps):
         )
 
     def _prepare_target(self, run: Run) -> StepBody:
-        phase = run.hosts.prepare(run.out.version, run.previous)
+        # A rollback brings back the release that ran, whatever its artifact holds now.
+        phase = run.hosts.prepare(run.out.version, run.previous, as_is=True)
         return phase.ok, phase.summary, [], phase.evidence()
 
     # -- crashes ---------------------------------------------------------------------------------
