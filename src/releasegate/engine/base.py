@@ -240,29 +240,9 @@ class EngineBase(Recorder):
             merged.update(env)
         return merged
 
-    def _begin(
-        self,
-        stack: StackConfig,
-        action: str,
-        version: str,
-        *,
-        parent: str | None = None,
-        notes: str = "",
-        forced: bool = False,
-        reason: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> str:
-        return self.open_action(
-            stack.name,
-            stack.env,
-            action,
-            version,
-            parent=parent,
-            notes=notes,
-            forced=forced,
-            reason=reason,
-            details=details,
-        )
+    def _begin(self, stack: StackConfig, action: str, version: str, **kw: Any) -> str:
+        """open_action for one of this config's stacks (parent, notes, forced, ...)."""
+        return self.open_action(stack.name, stack.env, action, version, **kw)
 
     def _step(
         self,

@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from releasegate.model import CheckResult
 from releasegate.ops import Program, chain, cmd
 from releasegate.redact import Redactor
 from releasegate.transport.base import CommandResult, Transport, tail_for_terminal
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
 
 EXCERPT = 2000  # characters of a command's output kept as evidence
 
@@ -72,6 +75,20 @@ class PhaseResult:
         if not result.ok:
             self.ok = False
         return result
+
+
+def base_env(stack: StackConfig, version: str, previous: str | None) -> dict[str, str]:
+    """What every team command sees, whatever the runtime: the stack's env_vars and the
+    run's facts. Values travel in the environment, never in a shell line."""
+    env = {str(k): str(v) for k, v in (stack.env_vars or {}).items()}
+    env.update(
+        RELEASEGATE_STACK=stack.name,
+        RELEASEGATE_ENV=stack.env,
+        RELEASEGATE_VERSION=version,
+        RELEASEGATE_PREVIOUS_VERSION=previous or "",
+        RELEASEGATE_DIR=str(stack.dir),
+    )
+    return env
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from releasegate.ops import Program, Sleep, chain_failure, cmd, done
 from releasegate.redact import Redactor
 from releasegate.runtimes import compose_commands as cc
 from releasegate.runtimes import releases_commands as rc
-from releasegate.runtimes.base import HostSurvey, PhaseResult
+from releasegate.runtimes.base import HostSurvey, PhaseResult, base_env
 from releasegate.transport.base import CommandResult, Transport
 
 if TYPE_CHECKING:
@@ -104,15 +104,8 @@ class ComposeRuntime:
         return ", ".join(wanted) or None
 
     def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
-        env = {str(k): str(v) for k, v in (self.stack.env_vars or {}).items()}
-        env.update(
-            RELEASEGATE_STACK=self.stack.name,
-            RELEASEGATE_ENV=self.stack.env,
-            RELEASEGATE_VERSION=version,
-            RELEASEGATE_PREVIOUS_VERSION=previous or "",
-            RELEASEGATE_DIR=str(self.root),
-            COMPOSE_PROJECT_NAME=self.project,
-        )
+        env = base_env(self.stack, version, previous)
+        env["COMPOSE_PROJECT_NAME"] = self.project
         if version:
             env[self.var] = version
         return env

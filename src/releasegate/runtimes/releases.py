@@ -17,7 +17,7 @@ from releasegate.ops import Program, cmd, done
 from releasegate.redact import Redactor
 from releasegate.retention import keep_newest
 from releasegate.runtimes import releases_commands as rc
-from releasegate.runtimes.base import HostSurvey, PhaseResult
+from releasegate.runtimes.base import HostSurvey, PhaseResult, base_env
 from releasegate.transport.base import CommandResult, Transport
 
 if TYPE_CHECKING:
@@ -144,16 +144,10 @@ class ReleasesRuntime:
         return [e for e in self.stack.shared if not e.endswith("/")]
 
     def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
-        """What the team's commands see: values travel in the environment, never in a shell line."""
-        env = {str(k): str(v) for k, v in (self.stack.env_vars or {}).items()}
+        env = base_env(self.stack, version, previous)
         env.update(
-            RELEASEGATE_STACK=self.stack.name,
-            RELEASEGATE_ENV=self.stack.env,
-            RELEASEGATE_VERSION=version,
-            RELEASEGATE_PREVIOUS_VERSION=previous or "",
             RELEASEGATE_RELEASE_DIR=str(rc.release_dir(self.root, version)),
             RELEASEGATE_SHARED_DIR=str(self.root / "shared"),
-            RELEASEGATE_DIR=str(self.root),
         )
         return env
 
