@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from releasegate.redact import mask_shapes
+
 if TYPE_CHECKING:
     from releasegate.engine import RunOutcome
 
@@ -112,6 +114,7 @@ def write(out: RunOutcome, records_dir: Path, *, user: str, host: str) -> Path:
         path = path.with_name(f"{path.stem}-{n}.md")
         n += 1
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render(out, user=user, host=host), encoding="utf-8")
+    # The last net under what the steps already redacted: credentials found by their shape.
+    tmp.write_text(mask_shapes(render(out, user=user, host=host)), encoding="utf-8")
     os.replace(tmp, path)
     return path

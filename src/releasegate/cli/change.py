@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from releasegate.cli.app import App, print_json
+from releasegate.cli.term import echo, safe
 from releasegate.errors import BadInput
 
 if TYPE_CHECKING:
@@ -190,9 +191,10 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
         )
         return 0
     c = app.console
-    c.print(f"[bold]{doc.id}[/]: {doc.title}")
-    c.print(f"risk: {doc.risk or '?'}   status: {doc.status or 'DRAFT'}   file: {rec.path}")
-    c.print(f"author: {rec.meta.author or doc.owner or '?'}   plan: {st.hash}")
+    c.print(f"[bold]{safe(doc.id)}[/]: {safe(doc.title)}")
+    status = doc.status or "DRAFT"
+    c.print(f"risk: {doc.risk or '?'}   status: {status}   file: {rec.path}", markup=False)
+    c.print(f"author: {rec.meta.author or doc.owner or '?'}   plan: {st.hash}", markup=False)
     for kind in STEP_KINDS:
         steps = doc.steps_of(kind)
         if not steps:
@@ -204,7 +206,7 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
             for e in s.expects:
                 c.print(f"        expect {e.describe()}", markup=False)
     verdict = "[green]approved[/]" if st.approved else "[yellow]not approved[/]"
-    c.print(f"[bold]Approvals[/]: {st.summary()}: {verdict}")
+    c.print(f"[bold]Approvals[/]: {safe(st.summary())}: {safe(verdict)}")
     for a in st.valid:
         c.print(f"  ✔ {a.by} at {a.at}" + (f": {a.comment}" if a.comment else ""), markup=False)
     for a in st.self_approvals:
@@ -461,7 +463,7 @@ def change_render(app: App, ref: str, as_html: bool, latest_run: bool) -> int:
             raise BadInput(f"change {rec.doc.id} has not been run yet")
         text = runs[-1].read_text(encoding="utf-8")
     if not as_html:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return 0
     import html
 
@@ -469,7 +471,7 @@ def change_render(app: App, ref: str, as_html: bool, latest_run: bool) -> int:
 
     body = MarkdownIt("commonmark").enable("table").render(text)
     title = html.escape(f"{rec.doc.id}: {rec.doc.title}")
-    click.echo(
+    echo(
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
@@ -499,7 +501,7 @@ def change_snapshot(app: App, as_json: bool) -> int:
     if not rows:
         app.console.print("no change has been run yet")
         return 0
-    click.echo(path.read_text(encoding="utf-8"), nl=False)
+    echo(path.read_text(encoding="utf-8"), nl=False)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from releasegate.cli.app import App, print_json
+from releasegate.redact import mask_url
 
 pass_app = click.make_pass_decorator(App)
 
@@ -65,6 +66,9 @@ def sync(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
 def stacks(app: App, as_json: bool) -> int:
     """The stack table: run dir, source dir, health URL, running and verified version."""
     rows = app.engine().stacks_overview()
+    for row in rows:  # a health URL may carry credentials: shown masked, as smoke shows it
+        if row.get("health_url"):
+            row["health_url"] = mask_url(row["health_url"])
     if as_json:
         for row in rows:
             print_json(row)

@@ -19,6 +19,7 @@ from releasegate.ledger.db import (
 )
 from releasegate.ledger.schema import HEAD_REVISION, current_revision
 from releasegate.model import ActionRecord, ChainReport, LockInfo
+from releasegate.redact import mask_shapes
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -63,7 +64,20 @@ def _now() -> str:
 
 
 def _dumps(details: dict[str, Any] | None) -> str:
-    return canonical_json(details or {})
+    return canonical_json(_scrub(details) if details else {})
+
+
+def _scrub(value: Any) -> Any:
+    """Every string of `value` with credentials masked by their shape (URLs, `password=`):
+    the last net under what the callers already redacted. Before the JSON is written, so a
+    mask can never cut an escape sequence."""
+    if isinstance(value, str):
+        return mask_shapes(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def _loads(text: str | None) -> dict[str, Any]:
@@ -195,6 +209,9 @@ class Ledger:
         head_seq, head_hash = self._db.execute(_HEAD)[0]
         # ts is taken under the write lock, so time order and seq order always agree.
         row = {"seq": int(head_seq) + 1, "ts": _now(), **fields}
+        for free_text in ("notes", "reason"):  # details: scrubbed by _dumps
+            if row[free_text]:
+                row[free_text] = mask_shapes(row[free_text])
         content = (
             row["seq"], row["ts"], row["kind"], row["action_id"], row["parent_id"],
             row["stack"], row["env"], row["action"], row["version"], row["status"],
