@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from releasegate.private import private_dir, write_private_text
 from releasegate.redact import mask_shapes
 
 if TYPE_CHECKING:
@@ -105,8 +106,18 @@ def render(out: RunOutcome, *, user: str, host: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write(out: RunOutcome, records_dir: Path, *, user: str, host: str) -> Path:
-    records_dir.mkdir(parents=True, exist_ok=True)
+def write(
+    out: RunOutcome,
+    records_dir: Path,
+    *,
+    user: str,
+    host: str,
+    notices: list[str] | None = None,
+) -> Path:
+    """Write the record, 0600 in a 0700 folder (what was tightened is added to `notices`)."""
+    tightened = private_dir(records_dir, tighten_files=True)
+    if notices is not None:
+        notices += tightened
     stamp = out.started_at.astimezone().strftime("%Y%m%d_%H%M%S")
     path = records_dir / f"{stamp}-{out.stack}-{out.action}-{out.version or 'none'}.md"
     n = 1
@@ -115,6 +126,6 @@ def write(out: RunOutcome, records_dir: Path, *, user: str, host: str) -> Path:
         n += 1
     tmp = path.with_suffix(".md.tmp")
     # The last net under what the steps already redacted: credentials found by their shape.
-    tmp.write_text(mask_shapes(render(out, user=user, host=host)), encoding="utf-8")
+    write_private_text(tmp, mask_shapes(render(out, user=user, host=host)))
     os.replace(tmp, path)
     return path

@@ -32,6 +32,7 @@ from releasegate.backup.stream import (
     sha256_file,
 )
 from releasegate.errors import BadInput, Refused, ReleasegateError
+from releasegate.private import private_dir
 
 FORMAT = "releasegate-backup/1"
 MANIFEST = "manifest.json"
@@ -146,7 +147,8 @@ def _reserve(base: Path, stamp: str) -> tuple[Path, Path]:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -177,7 +179,9 @@ def take_backup(
     if now.tzinfo is None:
         now = now.astimezone()
     base = Path(root) / stack
-    base.mkdir(parents=True, exist_ok=True)
+    # Backups hold config files and database dumps: only their owner may enter the folders.
+    private_dir(root)
+    private_dir(base)
     final, tmp = _reserve(base, now.astimezone().strftime(STAMP))
     manifest: dict[str, Any] = {
         "format": FORMAT,

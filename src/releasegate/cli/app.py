@@ -116,7 +116,14 @@ class App:
             from releasegate.config.locate import quick_state_url
 
             url = quick_state_url(self.config_file)
-        return Ledger.open(url or self.config.state_url)
+        ledger = Ledger.open(url or self.config.state_url)
+        self.show_notices(ledger.notices)
+        return ledger
+
+    def show_notices(self, notices: list[str]) -> None:
+        """What core fixed on its way (files at rest tightened): on stderr, also with --json."""
+        for notice in notices:
+            self.err_console.print(f"notice: {safe(notice)}", style="yellow")
 
     @cached_property
     def actor(self) -> Any:
@@ -181,9 +188,15 @@ class App:
         from releasegate import record as records
 
         if record:
+            notices: list[str] = []
             out.record_path = records.write(
-                out, self.config.records_dir, user=self.actor.user, host=self.actor.host
+                out,
+                self.config.records_dir,
+                user=self.actor.user,
+                host=self.actor.host,
+                notices=notices,
             )
+            self.show_notices(notices)
         if self.json:
             print_json(
                 {

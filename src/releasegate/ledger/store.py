@@ -146,6 +146,8 @@ class Ledger:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # What opening it had to fix (files at rest tightened), for the command line to show.
+        self.notices: list[str] = []
 
     @classmethod
     def open(cls, url: str, *, force_sqlalchemy: bool = False) -> Ledger:
@@ -157,8 +159,11 @@ class Ledger:
         path = sqlite_path_from_url(url) if "://" in url else url
         db: Database
         file: str | None = None
+        notices: list[str] = []
         if path is None:
-            _make_sqlite_parent(url)
+            other = _sqlite_file_of(url)
+            if other is not None:
+                notices = _private_sqlite(other)
             db = SQLAlchemyDatabase(url)
         else:
             if not path or path == ":memory:":
@@ -167,7 +172,7 @@ class Ledger:
                     hint="an audit ledger must outlive the process; give a file path",
                 )
             file = os.path.abspath(os.path.expanduser(path))
-            os.makedirs(os.path.dirname(file), exist_ok=True)
+            notices = _private_sqlite(file)
             if force_sqlalchemy:
                 db = SQLAlchemyDatabase(_sqlite_url(file))
             else:
@@ -186,7 +191,9 @@ class Ledger:
         except BaseException:
             db.close()
             raise
-        return cls(db)
+        ledger = cls(db)
+        ledger.notices = notices
+        return ledger
 
     def close(self) -> None:
         self._db.close()
@@ -586,11 +593,19 @@ def _sqlite_url(file: str) -> URL:
     return URL.create("sqlite+pysqlite", database=file)
 
 
-def _make_sqlite_parent(url: str) -> None:
-    """Create the folder of a ``sqlite+driver:///path`` database, like for a plain path."""
+def _sqlite_file_of(url: str) -> str | None:
+    """The file of a ``sqlite+driver:///path`` database (prepared like a plain path)."""
     scheme, _, rest = url.partition("://")
     if not scheme.startswith("sqlite") or not rest.startswith("/"):
-        return
+        return None
     path = rest[1:].split("?", 1)[0]
-    if path and path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return os.path.abspath(path) if path and path != ":memory:" else None
+
+
+def _private_sqlite(file: str) -> list[str]:
+    """The database file 0600 before SQLite opens it (its WAL and -shm then get that mode);
+    the default folder `.releasegate/` 0700. Notices name what was tightened."""
+    from releasegate.private import private_sqlite
+
+    folder = os.path.basename(os.path.dirname(file))
+    return private_sqlite(file, own_folder=folder == ".releasegate")
