@@ -65,6 +65,7 @@ class Hostile(BaseHTTPRequestHandler):
             for _ in range(1024):
                 self.wfile.write(chunk)
                 type(self).sent += len(chunk)
+            self.close_connection = True
         elif self.path.startswith("/health"):
             # Answers only with the credentials of the URL, and echoes what it was asked.
             authorized = "token=abc123" in self.path and self.headers.get("Authorization")
