@@ -18,7 +18,6 @@ import click
 
 from releasegate.cli.term import echo, json_printable, make_console, printable, safe
 from releasegate.errors import ReleasegateError
-from releasegate.redact import mask_shapes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,6 +30,8 @@ if TYPE_CHECKING:
 
 
 def show_error(exc: ReleasegateError) -> None:
+    from releasegate.redact import mask_shapes
+
     # An error may quote a config value or a command's output: credentials masked, controls
     # escaped.
     click.secho(printable(mask_shapes(f"error: {exc.message}")), fg="red", err=True)
