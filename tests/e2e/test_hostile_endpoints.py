@@ -158,9 +158,9 @@ def test_a_2_gib_body_keeps_the_process_small(lab, hostile, tmp_path):
   timeout: 30""",
     )
     rss_file = tmp_path / "rss"
+    cli = [sys.executable, "-m", "releasegate", "deploy", "web-staging", "staging", "v1", "--json"]
     out = subprocess.run(
-        [sys.executable, "-c", MAX_RSS, str(rss_file), sys.executable, "-m", "releasegate"]
-        + ["deploy", "web-staging", "staging", "v1", "--json"],
+        [sys.executable, "-c", MAX_RSS, str(rss_file), *cli],
         cwd=lab.root,
         env=lab.env(),
         capture_output=True,
