@@ -76,7 +76,11 @@ def private_sqlite(file: Path | str, *, own_folder: bool) -> list[str]:
 
 
 def write_private_text(path: Path, text: str) -> None:
-    """Write a new file, 0600 from its creation."""
+    """Write `path` anew, 0600 from its creation (a leftover of a crashed run is replaced)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)

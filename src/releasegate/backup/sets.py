@@ -179,8 +179,10 @@ def take_backup(
     if now.tzinfo is None:
         now = now.astimezone()
     base = Path(root) / stack
-    # Backups hold config files and database dumps: only their owner may enter the folders.
-    private_dir(root)
+    # Backups hold config files and database dumps: only their owner may enter the folders
+    # (a backups folder of the user's that exists already keeps its mode; the stack's is ours).
+    if not Path(root).exists():
+        private_dir(root)
     private_dir(base)
     final, tmp = _reserve(base, now.astimezone().strftime(STAMP))
     manifest: dict[str, Any] = {
