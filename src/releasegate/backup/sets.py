@@ -180,8 +180,8 @@ def take_backup(
         now = now.astimezone()
     base = Path(root) / stack
     # Backups hold config files and database dumps: only their owner may enter the folders
-    # (a backups folder of the user's that exists already keeps its mode; the stack's is ours).
-    if not Path(root).exists():
+    # (a backups folder of the user's own that exists keeps its mode; the stack's is ours).
+    if not Path(root).exists() or Path(root).parent.name == ".releasegate":
         private_dir(root)
     private_dir(base)
     final, tmp = _reserve(base, now.astimezone().strftime(STAMP))
