@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from releasegate.private import private_dir, write_private_text
 from releasegate.redact import mask_shapes
+from releasegate.textsafe import printable
 
 if TYPE_CHECKING:
     from releasegate.engine import RunOutcome
@@ -125,7 +126,8 @@ def write(
         path = path.with_name(f"{path.stem}-{n}.md")
         n += 1
     tmp = path.with_suffix(".md.tmp")
-    # The last net under what the steps already redacted: credentials found by their shape.
-    write_private_text(tmp, mask_shapes(render(out, user=user, host=host)))
+    # The last net under what the steps already redacted: credentials found by their shape;
+    # and no control character from recorded text reaches whoever `cat`s the record.
+    write_private_text(tmp, printable(mask_shapes(render(out, user=user, host=host))))
     os.replace(tmp, path)
     return path

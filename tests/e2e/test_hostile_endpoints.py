@@ -249,6 +249,10 @@ def test_control_characters_in_a_reason_never_reach_the_terminal(lab):
     assert "FORCED: \\x1b]0;pwned" in outputs["log"]
     [rec] = [json.loads(line) for line in outputs["json"].splitlines()]
     assert rec["reason"] == HOSTILE_REASON  # JSON keeps the value whole, escaped as JSON
+    # The execution record is read with `cat` too.
+    [record] = (lab.root / ".releasegate" / "records").glob("*.md")
+    text = record.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;pwned" in text
 
 
 # ---- row 10: files at rest ----------------------------------------------------------------------

@@ -6,7 +6,7 @@ carriage return overprints a line, a bidi override reorders what is seen. Every 
 character is shown escaped (`\\x1b`), and text put inside Rich markup has its brackets
 escaped too, so data can neither style the output nor break its markup.
 
-- `printable(text)`: control characters escaped (newline and tab kept).
+- `printable(text)`: control characters escaped (newline and tab kept; releasegate.textsafe).
 - `safe(text)`: printable, and Rich markup escaped: for data inside a markup string.
 - `echo(text)`: click.echo of printable text.
 - `make_console()`: a Rich console that applies `printable` to every string it renders
@@ -15,29 +15,17 @@ escaped too, so data can neither style the output nor break its markup.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from releasegate.textsafe import json_printable, printable
+
+__all__ = ["echo", "json_printable", "make_console", "printable", "safe"]
+
 if TYPE_CHECKING:
     from rich.console import Console
-
-# C0 but newline and tab, DEL, C1; the bidi embeddings, overrides and isolates.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# For JSON output: json.dumps escapes C0 itself; with ensure_ascii=False, not the rest.
-_JSON_EXTRA = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str) -> str:
-    """`text` with every control character but newline and tab shown as an escape."""
-    return _CONTROL.sub(_escaped, text) if _CONTROL.search(text) else text
 
 
 def safe(text: object) -> str:
@@ -45,11 +33,6 @@ def safe(text: object) -> str:
     from rich.markup import escape
 
     return escape(printable(str(text)))
-
-
-def json_printable(line: str) -> str:
-    """A JSON text with the controls json.dumps leaves raw written as \\u escapes."""
-    return _JSON_EXTRA.sub(lambda m: f"\\u{ord(m[0]):04x}", line)
 
 
 def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
