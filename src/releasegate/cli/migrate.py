@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from releasegate.cli.app import App, print_json
-from releasegate.cli.term import echo
+from releasegate.cli.term import echo, safe
 
 if TYPE_CHECKING:
     from releasegate.migrations.sqlrules import Finding
@@ -275,10 +275,10 @@ def status(app: App, stack: str, as_json: bool) -> int:
     style = {"applied": "green", "pending": "yellow", "failed": "red"}
     for m in st.migrations:
         state = "DRIFT" if m.name in drifted else m.state
-        table.add_row(m.name, f"[{style.get(m.state, 'red')}]{state}[/]", m.detail)
+        table.add_row(safe(m.name), f"[{style.get(m.state, 'red')}]{state}[/]", safe(m.detail))
     app.console.print(table)
     for d in st.drift:
-        app.console.print(f"[red]drift[/]: {d.migration}: {d.verdict}")
+        app.console.print(f"[red]drift[/]: {safe(d.migration)}: {safe(d.verdict)}")
         for line in d.evidence:
             app.console.print(f"  evidence: {line}", markup=False)
         app.console.print(f"  hint: {d.hint}", markup=False)
