@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     ROLLED_BACK = 4  # the action failed and the previous good version was restored
     LOCKED = 5  # another run holds the stack's lock
     TAMPERED = 6  # `audit verify` found an edited, removed or reordered ledger row
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): the run stopped at a safe point (128 + 2)
+    TERMINATED = 143  # SIGTERM: the run stopped at a safe point (128 + 15)
 
 
 class ReleasegateError(Exception):
@@ -44,7 +46,3 @@ class LockHeld(ReleasegateError):
 
 class Tampered(ReleasegateError):
     exit_code = ExitCode.TAMPERED
-
-
-class StepFailed(ReleasegateError):
-    """A step of a run failed; the engine decides whether to roll back."""

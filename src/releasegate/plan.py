@@ -9,16 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from releasegate.execution.rollout import Rollout
 from releasegate.model import Plan, Step
 
 
 @dataclass(frozen=True)
 class Facts:
-    running: str | None  # the version `current` points at now
+    """What the hosts' survey and the ledger say before a run: the plan's only inputs
+    besides the config (the executor passes them on; nothing asks the hosts twice)."""
+
+    running: str | None  # the version the hosts run now
     rollback_target: str | None  # the last good version, if the release fails
     artifact: str | None  # where the version's artifact was found (None: missing)
-    prepared: bool = False  # releases/<version> already complete
-    rollout: Any = None  # fleets: releasegate.fleet.strategy.Rollout (batches, failure policy)
+    prepared: bool = False  # releases/<version> already complete on every host
+    rollout: Rollout | None = None  # the hosts in batches (one host: one batch)
 
 
 def _cmd(spec: Any) -> str:
@@ -41,30 +45,6 @@ def _preflight_step(stack: Any) -> Step:
     return Step("preflight", "preflight: " + "; ".join(rules), {"rules": rules})
 
 
-def _compose_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
-    var = stack.compose.version_var
-    project = stack.compose_project
-    where = " on each host" if facts.rollout is not None else ""
-    steps = [Step("prepare", f"pull images for {version}{where}: {facts.artifact or '(unknown)'}")]
-    steps += _migrate_step(stack, migrate)
-    if facts.rollout is not None and migrate:  # a fleet deploy: batches of hosts
-        return [*steps, _rollout_step(stack, version, facts)]
-    steps.append(
-        Step("switch", f"set {var} in {stack.dir}/.env: {facts.running or '(none)'} -> {version}")
-    )
-    restart = (
-        f"docker compose -p {project} up -d; wait for health (<= {stack.compose.wait_timeout:g}s)"
-    )
-    if stack.commands.restart is not None:
-        restart += f"; run restart: {_cmd(stack.commands.restart)}"
-    steps.append(Step("restart", restart))
-    names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
-    steps.append(
-        Step("smoke", f"smoke {version}: {names}", {"checks": [c.name for c in stack.smoke]})
-    )
-    return steps
-
-
 def _migrate_step(stack: Any, migrate: bool) -> list[Step]:
     tool = getattr(stack, "migrations", None)
     if migrate and tool is not None:
@@ -78,57 +58,70 @@ def _migrate_step(stack: Any, migrate: bool) -> list[Step]:
     return []
 
 
-def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
+def _timeout(stack: Any) -> str:
+    return f" (timeout {stack.fleet.command_timeout:g}s)"
+
+
+def _prepare_step(stack: Any, version: str, facts: Facts) -> Step:
+    where = " on each host" if _many(facts) else ""
     if stack.runtime == "compose":
-        return _compose_steps(stack, version, facts, migrate=migrate)
-    steps = []
+        title = f"pull images for {version}{where}: {facts.artifact or '(unknown)'}"
+        return Step("prepare", title)
     if facts.prepared:
-        steps.append(Step("prepare", f"reuse prepared release {stack.dir}/releases/{version}"))
-    else:
-        links = ", ".join(stack.shared) or "none"
-        install = _cmd(stack.commands.install)
-        title = (
-            f"unpack {facts.artifact or '(artifact missing)'} to {stack.dir}/releases/{version}, "
-            f"link shared ({links})" + (f", run install: {install}" if install else "")
-        )
-        steps.append(Step("prepare", title, {"artifact": facts.artifact}))
-    steps += _migrate_step(stack, migrate)
-    if facts.rollout is not None and migrate:  # a fleet deploy: batches of hosts
-        return [*steps, _rollout_step(stack, version, facts)]
-    steps.append(
-        Step("switch", f"switch {stack.dir}/current: {facts.running or '(none)'} -> {version}")
+        return Step("prepare", f"reuse prepared release {stack.dir}/releases/{version}{where}")
+    links = ", ".join(stack.shared) or "none"
+    install = _cmd(stack.commands.install)
+    title = (
+        f"unpack {facts.artifact or '(artifact missing)'} to {stack.dir}/releases/{version}"
+        f"{where}, link shared ({links})"
+        + (f", run install: {install}{_timeout(stack)}" if install else "")
     )
-    if stack.commands.restart is not None:
-        steps.append(Step("restart", f"run restart: {_cmd(stack.commands.restart)}"))
-    names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
-    steps.append(
-        Step("smoke", f"smoke {version}: {names}", {"checks": [c.name for c in stack.smoke]})
-    )
+    return Step("prepare", title, {"artifact": facts.artifact})
+
+
+def _many(facts: Facts) -> bool:
+    return facts.rollout is not None and sum(len(b) for b in facts.rollout.batches) > 1
+
+
+def _batch_steps(stack: Any, version: str, facts: Facts) -> list[Step]:
+    """Switch, restart and smoke, batch by batch (one host, or one batch: as always)."""
+    batches = facts.rollout.batches if facts.rollout is not None else (("local",),)
+    steps: list[Step] = []
+    for index, batch in enumerate(batches, start=1):
+        hosts = list(batch)
+        data = {"hosts": hosts, "batch": index, "batches": len(batches)}
+        prefix = f"batch {index}/{len(batches)} ({', '.join(hosts)}): " if len(batches) > 1 else ""
+        if stack.runtime == "compose":
+            var = stack.compose.version_var
+            switch = f"set {var} in {stack.dir}/.env: {facts.running or '(none)'} -> {version}"
+            restart = (
+                f"docker compose -p {stack.compose_project} up -d; "
+                f"wait for health (<= {stack.compose.wait_timeout:g}s)"
+            )
+            if stack.commands.restart is not None:
+                restart += f"; run restart: {_cmd(stack.commands.restart)}"
+        else:
+            switch = f"switch {stack.dir}/current: {facts.running or '(none)'} -> {version}"
+            restart = ""
+            if stack.commands.restart is not None:
+                restart = f"run restart: {_cmd(stack.commands.restart)}{_timeout(stack)}"
+        if _many(facts) and len(batches) == 1:
+            switch += " on each host"
+        steps.append(Step("switch", prefix + switch, data))
+        if restart:
+            steps.append(Step("restart", prefix + restart, data))
+        names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
+        checks = {"checks": [c.name for c in stack.smoke], **data}
+        steps.append(Step("smoke", f"{prefix}smoke {version}: {names}", checks))
     return steps
 
 
-def _rollout_step(stack: Any, version: str, facts: Facts) -> Step:
-    rollout = facts.rollout
-    restart = _cmd(stack.commands.restart)
-    names = ", ".join(c.name for c in stack.smoke) or "no checks"
-    if stack.runtime == "compose":
-        switch = (
-            f"set {stack.compose.version_var}={version} in {stack.dir}/.env, "
-            f"docker compose -p {stack.compose_project} up -d, wait for health"
-        )
-    else:
-        switch = f"switch {stack.dir}/current -> {version}"
-    each = (
-        f"on each host: {switch}"
-        + (f", run restart: {restart}" if restart else "")
-        + f", smoke ({names})"
-    )
-    batches = [list(b) for b in rollout.batches]
-    return Step(
-        "rollout",
-        f"roll out {rollout.describe()}; {each}",
-        {"batches": batches, "allowed_failures": rollout.allowed_failures},
-    )
+def _release_steps(stack: Any, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
+    return [
+        _prepare_step(stack, version, facts),
+        *_migrate_step(stack, migrate),
+        *_batch_steps(stack, version, facts),
+    ]
 
 
 def plan_deploy(
@@ -151,12 +144,25 @@ def plan_deploy(
             )
         )
     steps.append(_preflight_step(stack))
+    if stack.migrations is not None:
+        steps.append(
+            Step(
+                "migration-gate",
+                f"migration gate: pending migrations of {stack.migrations.database} linted"
+                + (
+                    ", rehearsed on this version, no drift, none failed"
+                    if stack.env == "prod"
+                    else " (findings are evidence outside prod)"
+                )
+                + (" (FORCED: recorded, does not stop)" if forced else ""),
+            )
+        )
     files = list(stack.backup_files)
     sources = [f"{src.name} ({src.kind})" for src in stack.backup.sources]
     if (files or sources) and not skip_backup:
         what = [f"sources {', '.join(sources)}"] if sources else []
         if files:
-            where = " on each host" if stack.is_fleet else ""
+            where = " on each host" if _many(facts) else ""
             what += [f"config files {', '.join(files)}{where}"]
         title = "back up " + "; ".join(what) + (f" (before {version})" if sources else "")
         steps.append(Step("backup", title, {"files": files, "sources": sources}))
@@ -172,8 +178,9 @@ def plan_deploy(
         )
     on_fail = facts.rollback_target or "nothing (no earlier good version)"
     notes = f"if switch, restart or smoke fails: roll back to {on_fail}"
-    if facts.rollout is not None:
+    if _many(facts) and facts.rollout is not None:
         notes = (
+            f"{facts.rollout.describe()}; "
             f"if more than {facts.rollout.allowed_failures} host(s) fail switch, restart or "
             f"smoke: every host that switched goes back to {on_fail}"
         )
@@ -202,3 +209,30 @@ def plan_rollback(stack: Any, target: str, facts: Facts, *, reason: str = "") ->
         reason=reason,
         notes=f"from {facts.running or '(none)'}",
     )
+
+
+def plan_restore(
+    stack: Any,
+    backup_id: str,
+    running: str | None,
+    *,
+    fresh_backup: bool,
+    start: bool,
+    config: bool = False,
+) -> Plan:
+    """Restore a backup: save the current state first, stop the writers (databases only),
+    restore, then start and smoke what runs."""
+    steps = [Step("lock", f"take the lock of {stack.name}")]
+    sources = [f"{s.name} ({s.kind})" for s in stack.backup.sources]
+    if fresh_backup:
+        steps.append(Step("backup", "back up the current state first (a fresh backup)"))
+    if stack.backup.sources:
+        stop = _cmd(stack.backup.stop) or _cmd(stack.commands.stop) or "the runtime's stop"
+        steps.append(Step("stop", f"stop the writers: {stop}"))
+    what = sources + (["config files " + ", ".join(stack.backup_files)] if config else [])
+    steps.append(Step("restore", f"restore {', '.join(what) or 'nothing'} from {backup_id}"))
+    if start and running:
+        steps.append(Step("restart", f"start {running} again"))
+        names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
+        steps.append(Step("smoke", f"smoke {running}: {names}"))
+    return Plan("restore", stack.name, stack.env, running or "", tuple(steps), notes=backup_id)

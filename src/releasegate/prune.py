@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from releasegate.retention import keep_newest
+
 
 @dataclass(frozen=True)
 class PruneChoice:
@@ -19,7 +21,7 @@ def select_prunable(
     """Keep the newest `keep_n` deployed versions (ledger order, never image dates) and
     every protected one (running, verified, last good); remove the other deployed ones."""
     present = sorted(set(present))
-    recent = set(newest_first[:keep_n]) | set(protect)
+    recent = keep_newest(newest_first, keep_n, protect)
     known = set(newest_first)
     rank = {v: i for i, v in enumerate(newest_first)}
     remove = sorted((t for t in present if t in known and t not in recent), key=rank.__getitem__)

@@ -55,14 +55,17 @@ def test_sigkill_mid_deploy_is_seen_and_recovered(gated_lab):
         json.loads(x) for x in status.stdout.splitlines() if json.loads(x)["stack"] == "web-staging"
     )
     assert any("interrupted" in w for w in row["warnings"]), row
-    interrupted = lab.history_json("--stack", "web-staging", "--status", "interrupted")
-    assert [(r["action"], r["version"]) for r in interrupted] == [("deploy", "v2")]
+    # status only reads: the dead run's rows stay open until a deploy or rollback closes them
+    dead = lab.history_json("--stack", "web-staging", "--status", "running")
+    assert [(r["action"], r["version"]) for r in dead] == [("deploy", "v2")]
 
     # the next deploy takes over the dead lock and goes through
     lab.open_go("web-staging")
     out = lab.rg("deploy", "web-staging", "staging", "v2")
     assert out.returncode == 0, out.stdout + out.stderr
     assert lab.running_version("web-staging") == "v2"
+    interrupted = lab.history_json("--stack", "web-staging", "--status", "interrupted")
+    assert [(r["action"], r["version"]) for r in interrupted] == [("deploy", "v2")]
     actions = [r["action"] for r in lab.history_json("--stack", "web-staging")]
     assert "lock-takeover" not in actions  # marks are not actions
     assert lab.rg("audit", "verify").returncode == 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from tests.lab.plans import planned, recorded, same_steps
 from tests.lab.ssh import (
     REPO,
     SshLab,
@@ -197,6 +198,11 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "rolling: 3 batch(es) of 2+2+1 host(s)" in plan.stdout
     assert fleet.current() == ["v1"] * HOSTS  # a dry run changes nothing
+    dry = fleet.rg(
+        "deploy", "web", "staging", "v2", "--dry-run", "--json", "--strategy", "rolling",
+        "--batch", "2",
+    )  # fmt: skip
+    steps = planned(dry.stdout)
 
     before = [accepted_logins(i) for i in range(1, HOSTS + 1)]
     proc = fleet.rg(
@@ -205,7 +211,9 @@ def test_rolling_deploy_on_five_hosts(fleet: Fleet) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = last_result(proc)
     assert result["status"] == "success"
-    rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
+    assert same_steps(steps, recorded(result)), (steps, recorded(result))  # the plan ran
+    assert [n for n, _ in steps].count("switch") == 3
+    rollout = [s for s in result["steps"] if s["step"] == "smoke"]  # type: ignore[union-attr]
     assert [s["evidence"]["batch"] for s in rollout] == [
         list(fleet.labels[0:2]),
         list(fleet.labels[2:4]),
@@ -286,8 +294,8 @@ def test_a_failing_canary_is_the_only_host_that_switched(fleet: Fleet) -> None:
     assert proc.returncode == 4, proc.stdout + proc.stderr
     result = last_result(proc)
     assert result["status"] == "rolled_back"
-    rollout = [s for s in result["steps"] if s["step"] == "rollout"]  # type: ignore[union-attr]
-    assert [s["evidence"]["batch"] for s in rollout] == [[fleet.labels[0]]]  # no second batch
+    switched = [s for s in result["steps"] if s["step"] == "switch"]  # type: ignore[union-attr]
+    assert [s["evidence"]["batch"] for s in switched] == [[fleet.labels[0]]]  # no second batch
     assert set(result["hosts"]) == {fleet.labels[0]}  # type: ignore[arg-type]
     # The canary went back; the others never left v1 (prepared, never switched).
     assert fleet.current() == ["v1"] * HOSTS

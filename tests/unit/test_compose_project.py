@@ -43,69 +43,98 @@ def where(position: object) -> str:
 ENV = {"A": "a", "EMPTY": "", "B": "b", "lower": "l"}
 
 
-@pytest.mark.parametrize(
-    ("text", "value", "unset"),
-    [
-        ("plain", "plain", ()),
-        ("$A", "a", ()),
-        ("${A}", "a", ()),
-        ("x$A-y", "xa-y", ()),
-        ("${A}${B}", "ab", ()),
-        ("$lower", "l", ()),
-        ("$MISSING", "", ("MISSING",)),
-        ("${MISSING}", "", ("MISSING",)),
-        ("${MISSING:-d}", "d", ()),
-        ("${EMPTY:-d}", "d", ()),
-        ("${A:-d}", "a", ()),
-        ("${MISSING-d}", "d", ()),
-        ("${EMPTY-d}", "", ()),
-        ("${A:+alt}", "alt", ()),
-        ("${EMPTY:+alt}", "", ()),
-        ("${EMPTY+alt}", "alt", ()),
-        ("${MISSING+alt}", "", ()),
-        ("${MISSING:+alt}", "", ()),
-        ("${EMPTY?no}", "", ()),
-        ("${A:?no}", "a", ()),
-        ("${MISSING:-}", "", ()),
-        ("${MISSING:-${B:-x}}", "b", ()),
-        ("${MISSING:-${NOPE:-x}}", "x", ()),
-        ("${MISSING:-$B}", "b", ()),
-        ("${MISSING:-${NOPE}}", "", ("NOPE",)),
-        ("${A:-${NOPE}}", "a", ()),  # an unused default does not count
-        ("${A:+${NOPE}}", "", ("NOPE",)),
-        ("${MISSING:-a:b/c@d}", "a:b/c@d", ()),
-        ("$$", "$", ()),
-        ("$$A", "$A", ()),
-        ("$${A}", "${A}", ()),
-        ("$$$A", "$a", ()),
-        ("${MISSING:-{x}}", "{x}", ()),  # the first `}` closes, as in compose
-        ("x$MISSING${A}$OTHER", "xa", ("MISSING", "OTHER")),
-        ("repo:${TAG}", "repo:", ("TAG",)),
-    ],
-)
+# (template, value with ENV, unset variables): also checked against docker compose itself by
+# tests/e2e_docker/test_compose_differential.py.
+INTERPOLATION: list[tuple[str, str, tuple[str, ...]]] = [
+    ("plain", "plain", ()),
+    ("$A", "a", ()),
+    ("${A}", "a", ()),
+    ("x$A-y", "xa-y", ()),
+    ("${A}${B}", "ab", ()),
+    ("$lower", "l", ()),
+    ("$MISSING", "", ("MISSING",)),
+    ("${MISSING}", "", ("MISSING",)),
+    ("${MISSING:-d}", "d", ()),
+    ("${EMPTY:-d}", "d", ()),
+    ("${A:-d}", "a", ()),
+    ("${MISSING-d}", "d", ()),
+    ("${EMPTY-d}", "", ()),
+    ("${A:+alt}", "alt", ()),
+    ("${EMPTY:+alt}", "", ()),
+    ("${EMPTY+alt}", "alt", ()),
+    ("${MISSING+alt}", "", ()),
+    ("${MISSING:+alt}", "", ()),
+    ("${EMPTY?no}", "", ()),
+    ("${A:?no}", "a", ()),
+    ("${MISSING:-}", "", ()),
+    ("${MISSING:-${B:-x}}", "b", ()),
+    ("${MISSING:-${NOPE:-x}}", "x", ()),
+    ("${MISSING:-$B}", "b", ()),
+    ("${MISSING:-${NOPE}}", "", ("NOPE",)),
+    ("${A:-${NOPE}}", "a", ()),  # an unused default does not count
+    ("${A:+${NOPE}}", "", ("NOPE",)),
+    ("${MISSING:-a:b/c@d}", "a:b/c@d", ()),
+    ("$$", "$", ()),
+    ("$$A", "$A", ()),
+    ("$${A}", "${A}", ()),
+    ("$$$A", "$a", ()),
+    ("${MISSING:-{x}}", "{x}", ()),  # the first `}` closes, as in compose
+    ("x$MISSING${A}$OTHER", "xa", ("MISSING", "OTHER")),
+    ("repo:${TAG}", "repo:", ("TAG",)),
+    # A `$` that starts no variable stays (issue 16, case 19: a bcrypt hash as default).
+    ("${HASH:-$2a$14$abc}", "$2a$14", ("abc",)),
+    ("${HASH:-$2a$14$.x}", "$2a$14$.x", ()),
+    ("a $ b", "a $ b", ()),
+    ("cost: 5$", "cost: 5$", ()),
+    ("$1", "$1", ()),
+    ("$-", "$-", ()),
+    ("${A}$", "a$", ()),
+    ("${MISSING-$}", "$", ()),
+    ("${MISSING:-$}x", "$x", ()),
+    ("$$${A}", "$a", ()),
+    ("${MISSING:-$${A}}", "${A}", ()),
+    # Braces as compose-go counts them: every `{` opens one.
+    ("${A:-{x}}", "a", ()),
+    ("${MISSING:-{x}", "{x", ()),
+    ("${MISSING:-a{b}c}d}", "a{b}cd}", ()),
+    ("${MISSING:-{{x}}}}", "{{x}}}", ()),
+    ("${MISSING:-x}}", "x}", ()),
+    ("${MISSING:-${C:-{y}}z}", "{y}z", ()),
+    ("${MISSING:-x}}-${A:-y}", "x}-a", ()),
+    ("${A:+x}}", "x}", ()),
+    ("{${A}}", "{a}", ()),
+    ("${A-x:-y}", "a", ()),
+    ("${MISSING-x:-y}", "x:-y", ()),
+    ("${A-${B-${C-deep}}}", "a", ()),
+    ("${MISSING-${NOPE-${C-deep}}}", "deep", ()),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "unset"), INTERPOLATION)
 def test_interpolation(text: str, value: str, unset: tuple[str, ...]) -> None:
     result = interpolate(text, ENV.get)
     assert (result.value, result.unset) == (value, unset)
 
 
-@pytest.mark.parametrize(
-    ("text", "error"),
-    [
-        ("${MISSING:?set it}", "required variable MISSING is missing a value: set it"),
-        ("${EMPTY:?}", "required variable EMPTY is missing a value"),
-        ("${MISSING?}", "required variable MISSING is missing a value"),
-        ("${A:-${MISSING:?inner}}", "required variable MISSING is missing a value: inner"),
-    ],
-)
+REQUIRED = [
+    ("${MISSING:?set it}", "required variable MISSING is missing a value: set it"),
+    ("${EMPTY:?}", "required variable EMPTY is missing a value"),
+    ("${MISSING?}", "required variable MISSING is missing a value"),
+    ("${A:-${MISSING:?inner}}", "required variable MISSING is missing a value: inner"),
+]
+
+
+@pytest.mark.parametrize(("text", "error"), REQUIRED)
 def test_required_variables(text: str, error: str) -> None:
     with pytest.raises(RequiredVariable) as info:
         interpolate(text, ENV.get)
     assert str(info.value) == error
 
 
-@pytest.mark.parametrize(
-    "text", ["a $ b", "cost: 5$", "$1", "${}", "${A", "${A.b}", "${1A}", "${A=x}"]
-)
+INVALID = ["${}", "${A", "${A.b}", "${1A}", "${A=x}", "${A B}", "${A:-${}}", "${MISSING:-a\nb}"]
+
+
+@pytest.mark.parametrize("text", INVALID)
 def test_invalid_templates(text: str) -> None:
     with pytest.raises(TemplateError):
         interpolate(text, ENV.get)
@@ -566,7 +595,10 @@ def test_documents_of_one_file_merge_in_order(tmp_path: Path) -> None:
             "services:\n  web:\n    image: a:${T:?set T first}\n",
             "compose.yaml:3: required variable T is missing a value: set T first",
         ),
-        ("services:\n  web:\n    command: echo $ 1\n", "compose.yaml:3: invalid interpolation:"),
+        (
+            "services:\n  web:\n    command: echo ${A B}\n",
+            "compose.yaml:3: invalid interpolation:",
+        ),
         (
             "services:\n  web:\n    image: 1.5\n",
             "compose.yaml:3: service 'web': image must be text",

@@ -41,6 +41,19 @@ CASES = [
         id="misspelt-stack-key",
     ),
     pytest.param(
+        "approvals: {require_signed: true}\n" + STACK,
+        [f"{F}:1: (top level): approvals: signatures are required but allowed_signers is not set"],
+        id="signed-approvals-without-allowed-signers",
+    ),
+    pytest.param(
+        STACK + "    approvals: {require_signed_for_risk: [HIGH, high]}\n",
+        [
+            f"{F}:7: stacks.web.approvals.require_signed_for_risk[1]: must be one of 'LOW',"
+            " 'MEDIUM' or 'HIGH', got 'high'"
+        ],
+        id="signed-approvals-unknown-risk",
+    ),
+    pytest.param(
         STACK + "    smok: []\n",
         [f"{F}:7: stacks.web.smok: unknown key 'smok' (did you mean 'smoke'?)"],
         id="misspelt-smoke-key",

@@ -33,6 +33,7 @@ from releasegate.backup.stream import (
 )
 from releasegate.errors import BadInput, Refused, ReleasegateError
 from releasegate.private import private_dir
+from releasegate.retention import keep_newest
 
 FORMAT = "releasegate-backup/1"
 MANIFEST = "manifest.json"
@@ -374,7 +375,7 @@ def select_retention(
         now = now.astimezone()
     keep_ids = {s.id for s in ordered if s.id in protect}
     if keep_last is not None:
-        keep_ids.update(s.id for s in [s for s in ordered if s.complete][:keep_last])
+        keep_ids |= keep_newest([s.id for s in ordered if s.complete], keep_last, ())
     if keep_days is not None:
         cutoff = now - timedelta(days=keep_days)
         keep_ids.update(s.id for s in ordered if s.created_at >= cutoff)

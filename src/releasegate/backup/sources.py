@@ -121,21 +121,21 @@ class SanityCheck:
             raise BadInput("sanity check: the query is empty")
         parse_expect(self.expect)
 
-    def judge(self, output: str) -> CheckResult:
+    def judge(self, output: str) -> SanityResult:
         try:
             number = parse_number(output)
         except ValueError as exc:
-            return CheckResult(self.query, self.expect, False, None, str(exc))
+            return SanityResult(self.query, self.expect, False, None, str(exc))
         expectation = parse_expect(self.expect)
         ok = expectation.holds(number)
         verdict = "holds" if ok else "does not hold"
-        return CheckResult(
+        return SanityResult(
             self.query, self.expect, ok, str(number), f"{number} {expectation}: {verdict}"
         )
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class SanityResult:
     query: str
     expect: str
     ok: bool
@@ -183,7 +183,7 @@ class Source(Protocol):
     def restore_to_scratch(self, file: Path, *, secrets: Mapping[str, str]) -> Scratch: ...
     def run_checks(
         self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[CheckResult, ...]: ...
+    ) -> tuple[SanityResult, ...]: ...
     def drop_scratch(self, scratch: Scratch, *, secrets: Mapping[str, str]) -> None: ...
     def restore_live(self, file: Path, *, secrets: Mapping[str, str]) -> str: ...
 
@@ -488,14 +488,14 @@ class PostgresSource:
 
     def run_checks(
         self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[CheckResult, ...]:
+    ) -> tuple[SanityResult, ...]:
         has_pw, env, redact = self._auth(secrets)
         results = []
         for check in self.checks:
             result = _run(self.query_argv(scratch.name, check.query, with_password=has_pw), env=env)
             if not result.ok:
                 detail = last_line(redact(result.stderr)) or result.describe()
-                results.append(CheckResult(check.query, check.expect, False, None, detail))
+                results.append(SanityResult(check.query, check.expect, False, None, detail))
             else:
                 results.append(check.judge(result.stdout))
         return tuple(results)
@@ -836,13 +836,13 @@ class MySQLSource:
 
     def run_checks(
         self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[CheckResult, ...]:
+    ) -> tuple[SanityResult, ...]:
         results = []
         for check in self.checks:
             result = self._client(secrets, self._query(scratch.name, check.query))
             if not result.ok:
                 detail = last_line(result.stderr) or result.describe()
-                results.append(CheckResult(check.query, check.expect, False, None, detail))
+                results.append(SanityResult(check.query, check.expect, False, None, detail))
             else:
                 results.append(check.judge(result.stdout))
         return tuple(results)
@@ -967,7 +967,7 @@ class SQLiteSource:
 
     def run_checks(
         self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[CheckResult, ...]:
+    ) -> tuple[SanityResult, ...]:
         assert scratch.path is not None
         results = []
         with closing(sqlite3.connect(_sqlite_uri(scratch.path, "ro"), uri=True)) as conn:
@@ -975,7 +975,7 @@ class SQLiteSource:
                 try:
                     rows = conn.execute(check.query).fetchall()
                 except sqlite3.Error as exc:
-                    results.append(CheckResult(check.query, check.expect, False, None, str(exc)))
+                    results.append(SanityResult(check.query, check.expect, False, None, str(exc)))
                     continue
                 text = "\n".join("\t".join(str(cell) for cell in row) for row in rows)
                 results.append(check.judge(text))
@@ -1111,7 +1111,7 @@ class FilesSource:
 
     def run_checks(
         self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[CheckResult, ...]:
+    ) -> tuple[SanityResult, ...]:
         return ()
 
     def drop_scratch(self, scratch: Scratch, *, secrets: Mapping[str, str]) -> None:
@@ -1130,6 +1130,3 @@ class FilesSource:
                 stderr=fed.stderr,
             )
         return f"extracted into {self.base} (files not in the archive were left alone)"
-
-
-AnySource = PostgresSource | MySQLSource | SQLiteSource | FilesSource

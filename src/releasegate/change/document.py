@@ -41,6 +41,8 @@ _RESULT_RE = re.compile(r"(?:实际输出|验证结果|actual|result)\s*[:：]",
 _RISK_FIELD_RE = re.compile(r"\*\*\s*(?:风险等级|risk(?: level)?)\s*\*\*\s*[:：]\s*(?P<v>.*)", re.I)
 _RISK_WORD_RE = re.compile(r"\b(LOW|MEDIUM|HIGH)\b|(低|中|高)风险", re.I)
 _OWNER_RE = re.compile(r"\*\*\s*(?:负责人|owner|author)[^*]*\*\*\s*[:：]\s*@?(\S+)", re.I)
+# `**Stack / 栈**: web-prod, api-prod`: the stacks whose approval policy applies.
+_STACK_RE = re.compile(r"\*\*\s*(?:stacks?|栈)[^*]*\*\*\s*[:：]\s*(?P<v>.*)", re.I)
 _SHELL_LANGS = {"", "bash", "sh", "shell", "console", "zsh"}
 _CN_RISK = {"低": "LOW", "中": "MEDIUM", "高": "HIGH"}
 
@@ -121,6 +123,7 @@ class Document:
     notes: list[Issue] = field(default_factory=list)  # warnings found while parsing
     status: str = ""
     owner: str = ""  # the `**负责人 / Owner**: @name` field, without the @
+    stacks: tuple[str, ...] = ()  # the `**Stack / 栈**: a, b` field
 
     def steps_of(self, kind: str) -> list[Step]:
         return [s for s in self.steps if s.kind == kind]
@@ -269,6 +272,7 @@ def parse(text: str, *, where: str = "<document>") -> Document:
     risk_line = 0
     status = ""
     owner = ""
+    stacks: tuple[str, ...] = ()
 
     sec_start, sec_heading, sec_line = 0, "", 1
     kind2: str | None = None  # the step kind of the current `## ` section
@@ -331,6 +335,10 @@ def parse(text: str, *, where: str = "<document>") -> Document:
         owner_m = _OWNER_RE.match(stripped)
         if owner_m and not owner:
             owner = owner_m.group(1)
+        stack_m = _STACK_RE.match(stripped)
+        if stack_m and not stacks:
+            words = re.split(r"[,，\s]+", stack_m.group("v").replace("`", ""))
+            stacks = tuple(dict.fromkeys(w for w in words if w))
         if kind in CHECK_KINDS and re.match(r"(?:[-*+]|\d+[.)])\s+\S", stripped):
             manual.append((kind, number))
     if fence is not None:
@@ -348,6 +356,7 @@ def parse(text: str, *, where: str = "<document>") -> Document:
         notes=notes,
         status=status,
         owner=owner,
+        stacks=stacks,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from releasegate.change.approvals import Approval
 from releasegate.change.document import Document, Step
 from releasegate.redact import Redactor
 from releasegate.transport.base import Transport
@@ -176,9 +177,37 @@ def run_change(
 _RESULT_MARK = {True: "✅", False: "❌"}
 
 
-def render_run(doc: Document, text: str, report: RunReport, *, user: str, host: str) -> str:
-    """The original document byte for byte, with the Execution Log filled in and the
-    evidence appended (the plan file itself is never rewritten)."""
+def _approval_lines(approvals: Sequence[Approval]) -> str:
+    lines = []
+    for a in approvals:
+        who = f"{a.by}, signed by {a.signer} ({a.key})" if a.signer else f"{a.by} (not signed)"
+        note = f": {_cell(a.comment)}" if a.comment else ""
+        lines.append(f"- [x] {who} at {a.at}, plan `{a.hash}`{note}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _with_approvals(section: str, approvals: Sequence[Approval]) -> str:
+    """seed 000's Approval section with the approvals that let this run go, each ticked,
+    before the section's closing `---` (which the seed follows with its `*End of ...*`)."""
+    lines = section.splitlines(keepends=True)
+    rules = [i for i, line in enumerate(lines) if line.strip() == "---"]
+    end = rules[-1] if rules else len(lines)
+    head = "".join(lines[:end]).rstrip("\n") + "\n\n"
+    return head + _approval_lines(approvals) + "\n" + "".join(lines[end:])
+
+
+def render_run(
+    doc: Document,
+    text: str,
+    report: RunReport,
+    *,
+    user: str,
+    host: str,
+    approvals: Sequence[Approval] = (),
+) -> str:
+    """The original document byte for byte, with the Execution Log filled in, the
+    approvals that counted ticked under Approval, and the evidence appended (the plan file
+    itself is never rewritten)."""
     rows = [
         f"| {o.started_at.astimezone():%Y-%m-%d %H:%M:%S} | {o.step.kind}: {_cell(o.step.name)}"
         f"{'' if o.host == 'local' else ' @ ' + o.host} "
@@ -188,12 +217,20 @@ def render_run(doc: Document, text: str, report: RunReport, *, user: str, host: 
     table = "| 时间 Time | 操作 Step | 结果 Result | 备注 Notes |\n|---|---|---|---|\n"
     table += "\n".join(rows) + "\n"
     log = doc.section("log")
+    approval = doc.section("approval") if approvals else None
     if log is not None:
         heading = log.text.splitlines(keepends=True)[0]
         filled = f"{heading}\n{table}\n"
-        out = "".join(filled if s is log else s.text for s in doc.sections)
+        out = "".join(
+            filled if s is log else _with_approvals(s.text, approvals) if s is approval else s.text
+            for s in doc.sections
+        )
     else:
         out = text.rstrip("\n") + "\n\n## Execution Log（执行日志）\n\n" + table
+        if approval is not None:
+            out = out.replace(approval.text, _with_approvals(approval.text, approvals), 1)
+    if approvals and approval is None:
+        out = out.rstrip("\n") + "\n\n## Approval（审批）\n\n" + _approval_lines(approvals)
     evidence = [
         "",
         f"## Run evidence (releasegate, {datetime.now(UTC).astimezone():%Y-%m-%d %H:%M:%S}, "

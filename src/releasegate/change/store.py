@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from releasegate.change.approvals import Approval, ApprovalState, state
+from releasegate.change.approvals import Approval, ApprovalState, Policy, Verifier, state
 from releasegate.change.document import Document, check_id, parse, validate
 from releasegate.errors import BadInput, Refused
 
@@ -164,8 +165,10 @@ class Record:
     doc: Document
     meta: Meta
 
-    def approvals(self) -> ApprovalState:
-        return state(self.doc, self.meta.approvals, self.meta.author)
+    def approvals(
+        self, policy: Policy | None = None, verify: Verifier | None = None
+    ) -> ApprovalState:
+        return state(self.doc, self.meta.approvals, self.meta.author, policy=policy, verify=verify)
 
 
 def _now() -> str:
@@ -264,8 +267,23 @@ class ChangeStore:
                 out.append((path, exc))
         return out
 
-    def approve(self, ref: str, *, by: str, comment: str = "", user: str = "") -> Approval:
-        """Record an approval of the current plan; Refused when the rules forbid it."""
+    def approve(
+        self,
+        ref: str,
+        *,
+        by: str,
+        comment: str = "",
+        user: str = "",
+        policy: Policy | None = None,
+        sign: Callable[[str], tuple[str, str]] | None = None,
+        verify: Verifier | None = None,
+    ) -> Approval:
+        """Record an approval of the current plan; Refused when the rules forbid it.
+
+        `sign(plan_hash)` returns (armored signature, key fingerprint); with `verify` the
+        signature is checked at once, so a key that allowed_signers does not name, or one
+        that already approved under another name, is refused here rather than at run time.
+        """
         rec = self.load(ref)
         if rec.path.parent.resolve() != self.folder.resolve():
             raise BadInput(f"approve a change by its ID in {self.folder}, not by a file path")
@@ -276,15 +294,47 @@ class ChangeStore:
                 f"{rec.doc.id} does not validate ({rec.path}:{first.line}: {first.message})",
                 hint=f"fix it, then `releasegate change validate {rec.doc.id}`",
             )
-        current = rec.approvals()
-        if rec.doc.risk == "HIGH" and by in {rec.meta.author, rec.doc.owner} - {""}:
+        current = rec.approvals(policy, verify)
+        own = {rec.meta.author, rec.doc.owner} - {""}
+        if rec.doc.risk == "HIGH" and by in own:
             raise Refused(
                 f"{by} is the author of HIGH change {rec.doc.id} and cannot approve it",
                 hint="a HIGH change needs two approvers other than its author",
             )
+        if current.signed_required and sign is None:
+            where = ", ".join((policy.origin if policy else ()) or ("approvals",))
+            raise Refused(
+                f"{rec.doc.id} ({rec.doc.risk}) needs signed approvals ({where})",
+                hint=f"releasegate change approve {rec.doc.id} --as {by} --key ~/.ssh/id_ed25519",
+            )
         if any(a.by == by for a in current.valid):
             raise Refused(f"{by} already approved this version of {rec.doc.id}")
         approval = Approval(by=by, hash=current.hash, at=_now(), comment=comment, user=user)
+        if sign is not None:
+            signature, key = sign(current.hash)
+            approval = replace(approval, signature=signature, key=key)
+            if verify is not None:
+                signer = verify(approval, current.hash)
+                if signer is None:
+                    raise Refused(
+                        f"the key {key} is not an allowed signer"
+                        + (
+                            f" in {policy.allowed_signers}"
+                            if policy and policy.allowed_signers
+                            else ""
+                        ),
+                        hint="add its public key, with the approver's name, to allowed_signers",
+                    )
+                if rec.doc.risk == "HIGH" and signer in own:
+                    raise Refused(f"{signer} is the author of HIGH change {rec.doc.id}")
+                for a in current.valid:
+                    if current.signers.get(a.by) == signer:
+                        raise Refused(
+                            f"the key of {signer} already approved this version of "
+                            f"{rec.doc.id} (as {a.by})",
+                            hint="four eyes: a second approval needs a second person's key",
+                        )
+                approval = replace(approval, signer=signer)
         rec.meta.id = rec.doc.id
         rec.meta.approvals.append(approval)
         self._save_meta(rec.meta)

@@ -175,6 +175,11 @@ class App:
                 markup=True,
                 highlight=False,
             )
+            if event.data.get("tail"):  # the end of a failed command's output, masked
+                from rich.text import Text
+
+                for line in str(event.data["tail"]).splitlines():
+                    c.print(Text("      │ " + printable(line), style="dim"), highlight=False)
         elif event.kind == "check":
             mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
             c.print(f"      {mark} {safe(event.message)}")
@@ -190,13 +195,18 @@ class App:
 
         if record:
             notices: list[str] = []
-            out.record_path = records.write(
-                out,
-                self.config.records_dir,
-                user=self.actor.user,
-                host=self.actor.host,
-                notices=notices,
-            )
+            try:
+                out.record_path = records.write(
+                    out,
+                    self.config.records_dir,
+                    user=self.actor.user,
+                    host=self.actor.host,
+                    notices=notices,
+                )
+            except OSError as exc:  # a full disk must not hide the outcome
+                out.hint = (out.hint + "; " if out.hint else "") + (
+                    f"the execution record could not be written: {exc.strerror or exc}"
+                )
             self.show_notices(notices)
         if self.json:
             print_json(

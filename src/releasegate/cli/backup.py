@@ -125,10 +125,18 @@ def prune(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
     help="Also restore the config files the backup holds (backup.files; a fleet: each host's).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def restore(
-    app: App, stack: str, env: str, backup_id: str, config: bool, yes: bool, as_json: bool
+    app: App,
+    stack: str,
+    env: str,
+    backup_id: str,
+    config: bool,
+    yes: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> int:
     """Restore STACK's databases from backup ID; with --config, its config files too.
 
@@ -145,6 +153,11 @@ def restore(
       releasegate restore web-prod prod --from 20260130_143022 --config
     """
     app.json = as_json
+    if dry_run:
+        from releasegate.cli.deploy import show_plans
+
+        plan = app.engine().plan_restore(stack, env, backup_id, config=config)
+        return show_plans(app, [plan], f"restore {stack} ({env}) from {plan.notes}")
     what = "data and config files" if config else "data"
     if not yes:
         click.confirm(

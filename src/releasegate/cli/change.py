@@ -12,6 +12,7 @@ from releasegate.cli.term import echo, safe
 from releasegate.errors import BadInput
 
 if TYPE_CHECKING:
+    from releasegate.change.approvals import ApprovalState, Policy, Verifier
     from releasegate.change.store import ChangeStore, Record
 
 pass_app = click.make_pass_decorator(App)
@@ -63,6 +64,51 @@ def _mark(app: App, action: str, change_id: str, notes: str, details: dict[str, 
     return True
 
 
+def _policy(app: App, rec: Record, stacks: tuple[str, ...] = ()) -> tuple[Policy, Verifier | None]:
+    """The signing policy for a record: the top-level `approvals` of releasegate.yaml plus
+    those of the stacks it names (`**Stack**:`) or runs on (`--stack`), and the checker of
+    its allowed_signers file. The full config is loaded only when it mentions approvals, so
+    a file without them costs nothing, and a broken one never drops a requirement."""
+    from releasegate.change.approvals import Policy
+
+    try:
+        path = app.config_file
+        text = path.read_text(encoding="utf-8")
+    except (BadInput, OSError, UnicodeDecodeError):
+        return Policy(), None  # no releasegate.yaml (`--dir` alone): names only
+    if "approvals" not in text:
+        return Policy(), None
+    config = app.config
+    parts = [("approvals", config.approvals)]
+    for name in dict.fromkeys((*rec.doc.stacks, *stacks)):
+        own = config.stack(name).approvals  # an unknown stack is an error, not a loophole
+        if own is not None:
+            parts.append((f"stacks.{name}.approvals", own))
+    files = {p.allowed_signers for _, p in parts[1:] if p.allowed_signers}
+    if len(files) > 1:
+        raise BadInput(
+            f"change {rec.doc.id} names stacks with different allowed_signers files",
+            hint="one change, one allowed_signers: split the change, or share the file",
+        )
+    signers = next(iter(files), None) or config.approvals.allowed_signers
+    policy = Policy(
+        allowed_signers=signers,
+        require_signed=any(p.require_signed for _, p in parts),
+        require_for_risk=frozenset(r for _, p in parts for r in p.require_signed_for_risk),
+        origin=tuple(f"{where} in {config.path}" for where, p in parts if p.requires),
+    )
+    if signers is None:
+        return policy, None
+    from releasegate.change.signatures import Signers
+
+    checker = Signers(signers)
+    return policy, lambda approval, plan: checker.signer(approval.signature, plan)
+
+
+def _approvals(app: App, rec: Record, stacks: tuple[str, ...] = ()) -> ApprovalState:
+    return rec.approvals(*_policy(app, rec, stacks))
+
+
 @change.command("new")
 @click.argument("change_id", metavar="ID")
 @click.option("--title", required=True, help="One line: what the change does.")
@@ -109,10 +155,10 @@ def change_validate(app: App, ref: str, as_json: bool) -> int:
     return 2 if errors else 0
 
 
-def _summary(rec: Record) -> dict[str, Any]:
+def _summary(app: App, rec: Record) -> dict[str, Any]:
     from releasegate.change.document import validate
 
-    st = rec.approvals()
+    st = _approvals(app, rec)
     errors = sum(1 for i in validate(rec.doc) if i.level == "error")
     return {
         "id": rec.doc.id,
@@ -138,7 +184,7 @@ def change_list(app: App, as_json: bool) -> int:
     if as_json:
         for item in found:
             if isinstance(item, Record):
-                print_json(_summary(item))
+                print_json(_summary(app, item))
             else:
                 print_json({"path": item[0], "error": item[1].message})
         return 0
@@ -152,7 +198,7 @@ def change_list(app: App, as_json: bool) -> int:
         table.add_column(col)
     for item in found:
         if isinstance(item, Record):
-            s = _summary(item)
+            s = _summary(app, item)
             mark = "" if s["approved"] else " (pending)"
             table.add_row(s["id"], s["title"], s["risk"] or "?", s["status"], s["approvals"] + mark)
         else:
@@ -170,18 +216,22 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
     from releasegate.change.document import KIND_LABELS, STEP_KINDS, validate
 
     rec = _store(app).load(ref)
-    st = rec.approvals()
+    st = _approvals(app, rec)
     doc = rec.doc
     if as_json:
         print_json(
             {
-                **_summary(rec),
+                **_summary(app, rec),
                 "author": rec.meta.author or doc.owner,
                 "hash": st.hash,
                 "required_approvals": st.required,
+                "signed_required": st.signed_required,
                 "approval_list": [{**a.to_json(), "state": "valid"} for a in st.valid]
                 + [{**a.to_json(), "state": "void"} for a in st.void]
-                + [{**a.to_json(), "state": "self"} for a in st.self_approvals],
+                + [{**a.to_json(), "state": "self"} for a in st.self_approvals]
+                + [{**a.to_json(), "state": "unsigned"} for a in st.unsigned]
+                + [{**a.to_json(), "state": "bad-signature"} for a in st.bad_signatures]
+                + [{**a.to_json(), "state": "same-signer"} for a in st.same_signer],
                 "sections": [
                     {"heading": s.heading, "line": s.line, "key": s.key} for s in doc.sections
                 ],
@@ -208,9 +258,20 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
     verdict = "[green]approved[/]" if st.approved else "[yellow]not approved[/]"
     c.print(f"[bold]Approvals[/]: {safe(st.summary())}: {safe(verdict)}")
     for a in st.valid:
-        c.print(f"  ✔ {a.by} at {a.at}" + (f": {a.comment}" if a.comment else ""), markup=False)
+        key = f" (signed by {a.signer}, {a.key})" if a.signer else ""
+        text = f"  ✔ {a.by}{key} at {a.at}" + (f": {a.comment}" if a.comment else "")
+        c.print(text, markup=False)
     for a in st.self_approvals:
         c.print(f"  ✘ {a.by} at {a.at}: the author cannot approve a HIGH change", markup=False)
+    for a in st.unsigned:
+        c.print(f"  ✘ {a.by} at {a.at}: not signed, and signatures are required", markup=False)
+    for a in st.bad_signatures:
+        c.print(
+            f"  ✘ {a.by} at {a.at}: the signature is not an allowed key's over this plan",
+            markup=False,
+        )
+    for a in st.same_signer:
+        c.print(f"  ✘ {a.by} at {a.at}: signed with a key already counted", markup=False)
     if st.void:
         c.print(f"  [yellow]{len(st.void)} approval(s) void: the plan was edited after approval[/]")
         for a in st.void:
@@ -222,24 +283,60 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
 @click.argument("change_id", metavar="ID")
 @click.option("--as", "by", required=True, metavar="NAME", help="Who approves.")
 @click.option("--comment", default="", help="Why, or under which conditions.")
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="KEY",
+    help="Sign with this SSH key (ssh-keygen -Y sign; a .pub uses ssh-agent): the approval "
+    "then counts for the key's principal in allowed_signers, not for the typed name.",
+)
+@click.option(
+    "--stack",
+    "stacks",
+    multiple=True,
+    metavar="STACK",
+    help="Apply this stack's approvals policy too (as `change run --stack` will).",
+)
 @pass_app
-def change_approve(app: App, change_id: str, by: str, comment: str) -> int:
+def change_approve(
+    app: App, change_id: str, by: str, comment: str, key: Path | None, stacks: tuple[str, ...]
+) -> int:
     """Approve the current version of a plan; an edit to the plan voids the approval."""
     from releasegate import names
 
     names.check("user", by)
     store = _store(app)
-    approval = store.approve(change_id, by=by, comment=comment, user=app.actor.user)
-    rec = store.load(change_id)
-    st = rec.approvals()
-    in_ledger = _mark(
-        app,
-        "change-approve",
-        rec.doc.id,
-        f"{by} approved {rec.doc.id}",
-        {"approver": by, "hash": approval.hash, "comment": comment, "risk": rec.doc.risk},
+    policy, verify = _policy(app, store.load(change_id), stacks)
+    sign = None
+    if key is not None:
+        if policy.allowed_signers is None:
+            raise BadInput(
+                "a signed approval needs `approvals: {allowed_signers: FILE}` in releasegate.yaml",
+                hint="without it no signature could ever be checked",
+            )
+        from releasegate.change import signatures
+
+        def sign(plan: str) -> tuple[str, str]:
+            signature = signatures.sign(key, plan)
+            return signature, signatures.fingerprint(signature)
+
+    approval = store.approve(
+        change_id,
+        by=by,
+        comment=comment,
+        user=app.actor.user,
+        policy=policy,
+        sign=sign,
+        verify=verify,
     )
-    app.console.print(f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…)")
+    rec = store.load(change_id)
+    st = rec.approvals(policy, verify)
+    details = {"approver": by, "hash": approval.hash, "comment": comment, "risk": rec.doc.risk}
+    if approval.signature:
+        details.update(signer=approval.signer, key=approval.key, signature=approval.signature)
+    in_ledger = _mark(app, "change-approve", rec.doc.id, f"{by} approved {rec.doc.id}", details)
+    signed = f", signed by {approval.signer} ({approval.key})" if approval.signature else ""
+    app.console.print(f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…){signed}")
     state = "approved" if st.approved else "still needs more approvals"
     app.console.print(f"approvals: {st.summary()}: {state}")
     if not in_ledger:
@@ -316,11 +413,12 @@ def change_run(
             f"{rec.path}:{errors[0].line}: {errors[0].message}",
             hint=f"`releasegate change validate {change_id}` lists every problem",
         )
-    approvals = rec.approvals()
+    approvals = _approvals(app, rec, (stack_name,) if stack_name else ())
     if not approvals.approved:
+        key = " --key KEY" if approvals.signed_required else ""
         raise Refused(
             f"change {rec.doc.id} ({rec.doc.risk}) has {approvals.summary()} approval(s)",
-            hint=f"releasegate change approve {rec.doc.id} --as NAME",
+            hint=f"releasegate change approve {rec.doc.id} --as NAME{key}",
         )
     from releasegate.transport import for_host
 
@@ -336,7 +434,14 @@ def change_run(
     run_id = ledger.begin_action(
         stack=LEDGER_STACK, env=LEDGER_ENV,
         action="change-rollback" if only_rollback else "change-run", version=rec.doc.id,
-        notes=rec.doc.title[:200], details={"hash": approvals.hash, "risk": rec.doc.risk},
+        notes=rec.doc.title[:200],
+        details={
+            "hash": approvals.hash, "risk": rec.doc.risk,
+            "approvals": [
+                {"by": a.by, "signer": a.signer, "key": a.key} if a.signer else {"by": a.by}
+                for a in approvals.valid
+            ],
+        },
         user=actor.user, host=actor.host, pid=actor.pid,
     )  # fmt: skip
     open_steps: dict[tuple[int, str], str] = {}
@@ -415,7 +520,14 @@ def change_run(
     runs.mkdir(parents=True, exist_ok=True)
     rendered = runs / f"{rec.doc.id}-{stamp}.md"
     rendered.write_text(
-        render_run(rec.doc, rec.text, report, user=actor.user, host=socket.gethostname()),
+        render_run(
+            rec.doc,
+            rec.text,
+            report,
+            user=actor.user,
+            host=socket.gethostname(),
+            approvals=approvals.valid,
+        ),
         encoding="utf-8",
     )
     snapshot = store.folder / "SYNC_SNAPSHOT.md"

@@ -8,6 +8,7 @@ import click
 
 from releasegate.cli.app import App
 from releasegate.errors import BadInput, ExitCode, ReleasegateError
+from releasegate.workflows.deploy import DeployRequest
 
 # (headline, stack, env, version, expected exit code)
 STORY: list[tuple[str, str, str, str, ExitCode]] = [
@@ -69,7 +70,7 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
             say(f"\n[bold cyan]{i}. {headline}[/bold cyan]")
             say(f"$ releasegate deploy {stack} {env} {version}", style="dim")
             try:
-                code = app.finish(app.engine().deploy(stack, env, version))
+                code = app.finish(app.engine().deploy(DeployRequest(stack, env, version)))
             except ReleasegateError as exc:
                 say(f"[red]{exc.message}[/red]")
                 code = int(exc.exit_code)

@@ -47,7 +47,12 @@ pass_app = click.make_pass_decorator(App)
 @click.option(
     "--accept-new-host-keys",
     is_flag=True,
-    help="Fleets: trust hosts missing from known_hosts (their keys are added and recorded).",
+    help="SSH hosts: trust hosts missing from known_hosts (their keys are added and recorded).",
+)
+@click.option(
+    "--reprepare",
+    is_flag=True,
+    help="Prepare the release again even if releases/VERSION is already there.",
 )
 @pass_app
 def deploy(
@@ -67,6 +72,7 @@ def deploy(
     max_failures: str | None,
     parallel: int | None,
     accept_new_host_keys: bool,
+    reprepare: bool,
 ) -> int:
     """Deploy VERSION to STACK (whose environment must be ENV).
 
@@ -97,11 +103,11 @@ def deploy(
     Exit codes: 0 live, 1 failed, 2 bad input, 3 refused (a gate), 4 rolled back,
     5 the stack is locked.
     """
+    from releasegate.engine.base import HostOptions
+    from releasegate.workflows.deploy import DeployRequest
+
     app.json = as_json
-    engine = app.engine()
-    engine.accept_new_host_keys = accept_new_host_keys
-    request: dict[str, Any] = dict(force=force, reason=reason, skip_backup=skip_backup)
-    request["rollout"] = rollout_options(
+    rollout = rollout_options(
         strategy=strategy,
         batch=batch,
         canary=canary,
@@ -109,38 +115,55 @@ def deploy(
         max_failures=max_failures,
         parallel=parallel,
     )
+    request = DeployRequest(
+        stack,
+        env,
+        version,
+        force=force,
+        reason=reason,
+        skip_backup=skip_backup,
+        reprepare=reprepare,
+        hosts=HostOptions(rollout, accept_new_host_keys),
+    )
+    engine = app.engine()
     if dry_run:
-        plan = engine.plan_deploy(stack, env, version, **request)
-        if as_json:
-            print_json({"plan": plan})
-            return 0
-        app.console.print(
-            f"[bold]Plan[/bold]: deploy {version} to {stack} ({env})"
-            + ("  [red]FORCED[/red]" if force else "")
-        )
-        for i, step in enumerate(plan.steps, 1):
-            app.console.print(f"  {i:>2}. {step.title}")
-        app.console.print(f"  on failure: {plan.notes}", style="dim")
-        app.console.print("dry run: nothing was changed", style="dim")
+        title = f"deploy {version} to {stack} ({env})" + ("  [red]FORCED[/red]" if force else "")
+        return show_plans(app, [engine.plan_deploy(request)], title)
+    return app.finish(engine.deploy(request))
+
+
+def show_plans(app: App, plans: list[Any], title: str) -> int:
+    """What --dry-run prints: the steps the run would record, in its order."""
+    if app.json:
+        print_json({"plan": plans[0]} if len(plans) == 1 else {"plans": plans})
         return 0
-    return app.finish(engine.deploy(stack, env, version, **request))
+    app.console.print(f"[bold]Plan[/bold]: {title}")
+    number = 0
+    for plan in plans:
+        if len(plans) > 1:
+            app.console.print(f"  {plan.action} ({plan.version or 'nothing running'}):")
+        for step in plan.steps:
+            number += 1
+            app.console.print(f"  {number:>2}. {step.title}", highlight=False)
+        if plan.notes and plan.action != "restore":
+            label = "on failure" if plan.action == "deploy" else "notes"
+            app.console.print(f"  {label}: {plan.notes}", style="dim")
+    app.console.print("dry run: nothing was changed", style="dim")
+    return 0
 
 
 def rollout_options(**given: object) -> dict[str, object]:
     """The fleet options that were given; `N` or `N%` shares checked here."""
-    import re
-
     from releasegate.errors import BadInput
+    from releasegate.execution.rollout import parse_share
 
     chosen = {k: v for k, v in given.items() if v is not None}
     for key in ("batch", "max_failures"):
         if key in chosen:
-            text = str(chosen[key]).strip()
-            if re.fullmatch(r"\d{1,6}", text):
-                chosen[key] = int(text)
-            elif not re.fullmatch(r"(100|[1-9]?[0-9])%", text):
-                flag = "--" + key.replace("_", "-")
-                raise BadInput(f"{flag} {text!r}: expected a number of hosts or a share like 25%")
+            try:
+                chosen[key] = parse_share(str(chosen[key]))
+            except ValueError as exc:
+                raise BadInput(f"--{key.replace('_', '-')} {exc}") from exc
     if chosen.get("batch") == 0:
         raise BadInput("--batch 0: a batch is at least one host")
     return chosen
@@ -160,6 +183,12 @@ def rollout_options(**given: object) -> dict[str, object]:
     help="Also restore the database backup taken before the current release was deployed.",
 )
 @click.option("--yes", is_flag=True, help="With --with-db: do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="SSH hosts: trust hosts missing from known_hosts (their keys are added and recorded).",
+)
 @pass_app
 def rollback(
     app: App,
@@ -170,6 +199,8 @@ def rollback(
     as_json: bool,
     with_db: bool,
     yes: bool,
+    dry_run: bool,
+    accept_new_host_keys: bool,
 ) -> int:
     """Roll STACK back to the previous successful version, or --to a named one.
 
@@ -181,11 +212,25 @@ def rollback(
     restores the backup that was taken before the current release was deployed:
     for a release whose migration broke the data.
     """
+    from releasegate.engine.base import HostOptions
+    from releasegate.workflows.rollback import RollbackRequest
+
     app.json = as_json
+    request = RollbackRequest(
+        stack,
+        env,
+        to=to,
+        reason=reason,
+        with_db=with_db,
+        hosts=HostOptions(accept_new_host_keys=accept_new_host_keys),
+    )
+    if dry_run:
+        plans = app.engine().plan_rollback(request)
+        return show_plans(app, plans, f"roll back {stack} ({env}) to {plans[-1].version}")
     if with_db and not yes:
         click.confirm(
             f"Restore {stack}'s databases to the state before its current release?",
             abort=True,
             err=True,
         )
-    return app.finish(app.engine().rollback(stack, env, to=to, reason=reason, with_db=with_db))
+    return app.finish(app.engine().rollback(request))

@@ -103,12 +103,20 @@ class ComposeProject:
 
 
 # -- interpolation --------------------------------------------------------------------------
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+# compose-go's template pattern (v2, as `docker compose` 2.40 runs it): `$$`, `$NAME`, or
+# `${NAME}` / `${NAME<op>...}`; `${` followed by anything else is invalid. A `$` that starts
+# none of these (`$2a$14$...` in a bcrypt hash, `5$`) is kept as it is. `.*` is greedy and
+# stops at a line end, as Go's `.` does.
+_TEMPLATE = re.compile(
+    r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)"
+    r"|\{(?:(?P<braced>[_a-z][_a-z0-9]*(?::?[-+?].*)?)\}|(?P<invalid>)))",
+    re.IGNORECASE | re.ASCII,
+)
+_OPERATORS = (":?", "?", ":-", "-", ":+", "+")
 
 
 class TemplateError(ValueError):
-    """A `$` that is not a valid substitution (compose refuses the file)."""
+    """A `${` that is not a valid substitution (compose refuses the file)."""
 
 
 class RequiredVariable(TemplateError):
@@ -131,76 +139,70 @@ class Interpolated:
 def interpolate(text: str, lookup: Callable[[str], str | None]) -> Interpolated:
     """Substitute variables as compose does: `$VAR`, `${VAR}`, `${VAR:-default}`,
     `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}`, nested
-    (`${A:-${B:-x}}`), and `$$` for a literal `$`. `lookup` returns None for unset names.
-    Raises TemplateError (RequiredVariable for a failed `?`)."""
+    (`${A:-${B:-x}}`), `$$` for a literal `$`, and a `$` that starts no variable kept as it
+    is. `lookup` returns None for unset names. Raises TemplateError (RequiredVariable for a
+    failed `?`)."""
     unset: list[str] = []
     value = _substitute(text, lookup, unset)
     return Interpolated(value, tuple(dict.fromkeys(unset)))
 
 
 def _substitute(text: str, lookup: Callable[[str], str | None], unset: list[str]) -> str:
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        j = text.find("$", i)
-        if j < 0:
-            out.append(text[i:])
-            break
-        out.append(text[i:j])
-        following = text[j + 1 : j + 2]
-        if following == "$":
-            out.append("$")
-            i = j + 2
-        elif following == "{":
-            end = _closing_brace(text, j)
-            if end < 0:
-                raise TemplateError(f"'${{' without its closing '}}' in {text!r}")
-            out.append(_braced(text[j + 2 : end], lookup, unset))
-            i = end + 1
-        elif match := _NAME.match(text, j + 1):
-            value = lookup(match.group())
-            if value is None:
-                unset.append(match.group())
-            out.append(value or "")
-            i = match.end()
-        else:
-            raise TemplateError(f"a '$' that starts no variable in {text!r}")
-    return "".join(out)
+    return _TEMPLATE.sub(lambda m: _replace(m.group(), lookup, unset), text)
 
 
-def _closing_brace(text: str, start: int) -> int:
-    """Index of the `}` closing the `${` at `start`, counting nested `${` (as compose)."""
+def _replace(found: str, lookup: Callable[[str], str | None], unset: list[str]) -> str:
+    """One match of _TEMPLATE, as compose-go's DefaultReplacementFunc handles it: the match
+    (which runs to the last `}` of the line) is cut after its first balanced `}`, and what
+    follows is substituted on its own."""
+    end = _closing_brace(found)
+    head, rest = (found, "") if end < 0 else (found[: end + 1], found[end + 1 :])
+    match = _TEMPLATE.match(head)
+    if match is None or match.group("invalid") is not None:
+        raise TemplateError(f"invalid interpolation format in {found!r}")
+    if match.group("escaped"):
+        return "$"
+    name = match.group("named") or match.group("braced")
+    operator = _operator(found)
+    if match.group("braced") and operator is not None and operator in name:
+        return _braced(name, operator, lookup, unset) + _substitute(rest, lookup, unset)
+    value = lookup(name)
+    if value is None:
+        unset.append(name)
+    return value or ""
+
+
+def _operator(found: str) -> str | None:
+    """The operator compose applies: the one written first in the match."""
+    at = {op: found.find(op) for op in _OPERATORS}
+    present = [op for op in _OPERATORS if at[op] >= 0]
+    return min(present, key=lambda op: at[op]) if present else None
+
+
+def _closing_brace(text: str) -> int:
+    """Index of the first balanced `}` (compose-go's getFirstBraceClosingIndex: every `{`
+    opens, and the character after it is skipped), or -1."""
     depth = 0
-    i = start
+    i = 0
     while i < len(text):
         if text[i] == "}":
             depth -= 1
             if depth == 0:
                 return i
-        elif text.startswith("${", i):
+        if text[i] == "{":
             depth += 1
             i += 1
         i += 1
     return -1
 
 
-def _braced(body: str, lookup: Callable[[str], str | None], unset: list[str]) -> str:
-    match = _NAME.match(body)
-    if not match:
-        raise TemplateError(f"'${{{body}}}' names no variable")
-    name, rest = match.group(), body[match.end() :]
-    value = lookup(name)
-    if not rest:
-        if value is None:
-            unset.append(name)
-        return value or ""
-    operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
-    if operator is None:
-        raise TemplateError(f"'${{{body}}}' is not a substitution compose knows")
+def _braced(body: str, operator: str, lookup: Callable[[str], str | None], unset: list[str]) -> str:
+    name, argument_text = body.split(operator, 1)
     # Compose substitutes the argument before looking at the variable: its errors count
     # even when it is not used, its unset variables only when it is.
     inner: list[str] = []
-    argument = _substitute(rest[len(operator) :], lookup, inner)
+    argument = _substitute(argument_text, lookup, inner)
+    value = lookup(name)
     strict = operator.startswith(":")  # an empty value counts as missing
     missing = value is None or (strict and value == "")
     if operator in (":-", "-"):

@@ -44,6 +44,8 @@ from releasegate.config.values import (
     unique,
 )
 from releasegate.errors import BadInput
+from releasegate.execution.rollout import SHARE_PATTERN
+from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 
 
 class StackCommands(StrictModel):
@@ -240,12 +242,12 @@ class ComposeConfig(StrictModel):
 
 # ---- fleets ----------------------------------------------------------------------
 
-_SHARE = r"^(100|[1-9]?[0-9])%$"
+_SHARE = f"^{SHARE_PATTERN}$"
 Share = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=_SHARE)]  # 3 or "10%"
 
 
 class FleetConfig(StrictModel):
-    """How a deploy reaches a stack's hosts (see releasegate.fleet.strategy)."""
+    """How a deploy reaches a stack's hosts (see releasegate.execution.rollout)."""
 
     strategy: Literal["all", "rolling", "canary"] = "all"
     batch: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=_SHARE)] = 1  # rolling
@@ -257,7 +259,7 @@ class FleetConfig(StrictModel):
     connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     # Seconds one of the team's commands (install, migrate, restart) may take on a host; a
     # command past it is killed with its process group, and the host counts as failed.
-    command_timeout: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    command_timeout: Annotated[float, Field(gt=0, le=86400)] = DEFAULT_COMMAND_TIMEOUT_S
 
 
 def unique_hosts(hosts: list[Host]) -> list[Host]:
@@ -323,6 +325,27 @@ class MigrationsConfig(StrictModel):
         return self.path or ("prisma/migrations" if self.tool == "prisma" else "migrations")
 
 
+# ---- change approvals ---------------------------------------------------------------
+
+RiskLevel = Literal["LOW", "MEDIUM", "HIGH"]
+
+
+class ApprovalsConfig(StrictModel):
+    """Who approved a change record, proven by an SSH signature (`ssh-keygen -Y sign`)
+    checked against an OpenSSH allowed_signers file. At the top level for every change;
+    under a stack for the changes that name it (or run on it), adding to the top level's."""
+
+    allowed_signers: ResolvedPath | None = None  # principals and their public keys
+    require_signed: bool = False  # every approval must be signed
+    require_signed_for_risk: Annotated[list[RiskLevel], AfterValidator(unique("risk"))] = Field(
+        default_factory=list
+    )  # or only those of these risk levels
+
+    @property
+    def requires(self) -> bool:
+        return self.require_signed or bool(self.require_signed_for_risk)
+
+
 # ---- stacks and the file ---------------------------------------------------------
 
 
@@ -347,6 +370,7 @@ class StackConfig(StrictModel):
     compose: ComposeConfig | None = None
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     migrations: MigrationsConfig | None = None
+    approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
 
     _name: str = PrivateAttr(default="")
 
@@ -385,7 +409,7 @@ class StackConfig(StrictModel):
 
     @property
     def is_fleet(self) -> bool:
-        """Deployed over SSH (one host or many), through releasegate.fleet."""
+        """Deployed over SSH (one host or many)."""
         return any(not h.is_local for h in self.hosts)
 
     @property
@@ -444,8 +468,27 @@ class Config(StrictModel):
     records_dir: ResolvedPath = Field(default=Path(".releasegate/records"), validate_default=True)
     backups_dir: ResolvedPath = Field(default=Path(".releasegate/backups"), validate_default=True)
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
+
+    @model_validator(mode="after")
+    def _signers_known(self) -> Self:
+        # A requirement that no file could ever satisfy is a mistake to report now.
+        if self.approvals.requires and self.approvals.allowed_signers is None:
+            fail("approvals: signatures are required but allowed_signers is not set")
+        for key, stack in self.stacks.items():
+            own = stack.approvals
+            if (
+                own is not None
+                and own.requires
+                and not (own.allowed_signers or self.approvals.allowed_signers)
+            ):
+                fail(
+                    f"stacks.{key}.approvals: signatures are required but no allowed_signers "
+                    "file is named (here or in the top-level approvals)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _finish(self, info: ValidationInfo) -> Self:

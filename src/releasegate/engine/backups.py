@@ -5,59 +5,44 @@ from __future__ import annotations
 import os
 import re
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate import names
 from releasegate.engine.base import EngineBase, RunOutcome
 from releasegate.errors import BadInput, ExitCode
-from releasegate.model import CheckResult, Event
-from releasegate.runtimes.base import Runtime
+from releasegate.execution.hosts import aggregate
+from releasegate.model import CheckResult, Event, Plan, StepResult
+from releasegate.plan import plan_restore
+from releasegate.runtimes.base import PhaseResult
+
+if TYPE_CHECKING:
+    from releasegate.execution.hosts import StackHosts
+
+
+def _phase(phase: PhaseResult) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+    return phase.ok, phase.summary, [], phase.evidence()
 
 
 class BackupOps(EngineBase):
     def _backup(
-        self, stack: Any, runtime: Runtime, running: str | None, release: str | None = None
+        self, stack: Any, hosts: StackHosts, running: str | None, release: str | None = None
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         """The deploy's backup: every source, with the config files as a `files` source."""
-        sources = self._backup_sources(stack, runtime)
+        sources = self._backup_sources(stack, hosts)
         if not sources:
             missing = ", ".join(stack.backup_files)
             return True, f"nothing to back up yet ({missing} missing)", [], {}
         return self._take_backup(stack, running, release, sources=sources)
 
-    def _backup_sources(self, stack: Any, runtime: Runtime | None = None) -> list[Any]:
-        """The configured sources, plus the stack's config files as a `files` source (a
-        fleet's: one per host, read there over the run's connection)."""
+    def _backup_sources(self, stack: Any, hosts: StackHosts | None = None) -> list[Any]:
+        """The configured sources, plus the stack's config files as a `files` source (an
+        SSH host's: read there over the run's connection)."""
         from releasegate.backup.from_config import sources_for
 
         sources: list[Any] = sources_for(stack)
-        return sources + self._config_sources(stack, runtime, present_only=True)
-
-    @staticmethod
-    def _host_sources(stack: Any, runtime: Runtime | None) -> list[Any]:
-        from releasegate.backup.host_files import HostFilesSource
-
-        hosts = getattr(runtime, "hosts", None)
-        if not stack.backup_files or not hosts:
-            return []
-        found: list[Any] = []
-        names: set[str] = set()
-        for label, host_runtime in hosts.items():
-            name = "config-" + re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:50]
-            while name in names:  # two labels that read alike once cleaned
-                name += "_"
-            names.add(name)
-            found.append(
-                HostFilesSource(
-                    name=name,
-                    host=label,
-                    paths=tuple(f.rstrip("/") for f in stack.backup_files),
-                    base_dir=str(stack.dir),
-                    transport=host_runtime.transport,
-                )
-            )
-        return found
+        return sources + self._config_sources(stack, hosts, present_only=True)
 
     def _backup_progress(self, stack: Any, p: Any) -> None:
         if p.phase == "done":
@@ -116,20 +101,20 @@ class BackupOps(EngineBase):
                 hint="add backup.sources (postgres, mysql, sqlite, files) to its config",
             )
         token = os.urandom(6).hex()
-        runtime = self._runtime(stack, token)
+        hosts = self._hosts(stack, token)
         try:
-            return self._run_backup(stack, runtime, token, reason)
+            return self._run_backup(stack, hosts, token, reason)
         finally:
-            self._release(runtime)  # a fleet's connections
+            hosts.close()
 
-    def _run_backup(self, stack: Any, runtime: Runtime, token: str, reason: str) -> RunOutcome:
+    def _run_backup(self, stack: Any, hosts: StackHosts, token: str, reason: str) -> RunOutcome:
         with self._locked(stack, "backup", "", token):
-            running = runtime.running_version()
+            running = hosts.running_version()
             out = RunOutcome(
                 "backup", stack.name, stack.env, running or "", "running", ExitCode.FAILED, ""
             )
             out.action_id = self._begin(stack, "backup", running or "", notes=reason)
-            res = self._step(out, stack, "backup", lambda: self._backup(stack, runtime, running))
+            res = self._step(out, stack, "backup", lambda: self._backup(stack, hosts, running))
             if not res.ok:
                 return self._close(out, "failed", ExitCode.FAILED, res.summary, notes=res.summary)
             if "backup_id" in res.evidence:
@@ -287,9 +272,7 @@ class BackupOps(EngineBase):
             return self._close(out, "failed", ExitCode.FAILED, res.summary, notes=res.summary[:200])
         return self._close(out, "success", ExitCode.OK, res.summary, notes=res.summary[:200])
 
-    def restore(self, name: str, env: str, backup_id: str, *, config: bool = False) -> RunOutcome:
-        """Fresh backup first, stop writers, restore, start, smoke; all recorded. With
-        `config`, the stack's config files (each host's own, on a fleet) are restored too."""
+    def _restore_request(self, name: str, env: str, backup_id: str, config: bool) -> Any:
         stack = self.stack(name, env)
         if not stack.backup.sources and not config:
             raise BadInput(
@@ -298,121 +281,170 @@ class BackupOps(EngineBase):
             )
         if config and not stack.backup_files:
             raise BadInput(f"stack {name} backs up no config files (backup.files is empty)")
-        item = self._find_backup(stack, backup_id)
+        return stack, self._find_backup(stack, backup_id)
+
+    def plan_restore(self, name: str, env: str, backup_id: str, *, config: bool = False) -> Plan:
+        """What `restore` would run now (`--dry-run`): read-only."""
+        stack, item = self._restore_request(name, env, backup_id, config)
+        hosts = self._hosts(stack, "plan")
+        try:
+            running = hosts.running_version()
+        finally:
+            hosts.close()
+        return plan_restore(stack, item.id, running, fresh_backup=True, start=True, config=config)
+
+    def restore(self, name: str, env: str, backup_id: str, *, config: bool = False) -> RunOutcome:
+        """Fresh backup first, stop writers, restore, start, smoke; all recorded. With
+        `config`, the stack's config files (each host's own) are restored too."""
+        stack, item = self._restore_request(name, env, backup_id, config)
         token = os.urandom(6).hex()
-        runtime = self._runtime(stack, token)
+        hosts = self._hosts(stack, token)
         try:
             with self._locked(stack, "restore", "", token):
                 return self._run_restore(
-                    stack, runtime, item, start=True, fresh_backup=True, config=config
+                    stack, hosts, item, start=True, fresh_backup=True, config=config
                 )
         finally:
-            self._release(runtime)
+            hosts.close()
 
     def _config_sources(
-        self, stack: Any, runtime: Runtime | None, *, present_only: bool = False
+        self, stack: Any, hosts: StackHosts | None, *, present_only: bool = False
     ) -> list[Any]:
-        """The config files as the backups name them: `config` here, `config-<host>` for each
-        host of a fleet. To take a backup, only the files present here (`present_only`); to
-        restore one, whatever the archive holds comes back."""
+        """The config files as the backups name them: `config` on this machine,
+        `config-<host>` for each SSH host (its own files, over the run's connection). To take
+        a backup, only the files present (`present_only`); to restore one, whatever the
+        archive holds comes back."""
+        from releasegate.backup.host_files import HostFilesSource
         from releasegate.backup.sources import FilesSource
 
-        if stack.is_fleet:
-            # `dir` is a path on the hosts: whatever this machine has there is not theirs.
-            return self._host_sources(stack, runtime)
         paths = [f.rstrip("/") for f in stack.backup_files]
-        if present_only:
-            paths = [f for f in paths if (Path(str(stack.dir)) / f).exists()]
         if not paths:
             return []
-        return [FilesSource(name="config", paths=tuple(paths), base_dir=str(stack.dir))]
+        if hosts is None or all(rt.transport.name == "local" for rt in hosts.hosts.values()):
+            if present_only:
+                paths = [f for f in paths if (Path(str(stack.dir)) / f).exists()]
+            if not paths:
+                return []
+            return [FilesSource(name="config", paths=tuple(paths), base_dir=str(stack.dir))]
+        found: list[Any] = []
+        taken: set[str] = set()
+        for label, rt in hosts.hosts.items():
+            name = "config-" + re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:50]
+            while name in taken:  # two labels that read alike once cleaned
+                name += "_"
+            taken.add(name)
+            found.append(
+                HostFilesSource(
+                    name=name,
+                    host=label,
+                    paths=tuple(paths),
+                    base_dir=str(stack.dir),
+                    transport=rt.transport,
+                )
+            )
+        return found
 
     def _run_restore(
         self,
         stack: Any,
-        runtime: Runtime,
+        hosts: StackHosts,
         item: Any,
         *,
         start: bool,
         fresh_backup: bool,
         config: bool = False,
     ) -> RunOutcome:
+        """Run the restore plan's steps in its order."""
         from releasegate.backup.from_config import sources_for
-        from releasegate.backup.sets import restore_backup
-        from releasegate.errors import ReleasegateError
 
-        running = runtime.running_version()
-        sources: list[Any] = sources_for(stack)
-        if config:  # after the survey: a fleet's host sources use its connections
-            sources += self._config_sources(stack, runtime)
-        out = RunOutcome(
-            "restore", stack.name, stack.env, running or "", "running", ExitCode.FAILED, ""
+        running = hosts.running_version()
+        plan = plan_restore(
+            stack, item.id, running, fresh_backup=fresh_backup, start=start, config=config
         )
+        sources: list[Any] = sources_for(stack)
+        if config:  # after the survey: an SSH host's source uses the run's connection
+            sources += self._config_sources(stack, hosts)
+        out = RunOutcome(
+            "restore", stack.name, stack.env, running or "", "running", ExitCode.FAILED, "",
+            plan=plan,
+        )  # fmt: skip
         out.details["backup"] = item.id
         out.action_id = self._begin(
             stack, "restore", running or "", notes=f"from backup {item.id}",
             details={"backup": item.id},
         )  # fmt: skip
-        if fresh_backup:
-            res = self._step(
-                out,
-                stack,
-                "backup",
-                lambda: self._take_backup(
-                    stack, running, None, sources=self._backup_sources(stack, runtime)
-                ),
-            )
-            if not res.ok:
+        results: dict[str, StepResult] = {}
+
+        def body(name: str) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+            if name == "backup":
+                taken = self._take_backup(
+                    stack, running, None, sources=self._backup_sources(stack, hosts)
+                )
+                out.details["saved_as"] = taken[3].get("backup_id")
+                return taken
+            if name == "stop":
+                return _phase(hosts.stop(stack.backup.stop))
+            if name == "restore":
+                return self._restore_sources(item, sources, stack)
+            if name == "restart":
+                return _phase(
+                    aggregate("restart", hosts.restart(running or "", None, hosts.active))
+                )
+            outcomes = hosts.smoke(running or "")
+            checks = [c for o in outcomes.values() for c in o.checks]
+            failed = [o for o in outcomes.values() if not o.ok]
+            summary = "; ".join(o.summary for o in failed) or f"{len(checks)} check(s) passed"
+            return not failed, summary, checks, {}
+
+        for step in plan.steps:
+            if step.name == "lock":
+                continue
+            if step.name == "smoke" and not results["restore"].ok:
+                break  # the data did not come back: nothing to smoke
+            res = self._step(out, stack, step.name, partial(body, step.name))
+            results[step.name] = res
+            if res.ok:
+                continue
+            if step.name == "backup":
                 return self._close(
                     out, "failed", ExitCode.FAILED, res.summary,
                     hint="nothing was restored: the current state could not be saved first",
                 )  # fmt: skip
-            out.details["saved_as"] = res.evidence.get("backup_id")
-        # Writers stop before a database is replaced under them. Config files alone are read
-        # at start: the restart below is what makes them count.
-        if stack.backup.sources:
-            res = self._step(
-                out, stack, "stop", lambda: self._phase(runtime.stop(stack.backup.stop))
-            )
-            if not res.ok:
+            if step.name == "stop":
                 return self._close(
                     out, "failed", ExitCode.FAILED, res.summary, hint="nothing was restored"
                 )
-
-        def run_restore() -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
-            try:
-                report = restore_backup(item, sources, self._secrets(stack))
-            except ReleasegateError as exc:
-                return False, f"restore refused: {exc.message}", [], {}
-            checks = [
-                CheckResult(r.name, r.ok, r.summary, dict(r.evidence)) for r in report.results
-            ]
-            bad = [c for c in checks if not c.ok]
-            summary = (
-                f"restored {len(checks)} source(s) from {item.id}"
-                if not bad
-                else "restore failed: " + "; ".join(c.summary for c in bad)
-            )
-            return not bad, summary, checks, {"backup": item.id}
-
-        restored = self._step(out, stack, "restore", run_restore)
-        if start and running:
-            res = self._step(
-                out, stack, "restart", lambda: self._phase(runtime.restart(running, None))
-            )
-            if res.ok and restored.ok:
-                res = self._step(out, stack, "smoke", lambda: self._smoke(stack, runtime, running))
-            if not res.ok:
+            if step.name in ("restart", "smoke"):
                 return self._close(
                     out, "failed", ExitCode.FAILED, res.summary,
                     hint=f"the data was restored from {item.id}; the service needs attention",
                 )  # fmt: skip
+        restored = results["restore"]
         if not restored.ok:
             return self._close(
                 out, "failed", ExitCode.FAILED, restored.summary,
                 hint="the fresh backup taken first holds the state before this restore",
             )  # fmt: skip
         return self._close(out, "success", ExitCode.OK, restored.summary)
+
+    def _restore_sources(
+        self, item: Any, sources: list[Any], stack: Any
+    ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+        from releasegate.backup.sets import restore_backup
+        from releasegate.errors import ReleasegateError
+
+        try:
+            report = restore_backup(item, sources, self._secrets(stack))
+        except ReleasegateError as exc:
+            return False, f"restore refused: {exc.message}", [], {}
+        checks = [CheckResult(r.name, r.ok, r.summary, dict(r.evidence)) for r in report.results]
+        bad = [c for c in checks if not c.ok]
+        summary = (
+            f"restored {len(checks)} source(s) from {item.id}"
+            if not bad
+            else "restore failed: " + "; ".join(c.summary for c in bad)
+        )
+        return not bad, summary, checks, {"backup": item.id}
 
     def _backup_before(self, stack: Any, version: str | None) -> str | None:
         """The backup taken by the newest deploy of `version` (what its data was before)."""

@@ -15,17 +15,28 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate import locks, names
 from releasegate.errors import BadInput, ExitCode, LockHeld
+from releasegate.execution.interrupts import Interrupted
+from releasegate.failpoint import pause_at
 from releasegate.identity import Actor
 from releasegate.model import ActionRecord, CheckResult, Event, Plan, StepResult
 from releasegate.redact import Redactor, read_env_file
-from releasegate.runtimes.base import PhaseResult, Runtime
-from releasegate.smoke import HttpClientSource, run_checks
-from releasegate.transport import for_host
+from releasegate.runtimes.base import PhaseResult
+from releasegate.smoke import HttpClientSource
 
 if TYPE_CHECKING:
+    from releasegate.execution.hosts import StackHosts
     from releasegate.ledger import Ledger
 
 Emit = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    """How one run reaches a stack's hosts: the rollout options given on the command line
+    (over the stack's `fleet:`), and whether new SSH host keys are accepted (and recorded)."""
+
+    rollout: dict[str, Any] = field(default_factory=dict)
+    accept_new_host_keys: bool = False
 
 
 @dataclass
@@ -64,6 +75,37 @@ class StackStatus:
     mixed: bool = False  # fleets: hosts run different versions
 
 
+def _failed_tail(evidence: Any, depth: int = 0) -> str:
+    """The terminal tail of the first failed command in a step's evidence (one host's, or
+    any host's of several), or ""."""
+    if depth > 4:
+        return ""
+    if isinstance(evidence, dict):
+        if evidence.get("tail"):
+            return str(evidence["tail"])
+        values: Any = evidence.values()
+    elif isinstance(evidence, list):
+        values = evidence
+    else:
+        return ""
+    for value in values:
+        if isinstance(value, dict | list) and (found := _failed_tail(value, depth + 1)):
+            return found
+    return ""
+
+
+def _notes(evidence: Any, depth: int = 0) -> list[str]:
+    """The transports' notes on the commands of a step (bounded depth: hosts, commands)."""
+    if depth > 4:
+        return []
+    if isinstance(evidence, dict):
+        found = [str(evidence["note"])] if evidence.get("note") else []
+        return found + [n for v in evidence.values() for n in _notes(v, depth + 1)]
+    if isinstance(evidence, list):
+        return [n for v in evidence for n in _notes(v, depth + 1)]
+    return []
+
+
 def _evidence(step: StepResult) -> dict[str, Any]:
     return {"summary": step.summary, "checks": [c.as_dict() for c in step.checks], **step.evidence}
 
@@ -79,10 +121,6 @@ class EngineBase:
         self.actor = actor
         self.emit: Emit = emit or (lambda _e: None)
         self.http = HttpClientSource()  # smoke's HTTP client, built while commands run
-        # Fleets: --strategy/--batch/--parallel/... of this run (over the stack's `fleet:`).
-        self.rollout_overrides: dict[str, Any] = {}
-        # Accept (and record) host keys that known_hosts does not have: --accept-new-host-keys.
-        self.accept_new_host_keys = False
 
     def stack(self, name: str, env: str) -> Any:
         names.check("stack", name)
@@ -95,62 +133,42 @@ class EngineBase:
             )
         return stack
 
-    def _runtime(self, stack: Any, token: str) -> Runtime:
-        if stack.is_fleet:
-            return self._fleet_runtime(stack, token)
-        transport = for_host(str(stack.hosts[0]) if stack.hosts else "local")
-        if stack.runtime == "compose":
-            from releasegate.runtimes.compose import ComposeRuntime
+    def _hosts(self, stack: Any, token: str, options: HostOptions | None = None) -> StackHosts:
+        """The stack's hosts for one run (one local host, or SSH hosts), close()d after."""
+        from releasegate.execution.hosts import StackHosts
 
-            return ComposeRuntime(stack, transport, self._redactor(stack), token)
-        from releasegate.runtimes.releases import ReleasesRuntime
+        opts = options or HostOptions()
+        ssh = None
+        parallel = 1
+        if any(not h.is_local for h in stack.hosts):
+            from releasegate.execution.rollout import fd_limit, parallel_cap
+            from releasegate.transport import ssh_options
 
-        return ReleasesRuntime(stack, transport, self._redactor(stack), token)
-
-    def _fleet_runtime(self, stack: Any, token: str) -> Runtime:
-        from releasegate.fleet.runtime import FleetRuntime
-        from releasegate.fleet.strategy import fd_limit, parallel_cap
-
-        kind: type[FleetRuntime] = FleetRuntime
-        if stack.runtime == "compose":
-            from releasegate.fleet.compose import ComposeFleetRuntime
-
-            kind = ComposeFleetRuntime
-        from releasegate.transport import ssh_options
-
-        wanted = self.rollout_overrides.get("parallel") or stack.fleet.parallel
-        fleet = kind(
-            stack,
-            self._redactor(stack),
-            token,
-            options=ssh_options(
-                connect_timeout=stack.fleet.connect_timeout,
-                accept_new=self.accept_new_host_keys,
-            ),
-            parallel=parallel_cap(wanted, fd_limit()),
+            parallel = parallel_cap(
+                opts.rollout.get("parallel") or stack.fleet.parallel, fd_limit()
+            )
+            ssh = ssh_options(
+                connect_timeout=stack.fleet.connect_timeout, accept_new=opts.accept_new_host_keys
+            )
+        hosts = StackHosts(
+            stack, self._redactor(stack), token, http=self.http, options=ssh, parallel=parallel
         )
 
         def progress(phase: str, host: str, ok: bool, summary: str) -> None:
-            self.emit(
-                Event(
-                    "host",
-                    stack.name,
-                    step=phase,
-                    ok=ok,
-                    message=f"{host}: {summary}",
-                    data={"host": host},
+            if len(hosts.hosts) > 1 or host != "local":
+                self.emit(
+                    Event(
+                        "host",
+                        stack.name,
+                        step=phase,
+                        ok=ok,
+                        message=f"{host}: {summary}",
+                        data={"host": host},
+                    )
                 )
-            )
 
-        fleet.on_host = progress
-        return fleet  # type: ignore[return-value]  # Runtime.transport: the first host's
-
-    @staticmethod
-    def _release(runtime: Runtime) -> None:
-        """Close what a runtime holds open (a fleet's SSH connections and event loop)."""
-        close = getattr(runtime, "close", None)
-        if close is not None:
-            close()
+        hosts.on_host = progress
+        return hosts
 
     def _env_sources(self, stack: Any) -> list[dict[str, str]]:
         """Where secrets come from: the environment, env_vars, the stack's .env files."""
@@ -216,7 +234,14 @@ class EngineBase:
         step_id = self._begin(stack, name, out.version, parent=out.action_id)
         t0 = time.monotonic()
         try:
+            pause_at(name)
             ok, summary, checks, evidence = body()
+        except Interrupted as stop:  # Ctrl-C or SIGTERM: the step ends here, recorded
+            why = f"aborted by {stop.name}"
+            self.ledger.end_action(step_id, "aborted", notes=why)
+            out.steps.append(StepResult(name, False, started, time.monotonic() - t0, why))
+            self.emit(Event("step_finished", stack.name, step=name, ok=False, message=why))
+            raise
         except Exception as exc:  # a bug or an OS error must still close the row
             ok, summary, checks, evidence = False, f"{type(exc).__name__}: {exc}", [], {}
         result = StepResult(name, ok, started, time.monotonic() - t0, summary, checks, evidence)
@@ -224,6 +249,8 @@ class EngineBase:
             step_id, "success" if ok else "fail", notes=summary[:500], details=_evidence(result)
         )
         out.steps.append(result)
+        for note in _notes(evidence):  # e.g. a background child still holds the output
+            self.emit(Event("message", stack.name, step=name, message=note))
         self.emit(
             Event(
                 "step_finished",
@@ -234,6 +261,7 @@ class EngineBase:
                 data={
                     "duration_s": round(result.duration_s, 3),
                     "checks": [c.as_dict() for c in checks],
+                    **({"tail": tail} if (tail := _failed_tail(evidence)) and not ok else {}),
                 },
             )
         )
@@ -274,39 +302,6 @@ class EngineBase:
     def _phase(phase: PhaseResult) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         return phase.ok, phase.summary, [], phase.evidence()
 
-    def _smoke(
-        self, stack: Any, runtime: Runtime, version: str
-    ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
-        if not stack.smoke:
-            return True, "no smoke checks configured", [], {}
-        if getattr(runtime, "is_fleet", False):  # each host smoked on its own
-            phase = runtime.smoke(version)  # type: ignore[attr-defined]
-            checks = [
-                CheckResult(f"{c['name']}@{h}", c["ok"], f"{h}: {c['summary']}")
-                for h, o in phase.facts.get("hosts", {}).items()
-                for c in o.get("checks", [])
-            ]
-            return phase.ok, phase.summary, checks, phase.facts
-        results = run_checks(
-            list(stack.smoke),
-            version=version,
-            transport=runtime.transport,
-            cwd=runtime.smoke_cwd(),
-            env=runtime.env_for(version),
-            redact=runtime.redact,
-            on_result=lambda c: self.emit(
-                Event("check", stack.name, step="smoke", ok=c.ok, message=c.summary)
-            ),
-            clients=self.http,
-        )
-        failed = [c for c in results if not c.ok]
-        summary = (
-            f"{len(results)} check(s) passed"
-            if not failed
-            else "smoke failed: " + "; ".join(f"{c.name}: {c.summary}" for c in failed)
-        )
-        return not failed, summary, results, {}
-
     def _locked(self, stack: Any, action: str, version: str, token: str) -> _Lock:
         return _Lock(self, stack, action, version, token)
 
@@ -341,4 +336,9 @@ class _Lock:
             raise
 
     def __exit__(self, *exc: object) -> None:
-        locks.release(self.engine.ledger, self.stack.name, self.run_id)
+        from releasegate.ledger.store import LedgerWriteFailed
+
+        try:
+            locks.release(self.engine.ledger, self.stack.name, self.run_id)
+        except LedgerWriteFailed:
+            pass  # the ledger is full: its holder (this process) is dead for the next run

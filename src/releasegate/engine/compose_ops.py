@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasegate import names
 from releasegate.engine.backups import BackupOps
 from releasegate.engine.base import RunOutcome
 from releasegate.errors import BadInput, ExitCode
 from releasegate.model import CheckResult
-from releasegate.runtimes.base import PhaseResult, Runtime
+from releasegate.runtimes.base import HostRuntime, PhaseResult
+
+if TYPE_CHECKING:
+    from releasegate.execution.hosts import StackHosts
 
 
 class ComposeOps(BackupOps):
@@ -23,7 +26,7 @@ class ComposeOps(BackupOps):
                 f"`releasegate {command}` works on compose stacks; {name} is a "
                 f"{stack.runtime} stack"
             )
-        if stack.is_fleet:
+        if any(not h.is_local for h in stack.hosts):
             # Both compare or remove against this machine's files and engine; a fleet's are
             # on its hosts.
             raise BadInput(
@@ -36,8 +39,6 @@ class ComposeOps(BackupOps):
 
     def sync(self, name: str, *, dry_run: bool = False) -> tuple[RunOutcome, Any]:
         """Copy the stack's source config into its run dir, backing up what it replaces."""
-        from releasegate.sync import plan_sync
-
         stack = self._compose_stack(name, "sync")
         source = stack.compose.source
         if source is None:
@@ -48,9 +49,20 @@ class ComposeOps(BackupOps):
         if not Path(source).is_dir():
             raise BadInput(f"source folder {source} of stack {name} does not exist")
         token = os.urandom(6).hex()
-        runtime = self._runtime(stack, token)
+        hosts = self._hosts(stack, token)
+        try:
+            return self._sync(stack, hosts, Path(source), token, dry_run=dry_run)
+        finally:
+            hosts.close()
+
+    def _sync(
+        self, stack: Any, hosts: StackHosts, source: Path, token: str, *, dry_run: bool
+    ) -> tuple[RunOutcome, Any]:
+        from releasegate.sync import plan_sync
+
+        runtime = hosts.first
         target = Path(str(stack.dir))
-        plan = plan_sync(Path(source), target, runtime.redact)
+        plan = plan_sync(source, target, runtime.redact)
         out = RunOutcome("sync", stack.name, stack.env, "", "running", ExitCode.FAILED, "")
         summary = (
             f"{sum(c.kind == 'new' for c in plan.changes)} new, {len(plan.replaced)} changed, "
@@ -60,7 +72,7 @@ class ComposeOps(BackupOps):
             out.status, out.exit_code, out.message = "success", ExitCode.OK, summary + " (dry run)"
             return out, plan
         with self._locked(stack, "sync", "", token):
-            out.version = runtime.running_version() or ""
+            out.version = hosts.running_version() or ""
             out.action_id = self._begin(
                 stack, "sync", out.version, details={"source": str(source), "target": str(target)}
             )
@@ -73,7 +85,7 @@ class ComposeOps(BackupOps):
                     out,
                     stack,
                     "backup",
-                    lambda: self._backup_files(stack, runtime, out.version, plan.replaced),
+                    lambda: self._backup_files(stack, out.version, plan.replaced),
                 )
                 if not res.ok:
                     return self._close(out, "failed", ExitCode.FAILED, res.summary), plan
@@ -89,7 +101,7 @@ class ComposeOps(BackupOps):
             return self._close(out, "success", ExitCode.OK, f"synced: {summary}"), plan
 
     def _backup_files(
-        self, stack: Any, runtime: Runtime, running: str, files: list[str]
+        self, stack: Any, running: str, files: list[str]
     ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         """What sync is about to replace, as a backup set of its own."""
         from releasegate.backup.sources import FilesSource
@@ -98,7 +110,9 @@ class ComposeOps(BackupOps):
         return self._take_backup(stack, running or None, None, sources=[source])
 
     @staticmethod
-    def _copy(runtime: Runtime, plan: Any) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
+    def _copy(
+        runtime: HostRuntime, plan: Any
+    ) -> tuple[bool, str, list[CheckResult], dict[str, Any]]:
         phase = PhaseResult(True, "")
         done: list[str] = []
         for change in plan.changes:
@@ -129,20 +143,26 @@ class ComposeOps(BackupOps):
     ) -> tuple[RunOutcome, Any]:
         """Remove the images of old releases: keep the last N, the running, the verified
         and the last good ones; tags releasegate never deployed are never touched."""
+        stack = self._compose_stack(name, "prune")
+        token = os.urandom(6).hex()
+        hosts = self._hosts(stack, token)
+        try:
+            return self._prune(stack, hosts, token, keep, dry_run=dry_run)
+        finally:
+            hosts.close()
+
+    def _prune(
+        self, stack: Any, hosts: StackHosts, token: str, keep: int | None, *, dry_run: bool
+    ) -> tuple[RunOutcome, Any]:
         from releasegate.prune import select_prunable
         from releasegate.runtimes import compose_commands as cc
 
-        stack = self._compose_stack(name, "prune")
-        token = os.urandom(6).hex()
-        runtime = self._runtime(stack, token)
+        runtime = hosts.first
         keep_n = keep if keep is not None else stack.keep_releases
         out = RunOutcome("prune", stack.name, stack.env, "", "running", ExitCode.FAILED, "")
         with self._locked(stack, "prune", "", token):
-            running = runtime.running_version()
-            order: list[str] = []
-            for rec in reversed(self.ledger.actions(stack=stack.name)):
-                if rec.action in ("deploy", "rollback") and rec.version not in order:
-                    order.append(rec.version)
+            running = hosts.running_version()
+            order = self.ledger.release_order(stack.name)
             protect = {v for v in (running, self.ledger.verified_version(stack.name)) if v}
             protect.update(self.ledger.good_versions(stack.name)[:2])
             repos = self._version_repos(stack, runtime, running or (order[0] if order else ""))
@@ -184,7 +204,7 @@ class ComposeOps(BackupOps):
             return self._close(out, status, code, res.summary), choice
 
     @staticmethod
-    def _version_repos(stack: Any, runtime: Runtime, version: str) -> list[str]:
+    def _version_repos(stack: Any, runtime: HostRuntime, version: str) -> list[str]:
         """Repositories of the images that carry the version (tag stripped)."""
         from releasegate.runtimes import compose_commands as cc
 
@@ -199,7 +219,11 @@ class ComposeOps(BackupOps):
         """The seed's stack table: stack, run dir, source dir, health URL, versions."""
         rows = []
         for name, stack in self.config.stacks.items():
-            runtime = self._runtime(stack, "stacks")
+            hosts = self._hosts(stack, "stacks")
+            try:
+                running = hosts.running_version()
+            finally:
+                hosts.close()
             compose = stack.compose if stack.runtime == "compose" else None
             rows.append(
                 {
@@ -210,7 +234,7 @@ class ComposeOps(BackupOps):
                     "source_dir": str(compose.source) if compose and compose.source else "",
                     "health_url": (compose.health_url if compose else None)
                     or next((c.http for c in stack.smoke if getattr(c, "http", None)), ""),
-                    "running": runtime.running_version(),
+                    "running": running,
                     "verified": self.ledger.verified_version(name),
                 }
             )

@@ -21,7 +21,7 @@ def migration_gate(ops: MigrationOps, stack: Any, version: str, *, forced: bool)
     from releasegate.migrations.service import lint_pending, status_with_drift
     from releasegate.migrations.sqlrules import Risk
 
-    adapter = ops._adapter(stack)
+    adapter = ops.adapter(stack)
     status = status_with_drift(adapter)
     evidence: dict[str, Any] = {"status": status_evidence(status), "head": status.head}
     if not status.pending and not status.failed:
@@ -78,7 +78,7 @@ def run_migrations(ops: MigrationOps, stack: Any, version: str) -> StepBody:
     from releasegate.engine.migrations import status_evidence
     from releasegate.migrations.service import status_with_drift
 
-    adapter = ops._adapter(stack)
+    adapter = ops.adapter(stack)
     before = status_with_drift(adapter)
     if not before.pending:
         return True, "no pending migrations", [], {"head": before.head}

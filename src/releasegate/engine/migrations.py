@@ -65,7 +65,7 @@ class MigrationOps(BackupOps):
                 return source
         raise BadInput(f"no backup source {stack.migrations.database} in stack {stack.name}")
 
-    def _adapter(self, stack: Any, database: str | None = None) -> Any:
+    def adapter(self, stack: Any, database: str | None = None) -> Any:
         from releasegate.migrations.dbclient import DbClient
         from releasegate.migrations.tools import adapter_for
         from releasegate.migrations.tools.base import ToolContext
@@ -91,12 +91,12 @@ class MigrationOps(BackupOps):
     def migrate_status(self, name: str) -> Status:
         from releasegate.migrations.service import status_with_drift
 
-        return status_with_drift(self._adapter(self._migration_stack(name)))
+        return status_with_drift(self.adapter(self._migration_stack(name)))
 
     def migrate_lint(self, name: str) -> tuple[Status, Any]:
         from releasegate.migrations.service import lint_pending
 
-        adapter = self._adapter(self._migration_stack(name))
+        adapter = self.adapter(self._migration_stack(name))
         status = adapter.status()
         return status, lint_pending(adapter, status)
 
@@ -133,7 +133,7 @@ class MigrationOps(BackupOps):
                 stack, action, "", f"resolve {migration} --{mark} on prod needs --reason",
                 "say why, e.g. --reason 'column added by hand in INC-42; history lacks it'",
             )  # fmt: skip
-        adapter = self._adapter(stack)
+        adapter = self.adapter(stack)
         token = os.urandom(6).hex()
         with self._locked(stack, action, "", token):
             out = RunOutcome(action, stack.name, stack.env, "", "running", ExitCode.FAILED, "")
@@ -201,7 +201,7 @@ class MigrationOps(BackupOps):
         if version:
             names.check("version", version)
         source = self._db_source(stack)
-        adapter = self._adapter(stack)
+        adapter = self.adapter(stack)
         live = adapter.status()  # what the code brings, against the live history
         if backup_id is None:
             item, verified = self._latest_verified(stack)
@@ -260,7 +260,7 @@ class MigrationOps(BackupOps):
     ) -> tuple[str, str]:
         from releasegate.migrations.service import status_with_drift
 
-        on_scratch = self._adapter(stack, scratch.name)
+        on_scratch = self.adapter(stack, scratch.name)
         took: dict[str, float] = {}
 
         def migrate() -> StepBody:
@@ -348,7 +348,7 @@ class MigrationOps(BackupOps):
                 stack, action, "", f"migrate rollback to {to} on prod needs --reason",
                 "say why, e.g. --reason 'release 42 rolled back; its migration too'",
             )  # fmt: skip
-        adapter = self._adapter(stack)
+        adapter = self.adapter(stack)
         if stack.migrations.tool in ("prisma", "sql"):
             adapter.rollback(to, status=None)  # raises Refused with the restore hint
         token = os.urandom(6).hex()

@@ -3,13 +3,10 @@ commands, the team's own checks, plus what the releases runtime needs to start."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from releasegate.model import CheckResult
-from releasegate.redact import Redactor
-from releasegate.transport.base import CommandResult, Transport
+from releasegate.transport.base import CommandResult
 
 
 def parse_df(output: str) -> tuple[int, int]:
@@ -37,18 +34,6 @@ def existing_parent(path: PurePosixPath) -> Path:
     return p
 
 
-def disk_check(transport: Transport, path: PurePosixPath, min_percent: float) -> CheckResult:
-    where = existing_parent(path)
-    result = transport.run(["df", "-Pk", "--", str(where)], timeout=30)
-    return disk_verdict(str(where), result, min_percent)
-
-
-def remote_df(path: PurePosixPath) -> list[str]:
-    """`df` of the nearest existing parent of `path`, found on the host itself."""
-    script = 'p=$1; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done; df -Pk -- "$p"'
-    return ["sh", "-c", script, "sh", str(path)]
-
-
 def disk_verdict(where: str, result: CommandResult, min_percent: float) -> CheckResult:
     if not result.ok:
         return CheckResult("disk-free", False, f"df failed on {where}: {result.describe()}")
@@ -73,10 +58,6 @@ def disk_verdict(where: str, result: CommandResult, min_percent: float) -> Check
     )
 
 
-def command_present(transport: Transport, name: str) -> CheckResult:
-    return command_verdict(name, transport.run(which(name), timeout=30))
-
-
 def which(name: str) -> list[str]:
     # The name is the shell's positional parameter, never part of the script.
     return ["sh", "-c", 'command -v -- "$1"', "sh", name]
@@ -98,51 +79,6 @@ def command_verdict(name: str, result: CommandResult) -> CheckResult:
     )
 
 
-def custom_check(
-    transport: Transport, spec: Any, *, cwd: Path | None, env: Mapping[str, str], redact: Redactor
-) -> CheckResult:
-    result = transport.run(spec.run.argv(), cwd=cwd, env=env, timeout=120)
-    output = redact((result.stdout + result.stderr).strip()[-1000:])
-    evidence = {
-        "exit_code": result.exit_code,
-        "output": output,
-        "duration_s": round(result.duration_s, 3),
-    }
-    if not result.ok:
-        return CheckResult(
-            f"custom:{spec.name}", False, f"{spec.name}: {result.describe()}", evidence
-        )
-    if spec.expect_output and spec.expect_output not in result.stdout:
-        return CheckResult(
-            f"custom:{spec.name}",
-            False,
-            f"{spec.name}: output does not contain {spec.expect_output!r}",
-            evidence,
-        )
-    return CheckResult(f"custom:{spec.name}", True, f"{spec.name} passed", evidence)
-
-
-def shared_check(root: PurePosixPath, entries: list[str]) -> list[CheckResult]:
-    """Shared files must exist before the first release links them (directories are created)."""
-    results = []
-    for entry in entries:
-        if entry.endswith("/"):
-            continue
-        path = Path(str(root)) / "shared" / entry
-        if path.exists():
-            results.append(CheckResult(f"shared:{entry}", True, f"shared/{entry} present"))
-        else:
-            results.append(
-                CheckResult(
-                    f"shared:{entry}",
-                    False,
-                    f"shared file {path} is missing",
-                    hint=f"create {path}: every release links it in",
-                )
-            )
-    return results
-
-
 def probe_verdicts(
     root: PurePosixPath,
     result: CommandResult,
@@ -151,7 +87,7 @@ def probe_verdicts(
     min_percent: float,
 ) -> list[CheckResult]:
     """The probe lines of a host's survey (runtimes.releases_commands.survey) -> the same
-    checks as disk_check, command_present and shared_check."""
+    checks of disk, commands and shared files."""
     lines = result.stdout.splitlines()
     where = next((ln[4:] for ln in lines if ln.startswith("@df ")), str(root))
     df_lines = [ln for ln in lines if not ln.startswith("@")]

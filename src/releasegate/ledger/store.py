@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -144,10 +144,11 @@ def _lock_params(info: LockInfo) -> dict[str, Any]:
 class Ledger:
     """Every action is written as ``running`` before it starts and closed with its outcome."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, where: str = "") -> None:
         self._db = db
         # What opening it had to fix (files at rest tightened), for the command line to show.
         self.notices: list[str] = []
+        self.where = where  # the file or URL, for messages (a full disk names it)
 
     @classmethod
     def open(cls, url: str, *, force_sqlalchemy: bool = False) -> Ledger:
@@ -191,7 +192,7 @@ class Ledger:
         except BaseException:
             db.close()
             raise
-        ledger = cls(db)
+        ledger = cls(db, file or url)
         ledger.notices = notices
         return ledger
 
@@ -210,6 +211,20 @@ class Ledger:
         self.close()
 
     # -- writing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction; a database that cannot be written (a full disk, a read-only
+        file) raises LedgerWriteFailed naming the ledger, not a driver's internal error."""
+        try:
+            with self._db.write_transaction():
+                yield
+        except LedgerWriteFailed:
+            raise
+        except Exception as exc:
+            if not _is_write_failure(exc):
+                raise
+            raise LedgerWriteFailed(self.where, str(exc).splitlines()[0][:200]) from exc
 
     def _append(self, fields: dict[str, Any]) -> None:
         """Append one row on top of the chain head; the caller holds the write transaction."""
@@ -265,7 +280,7 @@ class Ledger:
             "reason": reason,
             "details": _dumps(details),
         }
-        with self._db.write_transaction():
+        with self._writing():
             self._append(fields)
         return action_id
 
@@ -284,7 +299,7 @@ class Ledger:
         """
         if not status or status == "running":
             raise ValueError(f"cannot close action {action_id} with status {status!r}")
-        with self._db.write_transaction():
+        with self._writing():
             rows = self._db.execute(
                 'SELECT kind, parent_id, stack, env, action, version, notes, "user", host, pid,'
                 " forced, reason, status FROM entries"
@@ -333,7 +348,7 @@ class Ledger:
         pid: int,
     ) -> None:
         """A single-row fact (verify, lock, unlock, lock-takeover, ...), status success."""
-        with self._db.write_transaction():
+        with self._writing():
             self._append(
                 {
                     "kind": "mark",
@@ -511,6 +526,20 @@ class Ledger:
                 seen.setdefault(version, None)
         return list(seen)
 
+    def release_order(self, stack: str) -> list[str]:
+        """Versions deployed or rolled back to on ``stack``, newest first, each once: the
+        order cleanup and prune keep releases by (never directory or image dates)."""
+        rows = self._db.execute(
+            "SELECT version FROM entries WHERE stack = :stack AND action IN ('deploy', 'rollback')"
+            " AND kind = 'open' AND parent_id IS NULL ORDER BY seq DESC",
+            {"stack": stack},
+        )
+        seen: dict[str, None] = {}
+        for (version,) in rows:
+            if version:
+                seen.setdefault(version, None)
+        return list(seen)
+
     def last_deploy(self, stack: str) -> ActionRecord | None:
         """The newest top-level deploy or rollback of ``stack``, whatever its status."""
         found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=1)
@@ -541,7 +570,7 @@ class Ledger:
 
     def try_acquire_lock(self, info: LockInfo) -> LockInfo | None:
         """Take the stack's lock; None on success, else the current holder."""
-        with self._db.write_transaction():
+        with self._writing():
             rows = self._db.execute(
                 f"SELECT {_LOCK_COLS} FROM locks WHERE stack = :stack",  # noqa: S608
                 {"stack": info.stack},
@@ -561,7 +590,7 @@ class Ledger:
             raise ValueError(f"lock for {new.stack!r} cannot replace the lock of {stack!r}")
         params = _lock_params(new)
         params["expected"] = expected_run_id
-        with self._db.write_transaction():
+        with self._writing():
             rows = self._db.execute(
                 'UPDATE locks SET run_id = :run_id, "user" = :user, host = :host, pid = :pid,'
                 " pid_start = :pid_start, since = :since"
@@ -577,7 +606,7 @@ class Ledger:
         if run_id is not None:
             sql += " AND run_id = :run_id"
             params["run_id"] = run_id
-        with self._db.write_transaction():
+        with self._writing():
             rows = self._db.execute(sql + " RETURNING stack", params)
         return bool(rows)
 
@@ -609,3 +638,24 @@ def _private_sqlite(file: str) -> list[str]:
 
     folder = os.path.basename(os.path.dirname(file))
     return private_sqlite(file, own_folder=folder == ".releasegate")
+
+
+class LedgerWriteFailed(ReleasegateError):
+    """The ledger could not be written (its disk is full, or the file is read-only)."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(
+            f"the ledger {where} could not be written: {why}",
+            hint=f"free space on the disk of {where} (df -h), then `releasegate status`",
+        )
+        self.where = where
+        self.why = why
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """sqlite3's or SQLAlchemy's OperationalError for a full disk, I/O or read-only file."""
+    # By name: sqlalchemy.exc.OperationalError is not imported for the stdlib path.
+    if type(exc).__name__ != "OperationalError":
+        return False
+    text = str(exc).lower()
+    return any(w in text for w in ("full", "disk i/o", "readonly", "read-only", "no space"))

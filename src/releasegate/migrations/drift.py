@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from releasegate.migrations.dbclient import DbClient
 from releasegate.migrations.model import Drift, SchemaObject
 from releasegate.migrations.sqlrules import (
-    _ADD_COLUMN,
-    _ADD_NOT_COLUMN,
-    _ALTER_TABLE,
-    _CREATE_INDEX,
-    _CREATE_TABLE,
+    ADD_COLUMN,
+    ADD_NOT_COLUMN,
+    ALTER_TABLE,
+    CREATE_INDEX,
+    CREATE_TABLE,
     Dialect,
-    _key,
-    _split_top,
+    name_key,
     split_statements,
+    split_top,
 )
 
 
@@ -32,7 +32,7 @@ def _ident(name: str, dialect: Dialect) -> str:
     """An identifier as the catalog stores it: PostgreSQL folds unquoted names to lower
     case; MySQL keeps them as written (and compares columns without case, see norm)."""
     if dialect == "postgresql":
-        return _key(name)
+        return name_key(name)
     last = re.split(r"\s*\.\s*(?=[\"`\w$])", name.strip())[-1]
     return last[1:-1] if last[:1] in '"`' else last
 
@@ -46,17 +46,17 @@ def created_objects(sql: str, dialect: Dialect) -> list[SchemaObject]:
     found: list[SchemaObject] = []
     for statement in split_statements(sql, dialect):
         s = statement.normalised
-        if m := _CREATE_TABLE.match(s):
+        if m := CREATE_TABLE.match(s):
             found.append(SchemaObject("table", key(m.group(1))))
-        elif m := _CREATE_INDEX.match(s):
+        elif m := CREATE_INDEX.match(s):
             if m.group(2):
                 found.append(SchemaObject("index", key(m.group(3)), key(m.group(2))))
-        elif m := _ALTER_TABLE.match(s):
+        elif m := ALTER_TABLE.match(s):
             table = key(m.group(1))
-            for action in _split_top(m.group(2)):
-                if _ADD_NOT_COLUMN.match(action):
+            for action in split_top(m.group(2)):
+                if ADD_NOT_COLUMN.match(action):
                     continue
-                if c := _ADD_COLUMN.match(action):
+                if c := ADD_COLUMN.match(action):
                     found.append(SchemaObject("column", table, key(c.group(1))))
     return found
 

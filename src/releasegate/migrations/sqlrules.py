@@ -210,15 +210,15 @@ _PART = r'(?:"[^"]*"|`[^`]*`|[\w$]+)'
 _IDENT = rf"{_PART}(?:\s*\.\s*{_PART})*"
 _FLAGS = re.IGNORECASE | re.DOTALL
 
-_ALTER_TABLE = re.compile(
+ALTER_TABLE = re.compile(
     rf"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?({_IDENT})\s*\*?\s+(.*)$", _FLAGS
 )
-_CREATE_TABLE = re.compile(
+CREATE_TABLE = re.compile(
     rf"^CREATE\s+(?:(?:GLOBAL\s+|LOCAL\s+)?(?:TEMP|TEMPORARY)\s+|UNLOGGED\s+)?TABLE\s+"
     rf"(?:IF\s+NOT\s+EXISTS\s+)?({_IDENT})",
     _FLAGS,
 )
-_CREATE_INDEX = re.compile(
+CREATE_INDEX = re.compile(
     rf"^CREATE\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+(CONCURRENTLY\s+)?"
     rf"(?:IF\s+NOT\s+EXISTS\s+)?(?:({_IDENT})\s+)?ON\s+(?:ONLY\s+)?({_IDENT})",
     _FLAGS,
@@ -226,12 +226,12 @@ _CREATE_INDEX = re.compile(
 _DROP_TABLE = re.compile(r"^DROP\s+(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?(.*)$", _FLAGS)
 _RENAME_TABLE = re.compile(r"^RENAME\s+TABLE\s+(.*)$", _FLAGS)
 
-_ADD_NOT_COLUMN = re.compile(
+ADD_NOT_COLUMN = re.compile(
     r"^ADD\s+(?:CONSTRAINT|PRIMARY|FOREIGN|UNIQUE|CHECK|INDEX|KEY|FULLTEXT|SPATIAL|EXCLUDE"
     r"|PARTITION|PERIOD)\b",
     _FLAGS,
 )
-_ADD_COLUMN = re.compile(
+ADD_COLUMN = re.compile(
     rf"^ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?({_IDENT})\s*(.*)$", _FLAGS
 )
 _ADD_FK = re.compile(r"^ADD\s+(?:CONSTRAINT\s+\S+\s+)?FOREIGN\s+KEY\b", _FLAGS)
@@ -298,7 +298,7 @@ def at_or_above(findings: list[Finding], threshold: Risk) -> list[Finding]:
     return [f for f in findings if f.risk.rank >= threshold.rank]
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
     """A table name for comparison: last dotted part, unquoted, lower case if unquoted."""
     last = re.split(r"\s*\.\s*(?=[\"`\w$])", name.strip())[-1]
     if last[:1] in '"`':
@@ -310,7 +310,7 @@ def _show(name: str) -> str:
     return " ".join(name.split())
 
 
-def _split_top(text: str) -> list[str]:
+def split_top(text: str) -> list[str]:
     """Split at commas outside parentheses (literals are already blanked)."""
     parts: list[str] = []
     depth, start = 0, 0
@@ -336,7 +336,7 @@ def _check(statement: Statement, file: str, dialect: Dialect, created: set[str])
     out: list[Finding] = []
 
     def add(rule: str, risk: Risk, message: str, hint: str, table: str | None = None) -> None:
-        if table is not None and _key(table) in created and risk != Risk.LOW:
+        if table is not None and name_key(table) in created and risk != Risk.LOW:
             risk = Risk.LOW
             message += f" (LOW: {_show(table)} is created in this file, so it is empty)"
         out.append(
@@ -353,11 +353,11 @@ def _check(statement: Statement, file: str, dialect: Dialect, created: set[str])
 
     pg = dialect == "postgresql"
 
-    if m := _CREATE_TABLE.match(s):
-        created.add(_key(m.group(1)))
+    if m := CREATE_TABLE.match(s):
+        created.add(name_key(m.group(1)))
         return out
 
-    if m := _CREATE_INDEX.match(s):
+    if m := CREATE_INDEX.match(s):
         concurrently, table = m.group(1), m.group(3)
         if pg and not concurrently:
             add(
@@ -381,7 +381,7 @@ def _check(statement: Statement, file: str, dialect: Dialect, created: set[str])
 
     if m := _DROP_TABLE.match(s):
         tables = ", ".join(
-            _show(t) for t in _split_top(re.sub(r"\s+(CASCADE|RESTRICT)\s*$", "", m.group(1)))
+            _show(t) for t in split_top(re.sub(r"\s+(CASCADE|RESTRICT)\s*$", "", m.group(1)))
         )
         add(
             "drop-table",
@@ -402,11 +402,11 @@ def _check(statement: Statement, file: str, dialect: Dialect, created: set[str])
         )
         return out
 
-    m = _ALTER_TABLE.match(s)
+    m = ALTER_TABLE.match(s)
     if not m:
         return out
     table = m.group(1)
-    for action in _split_top(m.group(2)):
+    for action in split_top(m.group(2)):
         _check_action(action, table, dialect, add)
     return out
 
@@ -450,9 +450,9 @@ def _check_action(action: str, table: str, dialect: Dialect, add: _Add) -> None:
                     table,
                 )
             return
-        if _ADD_NOT_COLUMN.match(action):
+        if ADD_NOT_COLUMN.match(action):
             return
-        if col := _ADD_COLUMN.match(action):
+        if col := ADD_COLUMN.match(action):
             definition = col.group(2)
             if (
                 _NOT_NULL.search(definition)
@@ -534,7 +534,7 @@ def _check_action(action: str, table: str, dialect: Dialect, add: _Add) -> None:
 
     if col := _CHANGE.match(action):
         old, new = col.group(1), col.group(2)
-        if _key(old) != _key(new):
+        if name_key(old) != name_key(new):
             add(
                 "rename-column",
                 Risk.HIGH,

@@ -3,7 +3,7 @@ carried out on release directories or on docker compose projects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from releasegate.model import CheckResult
 from releasegate.ops import Program, chain, cmd
 from releasegate.redact import Redactor
-from releasegate.transport.base import CommandResult, Transport
+from releasegate.transport.base import CommandResult, Transport, tail_for_terminal
 
 EXCERPT = 2000  # characters of a command's output kept as evidence
 
@@ -25,23 +25,6 @@ class PhaseResult:
 
     def evidence(self) -> dict[str, Any]:
         return {"commands": self.commands, **self.facts}
-
-    def run(
-        self,
-        transport: Transport,
-        redact: Redactor,
-        argv: list[str],
-        *,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 120.0,
-        label: str = "",
-        stdin: str | None = None,
-    ) -> CommandResult:
-        """Run one command and keep it as evidence (argv and output redacted); a failure
-        fails the phase."""
-        result = transport.run(argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin)
-        return self.record(redact, argv, result, label)
 
     def step(
         self, redact: Redactor, argv: list[str], *, label: str = "", **kw: Any
@@ -73,54 +56,83 @@ class PhaseResult:
             if shown
             else {"argv": [redact(a) for a in argv]}
         )
-        self.commands.append(
-            {
-                **({"phase": label} if label else {}),
-                **what,
-                "exit_code": result.exit_code,
-                "duration_s": round(result.duration_s, 3),
-                "output": redact(output[-EXCERPT:]),
-                **({"error": result.error} if result.error else {}),
-            }
-        )
+        entry: dict[str, Any] = {
+            **({"phase": label} if label else {}),
+            **what,
+            "exit_code": result.exit_code,
+            "duration_s": round(result.duration_s, 3),
+            "output": redact(output[-EXCERPT:]),
+            **({"error": result.error} if result.error else {}),
+        }
+        if result.note:  # who still holds the output, and how to detach it
+            entry["note"] = redact(result.note)
+        if not result.ok:  # what the terminal shows of a failure: bounded, masked
+            entry["tail"] = tail_for_terminal(result, redact)
+        self.commands.append(entry)
         if not result.ok:
             self.ok = False
         return result
 
 
-class Runtime(Protocol):
+@dataclass(frozen=True)
+class HostSurvey:
+    """One host as its runtime's survey saw it (one program, usually one round trip)."""
+
+    ok: bool
+    summary: str
+    version: str | None = None  # what the host runs now
+    prepared: frozenset[str] = frozenset()  # releases complete on the host
+    names: tuple[str, ...] = ()  # every entry of releases/ (cleanup sorts these)
+    probe: CommandResult | None = None  # disk, commands, shared files (gates.preflight)
+    root_exists: bool = False  # the stack's dir exists on the host
+    lost: bool = False  # the host could not be reached
+    # A compose host's files as read (name -> text; .env included): memory only, secrets.
+    files: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+class HostRuntime(Protocol):
+    """What a runtime supplies for one host: facts, and programs of operations per phase
+    (releasegate.ops). execution.hosts carries them out on one host or many."""
+
     transport: Transport
     redact: Redactor
     root: PurePosixPath
 
-    def running_version(self) -> str | None:
-        """The version the service runs now, read from the runtime itself."""
-
     def describe_artifact(self, version: str) -> str | None:
         """Where `version` comes from (for plans and records); None if it cannot be found."""
 
-    def is_prepared(self, version: str) -> bool: ...
+    def controller_checks(self, version: str | None) -> list[CheckResult]:
+        """Checks made once on this machine (the artifact to upload)."""
 
-    def preflight_checks(self, version: str | None) -> list[CheckResult]:
-        """The runtime's own gates (artifact present, compose rules, networks, ...)."""
-
-    def disk_path(self) -> PurePosixPath:
-        """The file system whose free space the disk gate checks."""
-
-    def smoke_cwd(self) -> Path | None:
-        """Where command smoke checks run."""
+    def before_prepare(self, version: str) -> None:
+        """Work done once on this machine before the hosts prepare (pack an artifact)."""
 
     def env_for(self, version: str, previous: str | None = None) -> dict[str, str]: ...
 
-    def prepare(self, version: str, previous: str | None) -> PhaseResult: ...
+    def smoke_dir(self) -> PurePosixPath:
+        """Where command smoke checks run on the host."""
 
-    def migrate(self, version: str, previous: str | None) -> PhaseResult: ...
+    def check_dir(self) -> PurePosixPath | None:
+        """Where the team's preflight checks run (None: the stack's dir is not there yet)."""
 
-    def switch(self, version: str) -> PhaseResult: ...
+    def survey_ops(self) -> Program[HostSurvey]: ...
 
-    def restart(self, version: str, previous: str | None) -> PhaseResult: ...
+    def host_checks_ops(self, version: str | None, seen: HostSurvey) -> Program[list[CheckResult]]:
+        """The runtime's own gates on one host (disk, commands, files, compose rules, ...)."""
 
-    def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult: ...
+    def prepare_ops(
+        self, version: str, previous: str | None, *, prepared: bool
+    ) -> Program[PhaseResult]: ...
 
-    def stop(self, command: Any = None) -> PhaseResult:
+    def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]: ...
+
+    def switch_ops(self, version: str) -> Program[PhaseResult]: ...
+
+    def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]: ...
+
+    def cleanup_ops(
+        self, newest_first: Sequence[str], protect: Iterable[str], names: Sequence[str] | None
+    ) -> Program[PhaseResult]: ...
+
+    def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
         """Stop the service's writers (before a database restore); `command` overrides."""

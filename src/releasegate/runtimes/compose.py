@@ -3,8 +3,8 @@ version variable in the run directory's .env, pulls (a tag missing from the regi
 fails here, before anything running is touched), recreates the containers and waits
 for Docker's own health status. The running version is read from the containers.
 
-Each phase is a program of operations (releasegate.ops): carried out in turn on one host,
-or awaited side by side on a fleet's hosts (releasegate.fleet.compose).
+Each phase is a program of operations (releasegate.ops), carried out on each of the stack's
+hosts by releasegate.execution.hosts. On an SSH host the files are the host's own.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from releasegate.model import CheckResult
-from releasegate.ops import Program, Sleep, chain_failure, cmd, run_sync
+from releasegate.ops import Program, Sleep, chain_failure, cmd, done
 from releasegate.redact import Redactor
 from releasegate.runtimes import compose_commands as cc
-from releasegate.runtimes.base import PhaseResult
+from releasegate.runtimes import releases_commands as rc
+from releasegate.runtimes.base import HostSurvey, PhaseResult
 from releasegate.transport.base import CommandResult, Transport
 
 PULL_TIMEOUT_S = 900.0
@@ -52,13 +53,7 @@ class ComposeRuntime:
         self._services: list[str] | None = None
         self.docker_error = ""
 
-    def _sync(self, program: Program[T]) -> T:
-        return run_sync(program, self.transport, sleep=self._sleep)
-
     # -- facts ---------------------------------------------------------------------------
-    def containers(self) -> list[dict[str, Any]]:
-        return self._sync(self.containers_ops())
-
     def containers_ops(self) -> Program[list[dict[str, Any]]]:
         """The project's containers, inspected; [] when there are none or Docker failed
         (then `self.docker_error` says why)."""
@@ -81,7 +76,8 @@ class ComposeRuntime:
         whose image, as written, uses the version variable."""
         if self._services is None:
             configured = self.stack.compose.version_service
-            self._services = [configured] if configured else self._services_using_var()
+            # Not learnt from a survey: only the configured service is known.
+            return [configured] if configured else []
         return self._services
 
     def learn_files(self, texts: Mapping[str, str]) -> None:
@@ -89,18 +85,6 @@ class ComposeRuntime:
         carry the version, without reading this machine's copy."""
         configured = self.stack.compose.version_service
         self._services = [configured] if configured else cc.services_using_var(texts, self.var)
-
-    def _services_using_var(self) -> list[str]:
-        texts: dict[str, str] = {}
-        for name in self.files:
-            try:
-                texts[name] = Path(str(self.root / name)).read_text(encoding="utf-8")
-            except OSError:
-                continue
-        return cc.services_using_var(texts, self.var)
-
-    def running_version(self) -> str | None:
-        return self._sync(self.running_version_ops())
 
     def running_version_ops(self) -> Program[str | None]:
         containers = yield from self.containers_ops()
@@ -115,18 +99,6 @@ class ComposeRuntime:
         images = sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
         wanted = [i for i in images if cc.image_tag(i) == version] or images
         return ", ".join(wanted) or None
-
-    def is_prepared(self, version: str) -> bool:
-        return False  # `docker compose pull` is the preparation; it is cheap when cached
-
-    def disk_path(self) -> PurePosixPath:
-        result = self.transport.run(cc.docker_root(), timeout=30)
-        root = result.stdout.strip() if result.ok else ""
-        return PurePosixPath(root) if root.startswith("/") else self.root
-
-    def smoke_cwd(self) -> Path | None:
-        path = Path(str(self.root))
-        return path if path.is_dir() else None
 
     def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
         env = {str(k): str(v) for k, v in (self.stack.env_vars or {}).items()}
@@ -143,25 +115,120 @@ class ComposeRuntime:
         return env
 
     # -- gates ---------------------------------------------------------------------------
-    def preflight_checks(self, version: str | None) -> list[CheckResult]:
-        missing = [f for f in self.files if not Path(str(self.root / f)).is_file()]
+    def controller_checks(self, version: str | None) -> list[CheckResult]:
+        return []  # a tag missing from the registry fails each host's pull, before any switch
+
+    def before_prepare(self, version: str) -> None:
+        return None
+
+    def smoke_dir(self) -> PurePosixPath:
+        return self.root
+
+    def check_dir(self) -> PurePosixPath | None:
+        return self.root
+
+    @property
+    def remote(self) -> bool:
+        return getattr(self.transport, "name", "local") != "local"
+
+    def survey_ops(self) -> Program[HostSurvey]:
+        """Disk and commands (as for releases), the compose files and .env, then the
+        project's containers: the running tag is what the version services run."""
+        argv = rc.survey(self.root, list(self.stack.preflight.require_commands), [])
+        probe: CommandResult = yield cmd(argv, timeout=30)
+        if not probe.ok:
+            lost = probe.exit_code == -1 and bool(probe.error)
+            return HostSurvey(False, probe.error or probe.describe(), probe=probe, lost=lost)
+        texts: dict[str, str] = {}
+        for name in [*self.files, ".env"]:
+            read: CommandResult = yield cmd(cc.read_file(self.root / name), timeout=30)
+            if read.ok:
+                texts[name] = read.stdout
+            elif read.exit_code == -1 and read.error:
+                return HostSurvey(False, read.error, probe=probe, lost=True)
+        self.learn_files({n: t for n, t in texts.items() if n != ".env"})
+        containers = yield from self.containers_ops()
+        root = rc.parse_survey(probe.stdout).root_exists
+        if self.docker_error:
+            return HostSurvey(False, self.docker_error, probe=probe, root_exists=root, files=texts)
+        version = cc.running_tag(containers, self.version_services())
+        return HostSurvey(
+            True,
+            version or "not running",
+            version,
+            probe=probe,
+            root_exists=root,
+            files=texts,
+        )
+
+    def host_checks_ops(self, version: str | None, seen: HostSurvey) -> Program[list[CheckResult]]:
+        """Disk and commands from the survey; the files are there, valid for this version,
+        their networks exist, and the compose rules pass on the host's own files."""
+        from releasegate.gates.preflight import probe_verdicts
+
+        assert seen.probe is not None  # a survey that answered has probed
+        checks = probe_verdicts(
+            self.root,
+            seen.probe,
+            list(self.stack.preflight.require_commands),
+            [],
+            self.stack.preflight.disk_free_min_percent,
+        )
+        missing = [f for f in self.files if f not in seen.files]
         if missing:
-            return [
+            checks.append(
                 CheckResult(
                     "compose-files",
                     False,
                     f"compose file(s) missing in {self.root}: {', '.join(missing)}",
                     {"missing": missing},
                     hint=f"`releasegate sync {self.stack.name}` copies them from the source dir"
-                    if self.stack.compose.source
-                    else "create them, or set compose.files",
+                    if self.stack.compose.source and not self.remote
+                    else "put them in the stack's dir, or set compose.files",
                 )
-            ]
-        checks = self._sync(self.docker_checks_ops(version))
-        root = Path(str(self.root))
-        return checks + self.rule_checks(
-            [root / f for f in self.files], root, self._dotenv(), version
-        )
+            )
+            return checks
+        checks += yield from self.docker_checks_ops(version)
+        checks += self._host_rule_checks(seen.files, version)
+        return checks
+
+    def _host_rule_checks(self, texts: Mapping[str, str], version: str | None) -> list[CheckResult]:
+        """The compose rules on the host's own files. On this machine they are read where
+        they are (includes and extends resolve beside them); a remote host's are copied
+        into a folder here, and findings named by their path on the host."""
+        from releasegate.redact import read_env_file
+
+        dotenv = read_env_file(texts.get(".env", ""))
+        if not self.remote:
+            root = Path(str(self.root))
+            return self.rule_checks([root / f for f in self.files], root, dotenv, version)
+        if not self.stack.compose_rules:
+            return []
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="releasegate-compose-") as tmp:
+            where = Path(tmp)
+            paths = []
+            for name in self.files:
+                path = where / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(texts[name], encoding="utf-8")
+                paths.append(path)
+            found = self.rule_checks(paths, where, dotenv, version)
+        prefix = f"{tmp}/"
+        return [
+            CheckResult(
+                c.name,
+                c.ok,
+                c.summary.replace(prefix, f"{self.root}/"),
+                {
+                    k: (v.replace(prefix, f"{self.root}/") if isinstance(v, str) else v)
+                    for k, v in c.evidence.items()
+                },
+                c.hint,
+            )
+            for c in found
+        ]
 
     def docker_checks_ops(self, version: str | None) -> Program[list[CheckResult]]:
         """The files are valid for this version, and the networks they need exist."""
@@ -234,20 +301,11 @@ class ComposeRuntime:
             for f in findings
         ]
 
-    def _dotenv(self) -> Mapping[str, str]:
-        from releasegate.redact import read_env_file
-
-        path = Path(str(self.root / ".env"))
-        try:
-            return read_env_file(path.read_text(encoding="utf-8"))
-        except OSError:
-            return {}
-
     # -- phases --------------------------------------------------------------------------
-    def prepare(self, version: str, previous: str | None) -> PhaseResult:
-        return self._sync(self.prepare_ops(version, previous))
-
-    def prepare_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
+    def prepare_ops(
+        self, version: str, previous: str | None, *, prepared: bool = False
+    ) -> Program[PhaseResult]:
+        """`docker compose pull` is the preparation (cheap when the images are cached)."""
         phase = PhaseResult(True, "")
         result = yield from self._run(
             phase, cc.pull(self.base), env={self.var: version}, timeout=PULL_TIMEOUT_S
@@ -257,9 +315,6 @@ class ComposeRuntime:
             return phase
         phase.summary = f"images for {version} pulled"
         return phase
-
-    def migrate(self, version: str, previous: str | None) -> PhaseResult:
-        return self._sync(self.migrate_ops(version, previous))
 
     def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
@@ -279,9 +334,6 @@ class ComposeRuntime:
                 else f"migrate command failed: {result.describe()}"
             )
         return phase
-
-    def switch(self, version: str) -> PhaseResult:
-        return self._sync(self.switch_ops(version))
 
     def switch_ops(self, version: str) -> Program[PhaseResult]:
         """Set the version variable in <dir>/.env: written aside (the text on stdin, never in
@@ -306,9 +358,6 @@ class ComposeRuntime:
             return phase
         phase.summary = f"{self.var}: {old or '(unset)'} -> {version} in {env_path}"
         return phase
-
-    def restart(self, version: str, previous: str | None) -> PhaseResult:
-        return self._sync(self.restart_ops(version, previous))
 
     def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         """`up -d`, then wait for every container to run and, where Docker has a health
@@ -354,16 +403,6 @@ class ComposeRuntime:
             phase.summary = why
         return phase
 
-    def switch_restart_ops(
-        self, version: str, previous: str | None
-    ) -> Program[tuple[PhaseResult, PhaseResult]]:
-        """A fleet host's rollout: the .env written, then `up` and the wait for health."""
-        switched = yield from self.switch_ops(version)
-        if not switched.ok:
-            return switched, PhaseResult(False, "not run: the switch failed")
-        restarted = yield from self.restart_ops(version, previous)
-        return switched, restarted
-
     def _digests_ops(self, containers: list[dict[str, Any]]) -> Program[dict[str, dict[str, str]]]:
         ids = sorted({c["image_id"] for c in containers if c["image_id"]})
         digests: dict[str, list[str]] = {}
@@ -371,9 +410,6 @@ class ComposeRuntime:
             result: CommandResult = yield cmd(cc.image_inspect(ids), timeout=60)
             digests = cc.parse_repo_digests(result.stdout) if result.ok else {}
         return cc.image_digests(containers, digests)
-
-    def stop(self, command: Any = None) -> PhaseResult:
-        return self._sync(self.stop_ops(command))
 
     def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
@@ -386,8 +422,10 @@ class ComposeRuntime:
         )
         return phase
 
-    def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
-        return PhaseResult(True, "images are kept; `releasegate prune` removes old ones")
+    def cleanup_ops(
+        self, newest_first: Sequence[str], protect: Iterable[str], names: Sequence[str] | None
+    ) -> Program[PhaseResult]:
+        return done(PhaseResult(True, "images are kept; `releasegate prune` removes old ones"))
 
     # -- running commands ------------------------------------------------------------------
     @staticmethod

@@ -12,14 +12,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from releasegate.model import CheckResult
-from releasegate.ops import Program, chain, chain_failure, cmd, run_sync
+from releasegate.ops import Program, cmd, done
 from releasegate.redact import Redactor
+from releasegate.retention import keep_newest
 from releasegate.runtimes import releases_commands as rc
-from releasegate.runtimes.base import PhaseResult
+from releasegate.runtimes.base import HostSurvey, PhaseResult
 from releasegate.transport.base import CommandResult, Transport
-
-# A team command that hangs must not hold the stack's lock forever (`fleet.command_timeout`).
-PHASE_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -35,8 +33,8 @@ class ReleasesRuntime:
         self.redact = redact
         self.token = token  # unique per run: names temporary paths so runs never collide
         self.root = PurePosixPath(str(stack.dir))
-        fleet = getattr(stack, "fleet", None)
-        self.command_timeout = fleet.command_timeout if fleet is not None else PHASE_TIMEOUT_S
+        # A team command that hangs must not hold the stack's lock forever.
+        self.command_timeout: float = stack.fleet.command_timeout
 
     # -- facts ---------------------------------------------------------------------------
     def find_artifact(self, version: str) -> Artifact | None:
@@ -51,16 +49,11 @@ class ReleasesRuntime:
         found = self.find_artifact(version)
         return str(found.path) if found else None
 
-    def preflight_checks(self, version: str | None) -> list[CheckResult]:
-        from releasegate.gates.preflight import shared_check
-
-        checks = shared_check(self.root, list(self.stack.shared))
-        if version is not None:
-            checks.append(self.artifact_check(version))
-        return checks
+    def controller_checks(self, version: str | None) -> list[CheckResult]:
+        return [self.artifact_check(version)] if version is not None else []
 
     def artifact_check(self, version: str) -> CheckResult:
-        """The artifact is on this machine (a fleet uploads it from here)."""
+        """The artifact is on this machine (an SSH host gets it uploaded from here)."""
         found = self.find_artifact(version)
         return CheckResult(
             "artifact",
@@ -71,38 +64,66 @@ class ReleasesRuntime:
             hint="" if found else "build or copy the release artifact first",
         )
 
-    def disk_path(self) -> PurePosixPath:
-        return self.root
+    def before_prepare(self, version: str) -> None:
+        """Pack a folder artifact and hash it once, before the hosts ask for it side by side
+        (on this thread, not the event loop's)."""
+        found = self.find_artifact(version)
+        if found is not None and self.remote:
+            file_sha256(upload_tarball(found, self.token))
 
-    def smoke_cwd(self) -> Path | None:
-        path = Path(str(self.root / "current"))
-        return path if path.exists() else None
+    def smoke_dir(self) -> PurePosixPath:
+        return self.root / "current"
+
+    def check_dir(self) -> PurePosixPath | None:
+        return self.root
 
     @property
     def remote(self) -> bool:
         """Artifacts live on the controller; a remote host gets them uploaded."""
         return getattr(self.transport, "name", "local") != "local"
 
-    def running_version(self) -> str | None:
-        return run_sync(self.running_version_ops(), self.transport)
-
     def running_version_ops(self) -> Program[str | None]:
         result: CommandResult = yield cmd(rc.read_current(self.root), timeout=30)
         return rc.version_from_link(result.stdout) if result.ok and result.stdout.strip() else None
-
-    def is_prepared(self, version: str) -> bool:
-        return run_sync(self.is_prepared_ops(version), self.transport)
 
     def is_prepared_ops(self, version: str) -> Program[bool]:
         marker = rc.release_dir(self.root, version) / rc.MARKER
         result: CommandResult = yield cmd(["test", "-f", str(marker)], timeout=30)
         return result.ok
 
-    def present_releases(self) -> list[str]:
-        result = self.transport.run(rc.list_releases(self.root), timeout=30)
-        if not result.ok:
-            return []
-        return [n for n in result.stdout.split() if not n.startswith(".")]
+    def survey_ops(self) -> Program[HostSurvey]:
+        """`current`, the releases, disk, required commands and shared files: one command."""
+        argv = rc.survey(self.root, list(self.stack.preflight.require_commands), self._shared())
+        result: CommandResult = yield cmd(argv, timeout=30)
+        seen = rc.parse_survey(result.stdout)
+        return HostSurvey(
+            result.ok,
+            result.error or (seen.current or "no release"),
+            seen.current,
+            seen.prepared,
+            seen.names,
+            result,
+            root_exists=seen.root_exists,
+            lost=result.exit_code == -1 and bool(result.error),
+        )
+
+    def host_checks_ops(self, version: str | None, seen: HostSurvey) -> Program[list[CheckResult]]:
+        """Disk, required commands and shared files, all read from the survey."""
+        from releasegate.gates.preflight import probe_verdicts
+
+        assert seen.probe is not None  # every survey of this runtime probes
+        return done(
+            probe_verdicts(
+                self.root,
+                seen.probe,
+                list(self.stack.preflight.require_commands),
+                self._shared(),
+                self.stack.preflight.disk_free_min_percent,
+            )
+        )
+
+    def _shared(self) -> list[str]:
+        return [e for e in self.stack.shared if not e.endswith("/")]
 
     def env_for(self, version: str, previous: str | None = None) -> dict[str, str]:
         """What the team's commands see: values travel in the environment, never in a shell line."""
@@ -119,9 +140,6 @@ class ReleasesRuntime:
         return env
 
     # -- phases (each a program of operations: see releasegate.ops) -----------------------
-    def prepare(self, version: str, previous: str | None) -> PhaseResult:
-        return run_sync(self.prepare_ops(version, previous), self.transport)
-
     def prepare_ops(
         self, version: str, previous: str | None, *, prepared: bool | None = None
     ) -> Program[PhaseResult]:
@@ -201,9 +219,6 @@ class ReleasesRuntime:
         phase.summary = f"release {version} prepared from {artifact.path.name}"
         return phase
 
-    def migrate(self, version: str, previous: str | None) -> PhaseResult:
-        return run_sync(self.migrate_ops(version, previous), self.transport)
-
     def migrate_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
         spec = self.stack.commands.migrate
@@ -212,9 +227,6 @@ class ReleasesRuntime:
         ):
             phase.summary = "migrate command passed"
         return phase
-
-    def switch(self, version: str) -> PhaseResult:
-        return run_sync(self.switch_ops(version), self.transport)
 
     def switch_ops(self, version: str) -> Program[PhaseResult]:
         phase = PhaseResult(True, "")
@@ -226,9 +238,6 @@ class ReleasesRuntime:
         else:
             phase.summary = "could not switch the current symlink"
         return phase
-
-    def restart(self, version: str, previous: str | None) -> PhaseResult:
-        return run_sync(self.restart_ops(version, previous), self.transport)
 
     def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         phase = PhaseResult(True, "no restart command configured")
@@ -245,43 +254,6 @@ class ReleasesRuntime:
         ):
             phase.summary = "restart command passed"
         return phase
-
-    def switch_restart_ops(
-        self, version: str, previous: str | None
-    ) -> Program[tuple[PhaseResult, PhaseResult]]:
-        """`switch` then `restart` in one round trip (a fleet's rollout, host by host): the
-        chain runs where and with what the restart command needs; the switch's commands
-        use absolute paths and no environment."""
-        spec = self.stack.commands.restart
-        if spec is None:
-            switched = yield from self.switch_ops(version)
-            return switched, PhaseResult(True, "no restart command configured")
-        switch_cmds = rc.switch_current(self.root, version, self.token)
-        commands = [*switch_cmds, spec.argv()]
-        result: CommandResult = yield cmd(
-            chain(commands),
-            cwd=rc.release_dir(self.root, version),
-            env=self.env_for(version, previous),
-            timeout=self.command_timeout,
-        )
-        failed_at = chain_failure(result)
-        switched, restarted = PhaseResult(True, ""), PhaseResult(True, "")
-        if (failed_at is not None and failed_at <= len(switch_cmds)) or result.error:
-            switched.record(self.redact, [], result, shown=switch_cmds)
-            switched.summary = f"could not switch the current symlink: {result.describe()}"
-            restarted.ok, restarted.summary = False, "not run: the switch failed"
-            return switched, restarted
-        switched.summary = f"current -> releases/{version}"
-        restarted.record(self.redact, [], result, "restart", shown=commands)
-        restarted.summary = (
-            "restart command passed"
-            if result.ok
-            else f"restart command failed: {result.describe()}"
-        )
-        return switched, restarted
-
-    def stop(self, command: Any = None) -> PhaseResult:
-        return run_sync(self.stop_ops(command), self.transport)
 
     def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
         spec = command if command is not None else self.stack.commands.stop
@@ -304,9 +276,6 @@ class ReleasesRuntime:
         phase.summary = "stop command passed" if result.ok else f"stop failed: {result.describe()}"
         return phase
 
-    def cleanup(self, newest_first: Sequence[str], protect: Iterable[str]) -> PhaseResult:
-        return run_sync(self.cleanup_ops(newest_first, protect), self.transport)
-
     def cleanup_ops(
         self,
         newest_first: Sequence[str],
@@ -324,7 +293,7 @@ class ReleasesRuntime:
         present = sorted(
             (n for n in names if not n.startswith(".")), key=lambda n: rank.get(n, len(rank))
         )
-        keep = set(present[: self.stack.keep_releases]) | set(protect)
+        keep = keep_newest(present, self.stack.keep_releases, protect)
         doomed = [n for n in present if n not in keep]
         stale = [n for n in names if n.startswith(".") and f"-{self.token}" not in n]
         if doomed or stale:

@@ -113,6 +113,7 @@ for d in "$root"/releases/* "$root"/releases/.[!.]*; do
   else echo "@release 0 ${d##*/}"; fi
 done
 p=$root; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
+if [ -d "$root" ]; then echo "@root"; fi
 echo "@df $p"; df -Pk -- "$p" || echo "@df-failed"
 mode=cmd
 for a in "$@"; do
@@ -132,6 +133,7 @@ class Survey:
     current: str | None  # the running version: where `current` points
     prepared: frozenset[str]  # complete releases (their marker written)
     names: tuple[str, ...]  # every entry of releases/, half-made dot-folders included
+    root_exists: bool = False  # the stack's dir is there
 
 
 def survey(
@@ -157,7 +159,8 @@ def parse_survey(stdout: str) -> Survey:
                 names.append(name)
                 if done == "1" and not name.startswith("."):
                     prepared.add(name)
-    return Survey(current, frozenset(prepared), tuple(names))
+    root = "@root" in stdout.splitlines()
+    return Survey(current, frozenset(prepared), tuple(names), root)
 
 
 _RECEIVE = """\

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from releasegate.transport.base import CommandResult, Transport
+from releasegate.transport.base import (
+    DEFAULT_COMMAND_TIMEOUT_S,
+    CommandResult,
+    Transport,
+    tail_for_terminal,
+)
 from releasegate.transport.local import LocalTransport
 
 if TYPE_CHECKING:
     from releasegate.transport.ssh import SshOptions
 
-__all__ = ["CommandResult", "LocalTransport", "Transport", "for_host"]
+__all__ = [
+    "DEFAULT_COMMAND_TIMEOUT_S",
+    "CommandResult",
+    "LocalTransport",
+    "Transport",
+    "for_host",
+    "tail_for_terminal",
+    "terminate_running",
+]
 
 
 def for_host(host: str) -> Transport:
@@ -53,3 +66,21 @@ def ssh_options(*, connect_timeout: float | None = None, accept_new: bool = Fals
         accept_new=accept_new,
         **extra,
     )
+
+
+def terminate_running(grace: float = 5.0) -> list[str]:
+    """Stop every team command running now, local and on SSH hosts: SIGTERM to each one's
+    process group, up to `grace` seconds, then SIGKILL; each waiting `run()` returns with
+    `interrupted=True`. For the executor's SIGINT/SIGTERM handler. Returns what was
+    signalled ("local PGID", "ssh://host PGID")."""
+    import sys
+
+    from releasegate.transport.local import terminate_running as local_terminate
+
+    ssh = sys.modules.get("releasegate.transport.ssh")  # else no SSH host was used
+    # The SSH stops start first and run on their loops while the local groups are stopped.
+    waits = ssh.start_terminating(grace) if ssh is not None else []
+    stopped = [f"local {pgid}" for pgid in local_terminate(grace)]
+    if ssh is not None:
+        stopped += ssh.wait_stopped(waits, grace)
+    return stopped

@@ -34,6 +34,7 @@ import secrets
 import shlex
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -41,7 +42,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from releasegate.errors import ReleasegateError
 from releasegate.imports import load_asyncssh
-from releasegate.transport.base import CommandResult, bound
+from releasegate.transport.base import (
+    DETACH_HINT,
+    EXIT_GRACE_S,
+    BoundedText,
+    CommandResult,
+)
 
 if TYPE_CHECKING:
     import asyncssh
@@ -289,8 +295,10 @@ class AsyncSshHost:
     name: str = "ssh"
     connections_opened: int = 0
     accepted_key: AcceptedKey | None = None
+    exit_grace: float = EXIT_GRACE_S
     _conn: Any = None
     _lock: asyncio.Lock | None = None
+    _running: dict[int, _RemoteRun] = field(default_factory=dict)
 
     async def connect(self) -> ConnectInfo:
         """Open the connection if it is not open; raise SshError / HostKeyRefused."""
@@ -402,7 +410,11 @@ class AsyncSshHost:
         `stdin` is text, or a local file streamed as bytes (an artifact sent to the command
         that unpacks it: no SFTP session, no second round trip). `stdout`, when given, gets
         the output as bytes, chunk by chunk, on the event loop's thread (an archive written
-        as it comes); the result's stdout is then empty."""
+        as it comes); the result's stdout is then empty.
+
+        The output is read as it comes and bounded (`BoundedText`). The result comes when
+        the command exits: a background child that kept its output gets `exit_grace` to
+        finish writing, then the channel is closed and the result's `note` names it."""
         load_asyncssh()
         import asyncssh
 
@@ -415,7 +427,7 @@ class AsyncSshHost:
         except (SshError, ValueError) as exc:
             message = exc.message if isinstance(exc, SshError) else str(exc)
             return CommandResult(args, -1, "", "", time.monotonic() - started, error=message)
-        out: list[str] = []
+        out = BoundedText()
         err = _Stderr(marker)
         try:
             binary = isinstance(stdin, Path) or stdout is not None  # bytes; text decoded here
@@ -426,44 +438,97 @@ class AsyncSshHost:
             return CommandResult(
                 args, -1, "", "", time.monotonic() - started, error=f"{self.target}: {exc}"
             )
+        run = _RemoteRun(process, err)
+        self._running[id(run)] = run
+        _hosts_running[id(self)] = (self, asyncio.get_running_loop())
+
+        def result(code: int, **extra: Any) -> CommandResult:
+            return CommandResult(
+                args, code, out.text(), err.text(), time.monotonic() - started, **extra
+            )
+
         try:
             sink = out if stdout is None else _Bytes(stdout)
-            await asyncio.wait_for(_communicate(process, stdin, sink, err), timeout)
+            held = await asyncio.wait_for(
+                _communicate(process, stdin, sink, err, self.exit_grace, run.stop), timeout
+            )
         except TimeoutError:
             await self._kill(process, err.pid)
-            return CommandResult(
-                args,
-                -1,
-                bound("".join(out)),
-                bound(err.text()),
-                time.monotonic() - started,
-                timed_out=True,
-            )
+            return result(-1, timed_out=True, interrupted=False)
         except (asyncssh.Error, OSError) as exc:
-            return CommandResult(
-                args,
-                -1,
-                bound("".join(out)),
-                bound(err.text()),
-                time.monotonic() - started,
-                error=f"{self.target}: connection lost: {exc}",
-            )
+            if run.interrupted:
+                return result(-1, interrupted=True)
+            return result(-1, error=f"{self.target}: connection lost: {exc}")
+        finally:
+            del self._running[id(run)]
+            if not self._running:
+                _hosts_running.pop(id(self), None)
+        if run.interrupted:
+            process.close()
+            return result(-1, interrupted=True)
+        note = ""
+        if held:
+            note = await self._held_note(held, err.pid)
+            process.close()  # the channel stays open as long as the child holds the output
         code = process.returncode
         if code is None:  # the channel closed without an exit status (connection lost)
-            return CommandResult(
-                args,
-                -1,
-                bound("".join(out)),
-                bound(err.text()),
-                time.monotonic() - started,
-                error=f"{self.target}: the command ended without an exit status",
-            )
-        return CommandResult(
-            args,
-            int(code),
-            bound("".join(out)),
-            bound(err.text()),
-            time.monotonic() - started,
+            return result(-1, error=f"{self.target}: the command ended without an exit status")
+        return result(int(code), note=note)
+
+    async def terminate_running(self, grace: float = 5.0) -> list[int]:
+        """Stop the commands running now on this host: SIGTERM to each one's process group
+        (through a second channel: OpenSSH ignores the protocol's signals), up to `grace`
+        seconds for it to end, then SIGKILL; their `run()` returns with `interrupted=True`.
+        Returns the remote process groups signalled."""
+        runs = [r for r in self._running.values() if r.process.exit_status is None]
+        for run in runs:
+            run.interrupted = True
+
+        async def stop(run: _RemoteRun) -> int | None:
+            pid = run.err.pid
+            if pid is not None and self._conn is not None:
+                steps = max(1, int(grace * 10))
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        self._conn.run(
+                            remote_command(["sh", "-c", _STOP_GROUP, "sh", str(pid), str(steps)])
+                        ),
+                        grace + 10,
+                    )
+            else:  # the pid has not arrived yet: the protocol's signal, then the channel
+                with contextlib.suppress(Exception):
+                    run.process.terminate()
+            run.stop.set()  # its run() returns now, whatever the channel does
+            run.process.close()
+            return pid
+
+        pids = await asyncio.gather(*(stop(r) for r in runs))
+        return [p for p in pids if p is not None]
+
+    async def _held_note(self, streams: list[str], pid: int | None) -> str:
+        """The note on a command whose output a background process still holds, naming it
+        when the host shows it (processes of the command's session with a pipe as stdout
+        or stderr); best effort, bounded."""
+        who = "a process it started"
+        if pid is not None and self._conn is not None:
+            with contextlib.suppress(Exception):
+                found = await asyncio.wait_for(
+                    self._conn.run(remote_command(["sh", "-c", _SESSION_HOLDERS, "sh", str(pid)])),
+                    5,
+                )
+                lines = str(found.stdout or "").splitlines()[:10]
+                names = []
+                for holder in lines:
+                    hpid, _, cmd = holder.partition(" ")
+                    if hpid.isdigit():
+                        names.append(f"pid {hpid} ({cmd.strip()[:200] or '?'})")
+                if names:
+                    who = ", ".join(names)
+        return (
+            f"the command exited but {who} still holds its {' and '.join(streams)} on "
+            f"{self.target}; the step did not wait for it and closed the channel, so its "
+            f"next write there may fail (SIGPIPE). To run a process in the background, "
+            f"{DETACH_HINT}"
         )
 
     async def _kill(self, process: Any, pid: int | None) -> None:
@@ -473,7 +538,7 @@ class AsyncSshHost:
         if pid is not None and self._conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    self._conn.run(f"kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid}"), 10
+                    self._conn.run(f"kill -KILL -{pid} 2>/dev/null || kill -KILL {pid}"), 10
                 )
         process.close()
         with contextlib.suppress(Exception):
@@ -532,19 +597,112 @@ mv -f -- "$1" "$3"
 """
 
 
-async def _communicate(
-    process: Any, stdin: str | Path | None, out: list[str] | _Bytes, err: _Stderr
-) -> None:
-    """Feed stdin (then EOF), collect stdout and stderr as they come (a timeout keeps what
-    arrived), wait for the exit status."""
+# SIGTERM to process group $1, up to $2 tenths of a second for it to end, then SIGKILL.
+_STOP_GROUP = """\
+kill -TERM "-$1" 2>/dev/null || exit 0
+i=0
+while [ "$i" -lt "$2" ] && kill -0 "-$1" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -KILL "-$1" 2>/dev/null
+exit 0
+"""
 
-    async def pump(stream: Any, sink: list[str] | _Bytes | _Stderr) -> None:
+# The live processes of session $1 whose stdout or stderr is a pipe: "pid command line".
+_SESSION_HOLDERS = """\
+exec 2>/dev/null
+sid=$1
+for d in /proc/[0-9]*; do
+  read -r stat < "$d/stat" || continue
+  set -- ${stat##*) }
+  [ "$4" = "$sid" ] && [ "$1" != Z ] || continue
+  case "$(readlink "$d/fd/1") $(readlink "$d/fd/2")" in
+    *pipe:*) printf '%s %s\\n' "${d#/proc/}" "$(tr '\\0' ' ' < "$d/cmdline")" ;;
+  esac
+done
+"""
+
+
+@dataclass
+class _RemoteRun:
+    process: Any
+    err: _Stderr
+    interrupted: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+# Hosts with a command running now, and the loop each runs on (terminate_running below).
+_hosts_running: dict[int, tuple[AsyncSshHost, asyncio.AbstractEventLoop]] = {}
+
+
+def terminate_running(grace: float = 5.0) -> list[str]:
+    """`AsyncSshHost.terminate_running` on every host with a command running now, from
+    synchronous code (a signal handler, or a thread other than the hosts' loop); returns
+    "target pid" per group signalled. A host whose loop runs on this very thread cannot
+    be waited for: its stop is scheduled there, and the caller should rather `await`
+    `host.terminate_running()` from that loop."""
+    return wait_stopped(start_terminating(grace), grace)
+
+
+Stopping = list[tuple["AsyncSshHost", "concurrent.futures.Future[list[int]]"]]
+
+
+def start_terminating(grace: float = 5.0) -> Stopping:
+    """The first half of `terminate_running`: the stops scheduled on the hosts' loops (from
+    the calling thread, which is how a loop of this thread is recognised), not waited for."""
+    waits: Stopping = []
+    for host, loop in list(_hosts_running.values()):
+        if loop.is_closed():
+            continue
+        future = asyncio.run_coroutine_threadsafe(host.terminate_running(grace), loop)
+        if _loop_thread(loop) is not threading.current_thread():
+            waits.append((host, future))
+    return waits
+
+
+def wait_stopped(waits: Stopping, grace: float) -> list[str]:
+    """The second half: wait for the stops `start_terminating` scheduled."""
+    stopped: list[str] = []
+    for host, future in waits:
+        with contextlib.suppress(Exception):
+            stopped += [f"{host.target} {pid}" for pid in future.result(grace + 20)]
+    return stopped
+
+
+def _loop_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread | None:
+    try:
+        return _LOOP_THREADS.get(loop) or (
+            threading.current_thread() if asyncio.get_running_loop() is loop else None
+        )
+    except RuntimeError:  # no loop runs on this thread
+        return None
+
+
+_LOOP_THREADS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, threading.Thread] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _communicate(
+    process: Any,
+    stdin: str | Path | None,
+    out: BoundedText | _Bytes,
+    err: _Stderr,
+    grace: float,
+    stop: asyncio.Event,
+) -> list[str]:
+    """Feed stdin (then EOF), collect stdout and stderr as they come (a timeout keeps what
+    arrived), wait for the exit status. Once the exit status has come, the output gets
+    `grace` seconds to end; returns the streams still open then (held by a background
+    process), else []. Returns at once when `stop` is set (an interruption)."""
+
+    async def pump(stream: Any, sink: BoundedText | _Bytes | _Stderr) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while data := await stream.read(65536):
             if isinstance(sink, _Bytes):
                 sink.append(data)
             else:
                 sink.append(decoder.decode(data) if isinstance(data, bytes) else data)
+        if not isinstance(sink, _Bytes):
+            sink.append(decoder.decode(b"", final=True))
 
     async def feed() -> None:
         if isinstance(stdin, Path):
@@ -556,8 +714,36 @@ async def _communicate(
             process.stdin.write(stdin)
         process.stdin.write_eof()
 
-    await asyncio.gather(feed(), pump(process.stdout, out), pump(process.stderr, err))
-    await process.wait()
+    async def exited() -> None:
+        # asyncssh has no event for the exit status alone (wait() waits for the channel to
+        # close, which a background child holding the output delays): look now and then.
+        while process.exit_status is None and process.exit_signal is None:
+            await asyncio.sleep(0.1)
+
+    readers = {
+        "stdout": asyncio.ensure_future(pump(process.stdout, out)),
+        "stderr": asyncio.ensure_future(pump(process.stderr, err)),
+    }
+    tasks = [asyncio.ensure_future(feed()), *readers.values()]
+    everything = asyncio.gather(*tasks)
+    watch = asyncio.ensure_future(exited())
+    stopped = asyncio.ensure_future(stop.wait())
+    first: list[asyncio.Future[Any]] = [everything, watch, stopped]
+    try:
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if not everything.done() and not stopped.done():
+            await asyncio.wait(first[::2], timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        if stopped.done():
+            return []
+        if everything.done():
+            everything.result()  # a connection lost raises here
+            await process.wait()
+            return []
+        return [name for name, task in readers.items() if not task.done()]
+    finally:
+        for task in (*tasks, watch, stopped):
+            task.cancel()
+        await asyncio.gather(everything, watch, stopped, return_exceptions=True)
 
 
 STREAM_CHUNK = 256 * 1024
@@ -574,12 +760,13 @@ class _Bytes:
 
 
 class _Stderr:
-    """stderr of a remote command: its first line, MARKER<pid>, is taken out and kept."""
+    """stderr of a remote command: its first line, MARKER<pid>, is taken out and kept; the
+    rest is kept bounded."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker
         self.pid: int | None = None
-        self.chunks: list[str] = []
+        self.chunks = BoundedText()
         self._head: str | None = ""  # None once the first line was seen
 
     def append(self, data: str) -> None:
@@ -588,6 +775,9 @@ class _Stderr:
             return
         self._head += data
         if "\n" not in self._head:
+            if len(self._head) > 256:  # no marker line is that long: plain output
+                self.chunks.append(self._head)
+                self._head = None
             return
         first, rest = self._head.split("\n", 1)
         self._head = None
@@ -599,7 +789,7 @@ class _Stderr:
             self.chunks.append(rest)
 
     def text(self) -> str:
-        return "".join(self.chunks) + (self._head or "")
+        return self.chunks.text() + (self._head or "")
 
 
 _digests: dict[tuple[str, int, int], asyncio.Future[str]] = {}
@@ -647,6 +837,7 @@ class LoopRunner:
                     target=loop.run_forever, name="releasegate-ssh", daemon=True
                 )
                 thread.start()
+                _LOOP_THREADS[loop] = thread
                 self._loop, self._thread = loop, thread
             return self._loop
 
@@ -722,6 +913,13 @@ class SshTransport:
     def put(self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None) -> str:
         return self.runner.call(self.host.put(local, remote, timeout=timeout))
 
+    def terminate_running(self, grace: float = 5.0) -> list[int]:
+        """Stop this host's running commands (`AsyncSshHost.terminate_running`); callable
+        from a signal handler or another thread while `run()` waits."""
+        if not self.host._running:
+            return []
+        return self.runner.call(self.host.terminate_running(grace))
+
     def close(self) -> None:
         try:
             self.runner.call(self.host.close())
@@ -749,4 +947,5 @@ __all__ = [
     "env_words",
     "quote_word",
     "remote_command",
+    "terminate_running",
 ]

@@ -50,9 +50,6 @@ class ToolContext:
     timeout: float = 3600.0
     actor: str = "releasegate"
 
-    def on(self, database: str) -> ToolContext:
-        return replace(self, database=database)
-
     def env(self) -> dict[str, str]:
         return {self.url_env: self.client.url(self.database)}
 

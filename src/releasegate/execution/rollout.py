@@ -1,9 +1,10 @@
-"""Pure rollout planning for a fleet: which hosts go in which batch, how many may fail,
-how many are worked on at once. Tested as data."""
+"""Pure rollout planning for a stack's hosts (one host is one batch): which hosts go in
+which batch, how many may fail, how many are worked on at once. Tested as data."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,14 +36,31 @@ class Rollout:
         )
 
 
+# A share of the hosts: 0% to 100% (the config's schema and the command line use this too).
+SHARE_PATTERN = r"(100|[1-9]?[0-9])%"
+
+
+def parse_share(text: str) -> int | str:
+    """Text "3" -> 3 and "25%" -> "25%"; anything else is a ValueError."""
+    text = text.strip()
+    if re.fullmatch(r"\d{1,6}", text):
+        return int(text)
+    if re.fullmatch(SHARE_PATTERN, text):
+        return text
+    raise ValueError(f"{text!r}: expected a number of hosts or a share like 25%")
+
+
 def share(value: int | str, total: int) -> int:
     """3 -> 3; "10%" -> 10% of total, rounded down (so "10%" of 5 hosts is 0)."""
     if isinstance(value, int):
         return value
-    text = value.strip()
-    if not text.endswith("%") or not text[:-1].isdigit():
-        raise BadInput(f"{value!r}: expected a number of hosts or a share like '20%'")
-    return math.floor(total * int(text[:-1]) / 100)
+    try:
+        parsed = parse_share(value)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    if isinstance(parsed, int):
+        return parsed
+    return math.floor(total * int(parsed[:-1]) / 100)
 
 
 def batch_size(value: int | str, total: int) -> int:

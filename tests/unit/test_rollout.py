@@ -6,7 +6,7 @@ import pytest
 
 from releasegate.cli.deploy import rollout_options
 from releasegate.errors import BadInput
-from releasegate.fleet.strategy import batch_size, batches, parallel_cap, plan_rollout, share
+from releasegate.execution.rollout import batch_size, batches, parallel_cap, plan_rollout, share
 
 HOSTS = [f"h{i}" for i in range(1, 11)]
 

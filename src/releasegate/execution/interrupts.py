@@ -1,0 +1,60 @@
+"""Safe points: SIGINT (Ctrl-C) and SIGTERM end a run at a step boundary that the ledger
+and the hosts agree on, instead of wherever the interpreter happened to be.
+
+The first signal raises `Interrupted` in the main thread: the running step stops the
+team's command (its process group), is recorded `aborted`, and the workflow brings back
+the last good version if the run had switched. A second signal exits at once
+(128 + signal), leaving what a SIGKILL leaves: the next deploy or rollback recovers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class Interrupted(BaseException):
+    """The run was asked to stop (SIGINT or SIGTERM). A BaseException: no `except
+    Exception` on the way may swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+@contextmanager
+def safe_points() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into `Interrupted` for the duration of a run (main thread only:
+    Python delivers signals there; elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if seen:  # the second one: out now, as a SIGKILL would
+            os._exit(128 + signum)
+        seen.append(signum)
+        from releasegate.transport import terminate_running
+
+        terminate_running()  # the team's commands (local and on SSH hosts) stop with us
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
