@@ -145,7 +145,7 @@ def change_validate(app: App, ref: str, as_json: bool) -> int:
     else:
         for i in issues:
             style = "red" if i.level == "error" else "yellow"
-            app.console.print(f"{rec.path}:{i.line}: [{style}]{i.level}[/]: {i.message}")
+            app.console.print(f"{rec.path}:{i.line}: [{style}]{i.level}[/]: {safe(i.message)}")
         steps = len(rec.doc.steps)
         verdict = "[red]invalid[/]" if errors else "[green]valid[/]"
         app.console.print(
@@ -336,9 +336,10 @@ def change_approve(
         details.update(signer=approval.signer, key=approval.key, signature=approval.signature)
     in_ledger = _mark(app, "change-approve", rec.doc.id, f"{by} approved {rec.doc.id}", details)
     signed = f", signed by {approval.signer} ({approval.key})" if approval.signature else ""
-    app.console.print(f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…){signed}")
+    shown = f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…){signed}"
+    app.console.print(shown, markup=False)
     state = "approved" if st.approved else "still needs more approvals"
-    app.console.print(f"approvals: {st.summary()}: {state}")
+    app.console.print(f"approvals: {st.summary()}: {state}", markup=False)
     if not in_ledger:
         app.console.print("no releasegate.yaml: recorded in the sidecar only", style="dim")
     return 0
@@ -553,7 +554,7 @@ def change_run(
             }
         )
     else:
-        app.console.print(f"{report.status}: {report.message}")
+        app.console.print(f"{report.status}: {report.message}", markup=False)
         app.console.print(f"record: {rendered}")
     return int(code)
 
