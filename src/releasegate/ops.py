@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+DEFAULT_MAX_BODY = 1024 * 1024  # bytes of an HTTP answer read at most (a check's max_body_bytes)
+
 
 @dataclass(frozen=True)
 class Cmd:
@@ -40,10 +42,14 @@ class Cmd:
 
 @dataclass(frozen=True)
 class Get:
-    """HTTP GET from the controller. Answer: an HttpReply."""
+    """HTTP GET from the controller. Answer: an HttpReply.
+
+    `timeout` bounds the whole attempt (connect, headers and body); at most `max_body`
+    bytes of the body are read (see releasegate.httpget)."""
 
     url: str
     timeout: float
+    max_body: int = DEFAULT_MAX_BODY
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,10 @@ class Sleep:
 @dataclass(frozen=True)
 class HttpReply:
     status: int | None
-    text: str
+    text: str  # at most the Get's max_body bytes, decoded
     latency_ms: float
     error: str | None = None
+    truncated: bool = False  # the body was longer than max_body; the rest was not read
 
 
 Op = Union[Cmd, Get, Sleep]  # noqa: UP007 (a runtime alias: `|` of classes is fine too)
@@ -122,12 +129,16 @@ def _do_sync(op: Op, transport: Transport, http: HttpClientSource | None, sleep:
 def _get_sync(op: Get, client: httpx.Client) -> HttpReply:
     import httpx
 
+    from releasegate import httpget
+
     started = time.monotonic()
     try:
-        response = client.get(op.url, timeout=op.timeout)
-        return HttpReply(response.status_code, response.text, _ms(started))
+        answer = httpget.get_sync(client, op.url, op.timeout, op.max_body)
+    except httpx.TimeoutException:
+        return HttpReply(None, "", _ms(started), _deadline_error(op))
     except httpx.HTTPError as exc:
         return HttpReply(None, "", _ms(started), _http_error(exc))
+    return HttpReply(answer.status, answer.text, _ms(started), truncated=answer.truncated)
 
 
 def _ms(started: float) -> float:
@@ -136,6 +147,10 @@ def _ms(started: float) -> float:
 
 def _http_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _deadline_error(op: Get) -> str:
+    return f"Timeout: no complete answer within {op.timeout:.3g} s"
 
 
 # ---- asynchronous driver ------------------------------------------------------------------
@@ -161,14 +176,18 @@ async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None
     if isinstance(op, Get):
         import httpx
 
+        from releasegate import httpget
+
         if client is None:
             raise RuntimeError("an HTTP check needs the run's HTTP client")
         started = time.monotonic()
         try:
-            response = await client.get(op.url, timeout=op.timeout)
-            return HttpReply(response.status_code, response.text, _ms(started))
+            answer = await httpget.get_async(client, op.url, op.timeout, op.max_body)
+        except (TimeoutError, httpx.TimeoutException):
+            return HttpReply(None, "", _ms(started), _deadline_error(op))
         except httpx.HTTPError as exc:
             return HttpReply(None, "", _ms(started), _http_error(exc))
+        return HttpReply(answer.status, answer.text, _ms(started), truncated=answer.truncated)
     import asyncio  # here: the synchronous path (one host, most commands) never loads it
 
     await asyncio.sleep(op.seconds)

@@ -9,6 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from releasegate.private import private_dir, write_private_text
+from releasegate.redact import mask_shapes
+from releasegate.textsafe import printable
+
 if TYPE_CHECKING:
     from releasegate.engine import RunOutcome
 
@@ -103,8 +107,18 @@ def render(out: RunOutcome, *, user: str, host: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write(out: RunOutcome, records_dir: Path, *, user: str, host: str) -> Path:
-    records_dir.mkdir(parents=True, exist_ok=True)
+def write(
+    out: RunOutcome,
+    records_dir: Path,
+    *,
+    user: str,
+    host: str,
+    notices: list[str] | None = None,
+) -> Path:
+    """Write the record, 0600 in a 0700 folder (what was tightened is added to `notices`)."""
+    tightened = private_dir(records_dir, tighten_files=True)
+    if notices is not None:
+        notices += tightened
     stamp = out.started_at.astimezone().strftime("%Y%m%d_%H%M%S")
     path = records_dir / f"{stamp}-{out.stack}-{out.action}-{out.version or 'none'}.md"
     n = 1
@@ -112,6 +126,8 @@ def write(out: RunOutcome, records_dir: Path, *, user: str, host: str) -> Path:
         path = path.with_name(f"{path.stem}-{n}.md")
         n += 1
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render(out, user=user, host=host), encoding="utf-8")
+    # The last net under what the steps already redacted: credentials found by their shape;
+    # and no control character from recorded text reaches whoever `cat`s the record.
+    write_private_text(tmp, printable(mask_shapes(render(out, user=user, host=host))))
     os.replace(tmp, path)
     return path

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from releasegate.imports import load_httpx
 from releasegate.model import CheckResult
-from releasegate.ops import Get, HttpReply, Program, Sleep, cmd, run_sync
-from releasegate.redact import Redactor
+from releasegate.ops import DEFAULT_MAX_BODY, Get, HttpReply, Program, Sleep, cmd, run_sync
+from releasegate.redact import Redactor, mask_url, url_secrets
 from releasegate.transport.base import CommandResult
 
 if TYPE_CHECKING:
@@ -75,13 +74,9 @@ def _needs_tls(checks: Iterable[Any]) -> bool:
 
 
 def _make_client(tls: bool) -> httpx.Client:
-    load_httpx()
-    import httpx
+    from releasegate.httpget import make_client  # imports httpx (cheaply: load_httpx)
 
-    # trust_env=False: no proxy from the environment may sit between us and the service.
-    # Without an https check no TLS is ever spoken (redirects are not followed), so the
-    # certificate store (about 50 ms to load) is skipped; with one, it is verified.
-    return httpx.Client(trust_env=False, follow_redirects=False, verify=tls)
+    return make_client(tls)
 
 
 class HttpClientSource:
@@ -161,7 +156,12 @@ def check_program(check: Any, *, version: str, **kw: Any) -> Program[CheckResult
 
 
 def http_check(check: Any, *, version: str, url: str | None = None) -> Program[CheckResult]:
+    """GET the check's URL until it answers as expected or its time is up. The URL is only
+    ever shown masked (mask_url), and what it hides is masked in the answer and errors too."""
     url = url or check.http
+    shown = mask_url(url)
+    redact = Redactor(url_secrets(url))
+    max_body = getattr(check, "max_body_bytes", None) or DEFAULT_MAX_BODY
     contains = _expand(check.body_contains, version)
     pattern = _expand(check.body_matches, version)
     regex = re.compile(pattern) if pattern else None
@@ -172,22 +172,28 @@ def http_check(check: Any, *, version: str, url: str | None = None) -> Program[C
         if remaining <= 0:
             break
         record: dict[str, Any] = {"attempt": attempt + 1}
-        reply: HttpReply = yield Get(url, remaining)
+        reply: HttpReply = yield Get(url, remaining, max_body)
         problems = []
         if reply.error is not None:
-            record["error"] = reply.error
-            problems = [reply.error]
+            record["error"] = redact(reply.error)
+            problems = [record["error"]]
         else:
             body = reply.text
             record.update(
-                status=reply.status, latency_ms=round(reply.latency_ms, 1), body=body[:EXCERPT]
+                status=reply.status,
+                latency_ms=round(reply.latency_ms, 1),
+                body=redact(body[:EXCERPT]),
             )
+            if reply.truncated:
+                record["body_truncated_at"] = max_body
+            # Matched against the first max_body bytes only (see max_body_bytes).
+            within = f" (in its first {max_body} bytes)" if reply.truncated else ""
             if reply.status != check.expect_status:
                 problems.append(f"status {reply.status}, expected {check.expect_status}")
             if contains is not None and contains not in body:
-                problems.append(f"body does not contain {contains!r}")
+                problems.append(f"body does not contain {contains!r}{within}")
             if regex is not None and not regex.search(body):
-                problems.append(f"body does not match /{regex.pattern}/")
+                problems.append(f"body does not match /{regex.pattern}/{within}")
             if check.latency_ms is not None and reply.latency_ms > check.latency_ms:
                 problems.append(f"took {reply.latency_ms:.0f} ms, budget {check.latency_ms} ms")
         record["ok"] = not problems
@@ -198,9 +204,9 @@ def http_check(check: Any, *, version: str, url: str | None = None) -> Program[C
             return CheckResult(
                 check.name,
                 True,
-                f"GET {url} -> {record['status']} in "
+                f"GET {shown} -> {record['status']} in "
                 f"{record['latency_ms']:.0f} ms (attempt {attempt + 1})",
-                {"url": url, "attempts": attempts},
+                {"url": shown, "attempts": attempts},
             )
         if attempt < check.retries:
             yield Sleep(max(0.0, min(check.interval, deadline - time.monotonic())))
@@ -208,8 +214,8 @@ def http_check(check: Any, *, version: str, url: str | None = None) -> Program[C
     return CheckResult(
         check.name,
         False,
-        f"GET {url} failed after {len(attempts)} attempt(s): {last}",
-        {"url": url, "attempts": attempts},
+        f"GET {shown} failed after {len(attempts)} attempt(s): {last}",
+        {"url": shown, "attempts": attempts},
         hint="look at the service's logs; the check's url, expect_status and body_* keys "
         "say what was expected",
     )

@@ -42,10 +42,7 @@ CASES = [
     ),
     pytest.param(
         "approvals: {require_signed: true}\n" + STACK,
-        [
-            f"{F}:1: (top level): approvals: signatures are required but allowed_signers"
-            " is not set"
-        ],
+        [f"{F}:1: (top level): approvals: signatures are required but allowed_signers is not set"],
         id="signed-approvals-without-allowed-signers",
     ),
     pytest.param(

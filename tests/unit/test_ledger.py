@@ -367,3 +367,22 @@ def test_concurrent_writers_keep_one_chain(db_path: Path, backend: str, tmp_path
         assert switches > 1
         pids = {r.pid for r in led.actions()}
         assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_credentials_are_masked_in_every_row_written(tmp_path):
+    """The last net under the callers' own redaction: notes, reason and details."""
+    from releasegate.ledger import Ledger
+
+    with Ledger.open(str(tmp_path / "state.db")) as ledger:
+        action = ledger.begin_action(
+            stack="s", env="e", action="deploy", version="v1", user="u", host="h", pid=1,
+            notes="GET http://u:pw-secret@h/x?token=tok-secret", reason="password=pw2-secret",
+            details={"url": "http://h/?api_key=key-secret", "quote": 'token=a"b\\'},
+        )  # fmt: skip
+        ledger.end_action(action, "fail", notes="again http://u:pw-secret@h/")
+        [rec] = ledger.actions()
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    for secret in (b"pw-secret", b"tok-secret", b"pw2-secret", b"key-secret"):
+        assert secret not in raw
+    assert rec.notes == "again http://u:***@h/" and rec.reason == "password=***"
+    assert rec.details["url"] == "http://h/?api_key=***" and rec.details["quote"] == 'token=***"b\\'

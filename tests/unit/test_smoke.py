@@ -190,3 +190,126 @@ def test_a_plain_http_client_is_rebuilt_for_https_checks(server):
     tls = source.get([http("https://127.0.0.1:1/")])
     assert tls is not plain and plain.is_closed
     source.close()
+
+
+# ---- hostile endpoints: one deadline per attempt, a capped body, masked URLs -------------------
+
+
+class Hostile(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sent = 0
+
+    def do_GET(self):
+        try:
+            self._answer()
+        except OSError:  # the client hung up, as it should
+            pass
+
+    def _answer(self):
+        if self.path.startswith("/trickle-headers"):
+            for b in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                self.wfile.write(bytes([b]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        elif self.path.startswith("/trickle"):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+        elif self.path.startswith("/gzip-bomb"):
+            import gzip
+
+            data = gzip.compress(b"a" * (64 * 1024 * 1024))
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif self.path.startswith("/echo"):
+            data = f"you asked for {self.path} as {self.headers.get('Authorization')}".encode()
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:  # a long answer, the version near its start
+            self.send_response(200)
+            self.send_header("Content-Length", str(64 * 1024 * 1024))
+            self.end_headers()
+            self.wfile.write(b'{"version": "v7"}')
+            for _ in range(1024):
+                self.wfile.write(b"a" * 65536)
+                type(self).sent += 65536
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture()
+def hostile():
+    Hostile.sent = 0
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def run_async_checks(checks, version="v7"):
+    """The fleet's path: the same programs awaited with an httpx.AsyncClient."""
+    import asyncio
+
+    import httpx
+
+    from releasegate.ops import run_async
+    from releasegate.smoke import check_program
+
+    async def main():
+        async with httpx.AsyncClient(trust_env=False) as client:
+            return [
+                await run_async(
+                    check_program(c, version=version, redact=Redactor()), None, client=client
+                )
+                for c in checks
+            ]
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("runner", [run, run_async_checks], ids=["sync", "async"])
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-headers"])
+def test_a_trickling_answer_fails_at_the_attempts_deadline(hostile, runner, path):
+    started = time.monotonic()
+    [r] = runner([http(hostile + path, timeout=1.5)])
+    took = time.monotonic() - started
+    assert not r.ok and "no complete answer within 1.5 s" in r.summary, r.summary
+    assert took < 1.5 + 1.0, took  # the issue's bound: timeout + 1 s
+
+
+@pytest.mark.parametrize("runner", [run, run_async_checks], ids=["sync", "async"])
+def test_a_long_body_is_read_up_to_the_cap(hostile, runner):
+    [r] = runner([http(hostile + "/long", body_contains='"version": "{version}"')])
+    assert r.ok, r.summary
+    assert r.evidence["attempts"][0]["body_truncated_at"] == 1024 * 1024
+    [r] = runner([http(hostile + "/long", body_contains="never there", max_body_bytes=1000)])
+    assert not r.ok and "(in its first 1000 bytes)" in r.summary
+    assert Hostile.sent < 32 * 1024 * 1024  # the client hung up; the rest was never sent
+
+
+def test_a_compressed_answer_expands_only_up_to_the_cap(hostile):
+    [r] = run([http(hostile + "/gzip-bomb", body_contains="b", max_body_bytes=4096)])
+    assert not r.ok and "(in its first 4096 bytes)" in r.summary
+    assert r.evidence["attempts"][0]["body"] == "a" * 300
+
+
+def test_credentials_in_the_url_are_masked_in_summary_evidence_and_echoes(hostile):
+    url = hostile.replace("http://", "http://ops:s3cret-pw@") + "/echo?token=abc123&page=2"
+    [r] = run([http(url)])
+    text = json.dumps([r.summary, r.evidence])
+    assert "s3cret-pw" not in text and "abc123" not in text, text
+    assert "http://ops:***@127.0.0.1" in r.summary and "token=***&page=2" in r.summary
+    assert "/echo?token=***" in r.evidence["attempts"][0]["body"]

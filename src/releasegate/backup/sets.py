@@ -32,6 +32,7 @@ from releasegate.backup.stream import (
     sha256_file,
 )
 from releasegate.errors import BadInput, Refused, ReleasegateError
+from releasegate.private import private_dir
 from releasegate.retention import keep_newest
 
 FORMAT = "releasegate-backup/1"
@@ -147,7 +148,8 @@ def _reserve(base: Path, stamp: str) -> tuple[Path, Path]:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -178,7 +180,11 @@ def take_backup(
     if now.tzinfo is None:
         now = now.astimezone()
     base = Path(root) / stack
-    base.mkdir(parents=True, exist_ok=True)
+    # Backups hold config files and database dumps: only their owner may enter the folders
+    # (a backups folder of the user's own that exists keeps its mode; the stack's is ours).
+    if not Path(root).exists() or Path(root).parent.name == ".releasegate":
+        private_dir(root)
+    private_dir(base)
     final, tmp = _reserve(base, now.astimezone().strftime(STAMP))
     manifest: dict[str, Any] = {
         "format": FORMAT,

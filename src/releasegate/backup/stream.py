@@ -169,7 +169,9 @@ class _Sink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[bytes] | None = path.open("wb")
+        # 0600 from creation: a dump or config archive is for its owner only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._fh: IO[bytes] | None = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from releasegate.cli.term import echo, json_printable, make_console, printable, safe
 from releasegate.errors import ReleasegateError
 
 if TYPE_CHECKING:
@@ -29,9 +30,13 @@ if TYPE_CHECKING:
 
 
 def show_error(exc: ReleasegateError) -> None:
-    click.secho(f"error: {exc.message}", fg="red", err=True)
+    from releasegate.redact import mask_shapes
+
+    # An error may quote a config value or a command's output: credentials masked, controls
+    # escaped.
+    click.secho(printable(mask_shapes(f"error: {exc.message}")), fg="red", err=True)
     if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+        echo(mask_shapes(f"hint: {exc.hint}"), err=True)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -68,9 +73,10 @@ def _json_default(value: Any) -> Any:
 
 def _json_line(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, default=_json_default) + "\n"
+        line = json.dumps(value, ensure_ascii=False, default=_json_default)
     except (TypeError, ValueError):  # keys json will not take, a value neither knows
-        return json.dumps(to_jsonable(value), ensure_ascii=False) + "\n"
+        line = json.dumps(to_jsonable(value), ensure_ascii=False)
+    return json_printable(line) + "\n"
 
 
 def print_json(value: Any) -> None:
@@ -111,7 +117,14 @@ class App:
             from releasegate.config.locate import quick_state_url
 
             url = quick_state_url(self.config_file)
-        return Ledger.open(url or self.config.state_url)
+        ledger = Ledger.open(url or self.config.state_url)
+        self.show_notices(ledger.notices)
+        return ledger
+
+    def show_notices(self, notices: list[str]) -> None:
+        """What core fixed on its way (files at rest tightened): on stderr, also with --json."""
+        for notice in notices:
+            self.err_console.print(f"notice: {safe(notice)}", style="yellow")
 
     @cached_property
     def actor(self) -> Any:
@@ -121,17 +134,13 @@ class App:
 
     @cached_property
     def console(self) -> Console:
-        from rich.console import Console
-
         # Piped output has no width; tables then keep whole values rather than 80 columns.
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
-        return Console(highlight=False, soft_wrap=True, width=width)
+        return make_console(highlight=False, soft_wrap=True, width=width)
 
     @cached_property
     def err_console(self) -> Console:
-        from rich.console import Console
-
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return make_console(stderr=True, highlight=False, soft_wrap=True)
 
     def engine(self) -> Engine:
         from releasegate.engine import Engine
@@ -154,14 +163,14 @@ class App:
             return
         c = self.err_console
         if event.kind == "run_started":
-            c.print(f"[bold]▶ {event.message}[/bold]")
+            c.print(f"[bold]▶ {safe(event.message)}[/bold]")
         elif event.kind == "step_started":
-            c.print(f"  … {event.step}", style="dim")
+            c.print(f"  … {safe(event.step)}", style="dim")
         elif event.kind == "step_finished":
             mark = "[green]✔[/green]" if event.ok else "[red]✘[/red]"
             took = event.data.get("duration_s")
             c.print(
-                f"  {mark} {event.step}: {event.message}"
+                f"  {mark} {safe(event.step)}: {safe(event.message)}"
                 + (f" [dim]({took:.2f}s)[/dim]" if took else ""),
                 markup=True,
                 highlight=False,
@@ -170,29 +179,35 @@ class App:
                 from rich.text import Text
 
                 for line in str(event.data["tail"]).splitlines():
-                    c.print(Text("      │ " + line, style="dim"), highlight=False)
+                    c.print(Text("      │ " + printable(line), style="dim"), highlight=False)
         elif event.kind == "check":
             mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
-            c.print(f"      {mark} {event.message}")
+            c.print(f"      {mark} {safe(event.message)}")
         elif event.kind == "host":  # a fleet: one line per host as it finishes a phase
             mark = "[green]·[/green]" if event.ok else "[red]✘[/red]"
-            c.print(f"      {mark} {event.step} {event.message}", highlight=False)
+            c.print(f"      {mark} {safe(event.step)} {safe(event.message)}", highlight=False)
         elif event.kind == "message":
-            c.print(f"  ! {event.message}", style="yellow")
+            c.print(f"  ! {safe(event.message)}", style="yellow")
 
     # -- outcomes ------------------------------------------------------------------------------
     def finish(self, out: RunOutcome, *, record: bool = True) -> int:
         from releasegate import record as records
 
         if record:
+            notices: list[str] = []
             try:
                 out.record_path = records.write(
-                    out, self.config.records_dir, user=self.actor.user, host=self.actor.host
+                    out,
+                    self.config.records_dir,
+                    user=self.actor.user,
+                    host=self.actor.host,
+                    notices=notices,
                 )
             except OSError as exc:  # a full disk must not hide the outcome
                 out.hint = (out.hint + "; " if out.hint else "") + (
                     f"the execution record could not be written: {exc.strerror or exc}"
                 )
+            self.show_notices(notices)
         if self.json:
             print_json(
                 {
@@ -232,14 +247,14 @@ class App:
         for f in out.followups:
             if f is not out:
                 self.console.print(
-                    f"[{style.get(f.status, 'red')}]{f.action} {f.version}: {f.message}[/]"
+                    f"[{style.get(f.status, 'red')}]{f.action} {f.version}: {safe(f.message)}[/]"
                 )
         self.console.print(
             f"[bold {style.get(out.status, 'red')}]{label.get(out.status, out.status)}"
-            f"[/]: {out.message}"
+            f"[/]: {safe(out.message)}"
         )
         if out.hint:
-            self.console.print(f"hint: {out.hint}", style="dim")
+            self.console.print(f"hint: {safe(out.hint)}", style="dim")
         if out.record_path:
             self.console.print(f"record: {out.record_path}", style="dim")
         return int(out.exit_code)

@@ -110,7 +110,7 @@ def prune(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
         app.console.print(f"protected: {', '.join(details.get('protected', [])) or '(none)'}")
     if dry_run:
         if not as_json:
-            app.console.print(out.message)
+            app.console.print(out.message, markup=False)
         return int(out.exit_code)
     return app.finish(out, record=False)
 

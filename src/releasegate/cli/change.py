@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from releasegate.cli.app import App, print_json
+from releasegate.cli.term import echo, safe
 from releasegate.errors import BadInput
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def change_validate(app: App, ref: str, as_json: bool) -> int:
     else:
         for i in issues:
             style = "red" if i.level == "error" else "yellow"
-            app.console.print(f"{rec.path}:{i.line}: [{style}]{i.level}[/]: {i.message}")
+            app.console.print(f"{rec.path}:{i.line}: [{style}]{i.level}[/]: {safe(i.message)}")
         steps = len(rec.doc.steps)
         verdict = "[red]invalid[/]" if errors else "[green]valid[/]"
         app.console.print(
@@ -240,9 +241,10 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
         )
         return 0
     c = app.console
-    c.print(f"[bold]{doc.id}[/]: {doc.title}")
-    c.print(f"risk: {doc.risk or '?'}   status: {doc.status or 'DRAFT'}   file: {rec.path}")
-    c.print(f"author: {rec.meta.author or doc.owner or '?'}   plan: {st.hash}")
+    c.print(f"[bold]{safe(doc.id)}[/]: {safe(doc.title)}")
+    status = doc.status or "DRAFT"
+    c.print(f"risk: {doc.risk or '?'}   status: {status}   file: {rec.path}", markup=False)
+    c.print(f"author: {rec.meta.author or doc.owner or '?'}   plan: {st.hash}", markup=False)
     for kind in STEP_KINDS:
         steps = doc.steps_of(kind)
         if not steps:
@@ -254,7 +256,7 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
             for e in s.expects:
                 c.print(f"        expect {e.describe()}", markup=False)
     verdict = "[green]approved[/]" if st.approved else "[yellow]not approved[/]"
-    c.print(f"[bold]Approvals[/]: {st.summary()}: {verdict}")
+    c.print(f"[bold]Approvals[/]: {safe(st.summary())}: {safe(verdict)}")
     for a in st.valid:
         key = f" (signed by {a.signer}, {a.key})" if a.signer else ""
         text = f"  ✔ {a.by}{key} at {a.at}" + (f": {a.comment}" if a.comment else "")
@@ -334,9 +336,10 @@ def change_approve(
         details.update(signer=approval.signer, key=approval.key, signature=approval.signature)
     in_ledger = _mark(app, "change-approve", rec.doc.id, f"{by} approved {rec.doc.id}", details)
     signed = f", signed by {approval.signer} ({approval.key})" if approval.signature else ""
-    app.console.print(f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…){signed}")
+    shown = f"{by} approved {rec.doc.id} (plan {approval.hash[:19]}…){signed}"
+    app.console.print(shown, markup=False)
     state = "approved" if st.approved else "still needs more approvals"
-    app.console.print(f"approvals: {st.summary()}: {state}")
+    app.console.print(f"approvals: {st.summary()}: {state}", markup=False)
     if not in_ledger:
         app.console.print("no releasegate.yaml: recorded in the sidecar only", style="dim")
     return 0
@@ -550,7 +553,7 @@ def change_run(
             }
         )
     else:
-        app.console.print(f"{report.status}: {report.message}")
+        app.console.print(f"{report.status}: {report.message}", markup=False)
         app.console.print(f"record: {rendered}")
     return int(code)
 
@@ -572,7 +575,7 @@ def change_render(app: App, ref: str, as_html: bool, latest_run: bool) -> int:
             raise BadInput(f"change {rec.doc.id} has not been run yet")
         text = runs[-1].read_text(encoding="utf-8")
     if not as_html:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return 0
     import html
 
@@ -580,7 +583,7 @@ def change_render(app: App, ref: str, as_html: bool, latest_run: bool) -> int:
 
     body = MarkdownIt("commonmark").enable("table").render(text)
     title = html.escape(f"{rec.doc.id}: {rec.doc.title}")
-    click.echo(
+    echo(
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
@@ -610,7 +613,7 @@ def change_snapshot(app: App, as_json: bool) -> int:
     if not rows:
         app.console.print("no change has been run yet")
         return 0
-    click.echo(path.read_text(encoding="utf-8"), nl=False)
+    echo(path.read_text(encoding="utf-8"), nl=False)
     return 0
 
 

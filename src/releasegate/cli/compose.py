@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from releasegate.cli.app import App, print_json
+from releasegate.cli.term import safe
+from releasegate.redact import mask_url
 
 pass_app = click.make_pass_decorator(App)
 
@@ -46,15 +48,20 @@ def sync(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
     else:
         for change in plan.changes:
             what = "binary, " if change.binary else ""
-            app.console.print(f"[bold]{change.kind}[/]: {change.path} ({what}{plan.target})")
+            app.console.print(
+                f"[bold]{change.kind}[/]: {safe(change.path)} ({what}{safe(plan.target)})"
+            )
             for line in change.diff:
                 color = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
-                app.console.print(f"[{color}]{line}[/]" if color else line, markup=bool(color))
+                # A diff line is the files' own text: never markup.
+                shown = f"[{color}]{safe(line)}[/]" if color else line
+                app.console.print(shown, markup=bool(color))
         if plan.only_in_target:
-            app.console.print("only in the run dir (left alone): " + ", ".join(plan.only_in_target))
+            left = ", ".join(plan.only_in_target)
+            app.console.print(f"only in the run dir (left alone): {left}", markup=False)
     if dry_run:
         if not as_json:
-            app.console.print(out.message)
+            app.console.print(out.message, markup=False)
         return int(out.exit_code)
     return app.finish(out, record=False)
 
@@ -65,6 +72,9 @@ def sync(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
 def stacks(app: App, as_json: bool) -> int:
     """The stack table: run dir, source dir, health URL, running and verified version."""
     rows = app.engine().stacks_overview()
+    for row in rows:  # a health URL may carry credentials: shown masked, as smoke shows it
+        if row.get("health_url"):
+            row["health_url"] = mask_url(row["health_url"])
     if as_json:
         for row in rows:
             print_json(row)
@@ -127,6 +137,6 @@ def prune(app: App, stack: str, keep: int | None, dry_run: bool, as_json: bool) 
             )
     if dry_run:
         if not as_json:
-            app.console.print(out.message)
+            app.console.print(out.message, markup=False)
         return int(out.exit_code)
     return app.finish(out, record=False)

@@ -144,10 +144,10 @@ def show_plans(app: App, plans: list[Any], title: str) -> int:
             app.console.print(f"  {plan.action} ({plan.version or 'nothing running'}):")
         for step in plan.steps:
             number += 1
-            app.console.print(f"  {number:>2}. {step.title}", highlight=False)
+            app.console.print(f"  {number:>2}. {step.title}", highlight=False, markup=False)
         if plan.notes and plan.action != "restore":
             label = "on failure" if plan.action == "deploy" else "notes"
-            app.console.print(f"  {label}: {plan.notes}", style="dim")
+            app.console.print(f"  {label}: {plan.notes}", style="dim", markup=False)
     app.console.print("dry run: nothing was changed", style="dim")
     return 0
 

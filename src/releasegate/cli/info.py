@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from releasegate.cli.app import App, print_json, print_json_lines
+from releasegate.cli.term import printable, safe
 
 pass_app = click.make_pass_decorator(App)
 
@@ -34,16 +35,22 @@ def status(app: App, as_json: bool) -> int:
     for row in rows:
         last = f"{row.last.action} {row.last.version} {row.last.status}" if row.last else "-"
         lock = f"{row.lock['user']} ({row.lock['state']})" if row.lock else "-"
-        table.add_row(row.stack, row.env, row.running or "-", last, row.verified or "-", lock)
+        table.add_row(
+            *(safe(v) for v in (row.stack, row.env, row.running or "-", last)),
+            safe(row.verified or "-"),
+            safe(lock),
+        )
     app.console.print(table)
     for row in rows:
         if row.hosts is not None and not row.mixed:
-            app.console.print(f"{row.stack}: all {len(row.hosts)} host(s) on {row.running}")
+            app.console.print(
+                f"{safe(row.stack)}: all {len(row.hosts)} host(s) on {safe(row.running)}"
+            )
         elif row.hosts is not None:
             for host, state in row.hosts.items():
-                app.console.print(f"{row.stack} {host}: {state or 'no release'}")
+                app.console.print(f"{safe(row.stack)} {safe(host)}: {safe(state or 'no release')}")
         for warning in row.warnings:
-            app.console.print(f"[yellow]warning[/yellow] {row.stack}: {warning}")
+            app.console.print(f"[yellow]warning[/yellow] {safe(row.stack)}: {safe(warning)}")
     return 0
 
 
@@ -125,7 +132,7 @@ def history(
         from releasegate.ledger import format_log_row
 
         rows = app.ledger.log_rows(**filters)
-        sys.stdout.write("".join(format_log_row(row) + "\n" for row in rows))
+        sys.stdout.write("".join(printable(format_log_row(row)) + "\n" for row in rows))
         return 0
     records = app.ledger.actions(**filters)
     if as_json or fmt == "json":
@@ -148,13 +155,13 @@ def history(
         indent = "  " if rec.parent_id else ""
         table.add_row(
             f"{rec.started_at.astimezone():%Y-%m-%d %H:%M:%S}",
-            rec.stack,
-            rec.env,
-            indent + rec.action,
-            rec.version,
-            f"[{colors.get(rec.status, 'white')}]{rec.status}[/]",
-            rec.user,
-            rec.notes,
+            safe(rec.stack),
+            safe(rec.env),
+            indent + safe(rec.action),
+            safe(rec.version),
+            f"[{colors.get(rec.status, 'white')}]{safe(rec.status)}[/]",
+            safe(rec.user),
+            safe(rec.notes),
         )
     app.console.print(table)
     return 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from releasegate.cli.term import echo
 from releasegate.compose.lint import RULES
 
 if TYPE_CHECKING:
@@ -110,14 +111,14 @@ def _default_files() -> list[Path]:
 
 def _print_text(project: ComposeProject, findings: list[Finding], rules: tuple[str, ...]) -> None:
     for variable in project.unset_variables:
-        click.echo(
+        echo(
             f"warning: {variable.position}: {variable.name} is not set; "
             "compose uses an empty string",
             err=True,
         )
     for f in findings:
-        click.echo(f"{f.file}:{f.line}: {f.service}: {f.rule}: {f.message}")
-        click.echo(f"  hint: {f.hint}")
+        echo(f"{f.file}:{f.line}: {f.service}: {f.rule}: {f.message}")
+        echo(f"  hint: {f.hint}")
     judged = len(project.selected)
     skipped = len(project.services) - judged
     tail = f"; {skipped} not started by profile {', '.join(project.profiles)}" if skipped else ""
@@ -128,12 +129,12 @@ def _print_text(project: ComposeProject, findings: list[Finding], rules: tuple[s
             counts[f.rule] = counts.get(f.rule, 0) + 1
         by_rule = ", ".join(f"{rule} {n}" for rule, n in counts.items())
         services = len({f.service for f in findings})
-        click.echo(
+        echo(
             f"{len(findings)} finding{'s' if len(findings) != 1 else ''} ({by_rule}) "
             f"in {services} of {judged} services{tail} [{files}]"
         )
     else:
-        click.echo(f"ok: {judged} services pass {', '.join(rules)}{tail} [{files}]")
+        echo(f"ok: {judged} services pass {', '.join(rules)}{tail} [{files}]")
 
 
 def _print_json(

@@ -27,7 +27,7 @@ def lock_status(app: App, as_json: bool) -> int:
         if as_json:
             print_json({**vars(info), "state": state})
         else:
-            app.console.print(f"{info.stack}: {locks.describe(info)} [{state}]")
+            app.console.print(f"{info.stack}: {locks.describe(info)} [{state}]", markup=False)
     if not held and not as_json:
         app.console.print("no locks held")
     return 0
@@ -64,5 +64,5 @@ def lock_release(app: App, stack: str, force: bool) -> int:
         host=app.actor.host,
         pid=app.actor.pid,
     )
-    app.console.print(f"released the lock of {stack} ({locks.describe(info)})")
+    app.console.print(f"released the lock of {stack} ({locks.describe(info)})", markup=False)
     return 0

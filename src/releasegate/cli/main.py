@@ -151,7 +151,9 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("RELEASEGATE_DEBUG"):
             raise
-        click.echo(
+        from releasegate.cli.term import echo
+
+        echo(  # the message may quote a value from a file or an answer
             f"internal error: {type(exc).__name__}: {exc}\n"
             "(set RELEASEGATE_DEBUG=1 to see the traceback, and please report it)",
             err=True,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from releasegate.cli.app import App, print_json
+from releasegate.cli.term import echo, safe
 
 if TYPE_CHECKING:
     from releasegate.migrations.sqlrules import Finding
@@ -156,19 +157,19 @@ def lint(
         return int(code)
 
     for f in findings:
-        click.echo(f"{f.file}:{f.line}: {f.risk.value} {f.rule}: {f.message}")
-        click.echo(f"  hint: {f.hint}")
+        echo(f"{f.file}:{f.line}: {f.risk.value} {f.rule}: {f.message}")
+        echo(f"  hint: {f.hint}")
     names = ", ".join(str(p) for p in files)
     if findings:
         by_rule = ", ".join(f"{rule} {n}" for rule, n in _by_rule(findings).items())
         level = threshold.value
         verdict = f"{len(failing)} at or above {level}" if failing else f"none at {level}+"
-        click.echo(
+        echo(
             f"{len(findings)} finding{'s' if len(findings) != 1 else ''} ({by_rule}); "
             f"{verdict} [{names}]"
         )
     else:
-        click.echo(f"ok: no finding ({dialect}) [{names}]")
+        echo(f"ok: no finding ({dialect}) [{names}]")
     return int(code)
 
 
@@ -214,18 +215,18 @@ def _lint_stack(app: App | None, stack: str, threshold: Any, as_json: bool) -> i
         )
         return int(code)
     for f in report.findings:
-        click.echo(f"{f.migration}:{f.line}: {f.risk.value} {f.rule} [{f.source}]: {f.message}")
+        echo(f"{f.migration}:{f.line}: {f.risk.value} {f.rule} [{f.source}]: {f.message}")
         if f.hint:
-            click.echo(f"  hint: {f.hint}")
+            echo(f"  hint: {f.hint}")
     for note in report.notes:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     pending = ", ".join(report.migrations) or "none"
     verdict = (
         f"{len(failing)} at or above {threshold.value}"
         if failing
         else f"none at {threshold.value}+"
     )
-    click.echo(f"{len(report.findings)} finding(s) in pending migrations ({pending}); {verdict}")
+    echo(f"{len(report.findings)} finding(s) in pending migrations ({pending}); {verdict}")
     return int(code)
 
 
@@ -274,10 +275,10 @@ def status(app: App, stack: str, as_json: bool) -> int:
     style = {"applied": "green", "pending": "yellow", "failed": "red"}
     for m in st.migrations:
         state = "DRIFT" if m.name in drifted else m.state
-        table.add_row(m.name, f"[{style.get(m.state, 'red')}]{state}[/]", m.detail)
+        table.add_row(safe(m.name), f"[{style.get(m.state, 'red')}]{state}[/]", safe(m.detail))
     app.console.print(table)
     for d in st.drift:
-        app.console.print(f"[red]drift[/]: {d.migration}: {d.verdict}")
+        app.console.print(f"[red]drift[/]: {safe(d.migration)}: {safe(d.verdict)}")
         for line in d.evidence:
             app.console.print(f"  evidence: {line}", markup=False)
         app.console.print(f"  hint: {d.hint}", markup=False)

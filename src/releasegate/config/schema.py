@@ -106,6 +106,8 @@ class HttpCheck(SmokeCheck):
     body_contains: str | None = None  # raw: the caller substitutes {version}
     body_matches: Regex | None = None
     latency_ms: Annotated[int, Field(gt=0)] | None = None  # budget per request
+    # bytes of the answer read and matched at most; the rest is never read (default 1 MiB)
+    max_body_bytes: Annotated[int, Field(gt=0, le=256 * 1024 * 1024)] = 1024 * 1024
 
 
 class CommandCheck(SmokeCheck):

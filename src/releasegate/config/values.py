@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from releasegate import names
 from releasegate.errors import BadInput
+from releasegate.redact import mask_url
 
 # Patterns are plain strings: `re` compiles and caches them on first use, so
 # importing this module compiles nothing.
@@ -108,17 +109,18 @@ def _regex(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
+    shown = mask_url(value)  # an error message must not show the URL's password
     if any(c.isspace() for c in value):
-        fail(f"URL {value!r} contains a space")
+        fail(f"URL {shown!r} contains a space")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
-        fail(f"URL {value!r} must start with http:// or https://")
+        fail(f"URL {shown!r} must start with http:// or https://")
     if not parts.hostname:
-        fail(f"URL {value!r} has no host")
+        fail(f"URL {shown!r} has no host")
     try:
         parts.port  # noqa: B018 - evaluated for the ValueError on a bad port
     except ValueError:
-        fail(f"URL {value!r} has an invalid port")
+        fail(f"URL {shown!r} has an invalid port")
     return value
 
 

@@ -19,6 +19,7 @@ from releasegate.ledger.db import (
 )
 from releasegate.ledger.schema import HEAD_REVISION, current_revision
 from releasegate.model import ActionRecord, ChainReport, LockInfo
+from releasegate.redact import mask_shapes
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -63,7 +64,20 @@ def _now() -> str:
 
 
 def _dumps(details: dict[str, Any] | None) -> str:
-    return canonical_json(details or {})
+    return canonical_json(_scrub(details) if details else {})
+
+
+def _scrub(value: Any) -> Any:
+    """Every string of `value` with credentials masked by their shape (URLs, `password=`):
+    the last net under what the callers already redacted. Before the JSON is written, so a
+    mask can never cut an escape sequence."""
+    if isinstance(value, str):
+        return mask_shapes(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def _loads(text: str | None) -> dict[str, Any]:
@@ -132,6 +146,8 @@ class Ledger:
 
     def __init__(self, db: Database, where: str = "") -> None:
         self._db = db
+        # What opening it had to fix (files at rest tightened), for the command line to show.
+        self.notices: list[str] = []
         self.where = where  # the file or URL, for messages (a full disk names it)
 
     @classmethod
@@ -144,8 +160,11 @@ class Ledger:
         path = sqlite_path_from_url(url) if "://" in url else url
         db: Database
         file: str | None = None
+        notices: list[str] = []
         if path is None:
-            _make_sqlite_parent(url)
+            other = _sqlite_file_of(url)
+            if other is not None:
+                notices = _private_sqlite(other)
             db = SQLAlchemyDatabase(url)
         else:
             if not path or path == ":memory:":
@@ -154,7 +173,7 @@ class Ledger:
                     hint="an audit ledger must outlive the process; give a file path",
                 )
             file = os.path.abspath(os.path.expanduser(path))
-            os.makedirs(os.path.dirname(file), exist_ok=True)
+            notices = _private_sqlite(file)
             if force_sqlalchemy:
                 db = SQLAlchemyDatabase(_sqlite_url(file))
             else:
@@ -173,7 +192,9 @@ class Ledger:
         except BaseException:
             db.close()
             raise
-        return cls(db, file or url)
+        ledger = cls(db, file or url)
+        ledger.notices = notices
+        return ledger
 
     def close(self) -> None:
         self._db.close()
@@ -210,6 +231,9 @@ class Ledger:
         head_seq, head_hash = self._db.execute(_HEAD)[0]
         # ts is taken under the write lock, so time order and seq order always agree.
         row = {"seq": int(head_seq) + 1, "ts": _now(), **fields}
+        for free_text in ("notes", "reason"):  # details: scrubbed by _dumps
+            if row[free_text]:
+                row[free_text] = mask_shapes(row[free_text])
         content = (
             row["seq"], row["ts"], row["kind"], row["action_id"], row["parent_id"],
             row["stack"], row["env"], row["action"], row["version"], row["status"],
@@ -598,14 +622,22 @@ def _sqlite_url(file: str) -> URL:
     return URL.create("sqlite+pysqlite", database=file)
 
 
-def _make_sqlite_parent(url: str) -> None:
-    """Create the folder of a ``sqlite+driver:///path`` database, like for a plain path."""
+def _sqlite_file_of(url: str) -> str | None:
+    """The file of a ``sqlite+driver:///path`` database (prepared like a plain path)."""
     scheme, _, rest = url.partition("://")
     if not scheme.startswith("sqlite") or not rest.startswith("/"):
-        return
+        return None
     path = rest[1:].split("?", 1)[0]
-    if path and path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return os.path.abspath(path) if path and path != ":memory:" else None
+
+
+def _private_sqlite(file: str) -> list[str]:
+    """The database file 0600 before SQLite opens it (its WAL and -shm then get that mode);
+    the default folder `.releasegate/` 0700. Notices name what was tightened."""
+    from releasegate.private import private_sqlite
+
+    folder = os.path.basename(os.path.dirname(file))
+    return private_sqlite(file, own_folder=folder == ".releasegate")
 
 
 class LedgerWriteFailed(ReleasegateError):
