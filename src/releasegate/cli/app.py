@@ -243,6 +243,7 @@ class App:
             "rolled_back": "ROLLED BACK",
             "refused": "REFUSED",
             "failed": "FAILED",
+            "aborted": "ABORTED",
         }
         for f in out.followups:
             if f is not out:

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """The command line, returning the exit code (errors are shown, never raised)."""
     from releasegate.errors import ExitCode, ReleasegateError
+    from releasegate.execution.interrupts import Interrupted
 
     try:
         rv: Any = cli.main(args=argv, prog_name="releasegate", standalone_mode=False)
@@ -145,6 +146,9 @@ def run(argv: list[str] | None = None) -> int:
 
         show_error(exc)
         return int(exc.exit_code)
+    except Interrupted as stop:  # before a run's record opened: nothing had started
+        click.echo(f"interrupted by {stop.name} before any step: nothing was changed", err=True)
+        return stop.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130

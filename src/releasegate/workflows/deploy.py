@@ -294,7 +294,10 @@ class DeployFlow(RollbackFlow, MigrationOps):
         last good version comes back (a second signal exits at once: recovery then)."""
         out, stack = run.out, run.stack
         why = f"interrupted by {stop.name} during {out.steps[-1].step if out.steps else 'start'}"
-        self._close(out, "aborted", ExitCode(stop.exit_code), why)
+        if out.ended_at is None:  # else a follow-up (a restore, a rollback) was interrupted
+            self._close(out, "aborted", ExitCode(stop.exit_code), why)
+        else:
+            out.status, out.exit_code = "aborted", ExitCode(stop.exit_code)
         target = self._rollback_target(stack, exclude=out.version)
         back = [h for h in run.switched if h not in run.lost]
         if back and target:
