@@ -8,7 +8,6 @@ import click
 
 from releasegate.cli.app import App
 from releasegate.errors import BadInput, ExitCode, ReleasegateError
-from releasegate.workflows.deploy import DeployRequest
 
 # (headline, stack, env, version, expected exit code)
 STORY: list[tuple[str, str, str, str, ExitCode]] = [
@@ -54,6 +53,7 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
     on staging and is rolled back automatically; then the history and the audit.
     """
     from releasegate.demo import workspace
+    from releasegate.workflows.deploy import DeployRequest
 
     root = workdir.resolve() if workdir else Path(tempfile.mkdtemp(prefix="releasegate-demo-"))
     try:

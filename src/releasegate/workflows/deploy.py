@@ -250,6 +250,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
     def _stop(self, run: Run, step: str, summary: str, checks: list[CheckResult]) -> RunOutcome:
         """A gate refused, or a step before the switch failed: nothing running changed."""
         status, code, notes, hint = _STOPS[step]
+        if step == "promotion":
+            notes = f"refused: not verified on {run.stack.promote_from}"
         if step in ("promotion", "preflight"):
             hint = next((c.hint for c in checks if not c.ok and c.hint), hint)
         out = self._close(
