@@ -145,11 +145,13 @@ def _alias_error(text: str, filename: str, node: Node) -> ConfigError:
     name = None
     try:
         for event in yaml.parse(text, Loader=_Loader):
-            anchor = getattr(event, "anchor", None)
-            if name is None and anchor and event.start_mark.index == mark.index:
+            anchor, at = getattr(event, "anchor", None), event.start_mark
+            if at is None or not anchor:
+                continue
+            if name is None and at.index == mark.index:
                 name = anchor
             elif name and isinstance(event, yaml.AliasEvent) and anchor == name:
-                line = event.start_mark.line + 1
+                line = at.line + 1
                 break
     except yaml.YAMLError:
         pass

@@ -252,6 +252,12 @@ class DeployFlow(RollbackFlow, MigrationOps):
         status, code, notes, hint = _STOPS[step]
         if step in ("promotion", "preflight"):
             hint = next((c.hint for c in checks if not c.ok and c.hint), hint)
+        tampered = [c.evidence["tampered_row"] for c in checks if "tampered_row" in c.evidence]
+        if tampered:
+            code, notes = (
+                ExitCode.TAMPERED,
+                f"refused: ledger row {tampered[0]} failed verification",
+            )
         out = self._close(
             run.out, status, code, summary, ledger_status="fail" if status == "failed" else None,
             notes=notes, hint=hint,
