@@ -22,6 +22,7 @@ from releasegate.ledger.trust import (
     BLOCK,
     LedgerTampered,
     check_checkpoints,
+    ensure_extends,
     ensure_trusted,
     read_head,
     save_checkpoints,
@@ -573,6 +574,13 @@ class Ledger:
         that ends at the ledger head. Re-hashes only rows written since the last check, and
         for older rows about one block of rows each."""
         ensure_trusted(self._db, seqs)
+
+    def ensure_extends(self, seq: int, hash_: str, what: str) -> None:
+        """Raise LedgerTampered unless row ``seq`` still has ``hash_`` and the chain from it
+        verifies up to the head (an anchor's proof; ``what`` says where the pair came from,
+        as "anchored on <time>"). Rows before ``seq`` are for verify_chain."""
+        with self._db.read_transaction():
+            ensure_extends(self._db, (seq, hash_), what)
 
     def last_deploy(self, stack: str) -> ActionRecord | None:
         """The newest top-level deploy or rollback of ``stack``, whatever its status."""

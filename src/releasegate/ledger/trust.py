@@ -67,7 +67,7 @@ def ensure_trusted(db: Database, seqs: Collection[int]) -> None:
         marks = checkpoints(db)
         newest = (marks[-1][0], marks[-1][1]) if marks else (0, ZERO_HASH)
         when = marks[-1][2] if marks else ""
-        block_ends = _check_tail(db, newest, when, head)
+        block_ends = ensure_extends(db, newest, f"verified on {when}")
         for start, (cp_seq, cp_hash, cp_when) in _walks(seqs, marks):
             _check_span(db, start, (cp_seq, cp_hash), cp_when)
     if head[0] > newest[0]:
@@ -102,10 +102,11 @@ def check_checkpoints(db: Database, report: ChainReport) -> ChainReport:
         return report
     for seq, hash_, ts in checkpoints(db):
         if seq > report.head_seq:
-            return _failed(report, "truncated", report.head_seq + 1, _cut(report.head_seq, seq, ts))
+            message = _cut(report.head_seq, seq, f"verified on {ts}")
+            return _failed(report, "truncated", report.head_seq + 1, message)
         rows = db.execute("SELECT hash FROM entries WHERE seq = :seq", {"seq": seq})
         if not rows or str(rows[0][0]) != hash_:
-            return _failed(report, "edited", seq, _rewritten(seq, ts))
+            return _failed(report, "edited", seq, _rewritten(seq, f"verified on {ts}"))
     return report
 
 
@@ -123,19 +124,20 @@ def _walks(
     return [(start, by_seq[cp]) for cp, start in sorted(starts.items())]
 
 
-def _check_tail(
-    db: Database, newest: tuple[int, str], when: str, head: tuple[int, str]
-) -> list[tuple[int, str]]:
-    """Verify newest checkpoint .. head; return the last row of each block passed."""
-    seq, hash_ = newest
+def ensure_extends(db: Database, point: tuple[int, str], what: str) -> list[tuple[int, str]]:
+    """Raise LedgerTampered unless row point[0] still has hash point[1] and the chain from it
+    verifies up to the ledger head. `what` says where the point came from ("verified on
+    <time>", "anchored on <time>"). Returns the last row of each block passed."""
+    head = read_head(db)
+    seq, hash_ = point
     if seq > 0:
         if head[0] < seq:
-            raise LedgerTampered(head[0] + 1, _cut(head[0], seq, when))
+            raise LedgerTampered(head[0] + 1, _cut(head[0], seq, what))
         rows = db.execute("SELECT hash FROM entries WHERE seq = :seq", {"seq": seq})
         if not rows:
-            raise LedgerTampered(seq, f"row {seq} was removed after it was verified on {when}")
+            raise LedgerTampered(seq, f"row {seq} was removed after the chain was {what}")
         if str(rows[0][0]) != hash_:
-            raise LedgerTampered(seq, _rewritten(seq, when))
+            raise LedgerTampered(seq, _rewritten(seq, what))
     block_ends: list[tuple[int, str]] = []
 
     def keep(row_seq: int, row_hash: str) -> None:
@@ -149,7 +151,9 @@ def _check_tail(
 def _check_span(db: Database, start: int, checkpoint: tuple[int, str], when: str) -> None:
     rows = db.execute("SELECT prev_hash FROM entries WHERE seq = :seq", {"seq": start})
     if not rows:
-        raise LedgerTampered(start, f"row {start} was removed after it was verified on {when}")
+        raise LedgerTampered(
+            start, f"row {start} was removed after the chain was verified on {when}"
+        )
     after = (start - 1, str(rows[0][0]))
     end = f"the checkpoint verified on {when}"
     _raise_if_bad(_walk(db, start, checkpoint[0], after, checkpoint, end))
@@ -181,17 +185,17 @@ def _raise_if_bad(report: ChainReport) -> None:
         )
 
 
-def _cut(head_seq: int, seq: int, when: str) -> str:
+def _cut(head_seq: int, seq: int, what: str) -> str:
     return (
-        f"rows after {head_seq} were removed: the chain was verified up to row {seq} "
-        f"on {when}, and the ledger now ends at row {head_seq}"
+        f"rows after {head_seq} were removed: the chain up to row {seq} was {what}, "
+        f"and the ledger now ends at row {head_seq}"
     )
 
 
-def _rewritten(seq: int, when: str) -> str:
+def _rewritten(seq: int, what: str) -> str:
     return (
-        f"rows up to {seq} were rewritten after they were verified on {when}: "
-        f"row {seq}'s hash is not the one checked then"
+        f"rows up to {seq} were rewritten after the chain was {what}: "
+        f"row {seq}'s hash is not the one recorded then"
     )
 
 

@@ -1,0 +1,265 @@
+"""Anchors: the ledger head (seq, hash, time) kept outside the database.
+
+The hash chain shows an edited row, but someone who can write the database can also
+recompute every hash after a forged row and the head, or cut the tail and rewrite the
+head. An anchor taken before that, kept where they cannot reach (another machine, a
+ticket, a signed file), proves it: the row at the anchor's seq must still have the
+anchor's hash, and the chain must still verify from there to the head.
+
+An anchor file may be signed with an SSH key (`ssh-keygen -Y sign`, namespace
+releasegate-anchor) and checked against an allowed_signers file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from releasegate.errors import BadInput, ReleasegateError, Tampered
+
+if TYPE_CHECKING:
+    from releasegate.ledger.store import Ledger
+
+FORMAT = "releasegate-anchor/1"
+NAMESPACE = "releasegate-anchor"
+MAX_ANCHOR_BYTES = 4096
+SSH_KEYGEN_TIMEOUT_S = 120.0  # a person may be typing the key's passphrase
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    seq: int
+    hash: str
+    time: str  # UTC, ISO 8601
+
+    def describe(self) -> str:
+        return f"row {self.seq} (hash {self.hash[:12]}…) anchored on {self.time}"
+
+
+@dataclass(frozen=True)
+class Written:
+    anchor: Anchor
+    path: Path
+    signature: Path | None
+
+
+@dataclass(frozen=True)
+class Checked:
+    anchor: Anchor
+    path: Path
+    signer: str | None  # the allowed_signers principal, when a signature was checked
+    message: str
+
+
+# -- taking an anchor ----------------------------------------------------------------------
+
+
+def take(ledger: Ledger) -> Anchor:
+    """The ledger head now (LedgerTampered if the head row is missing)."""
+    seq, hash_ = ledger.head()
+    return Anchor(seq, hash_, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def to_text(anchor: Anchor) -> str:
+    body = {"format": FORMAT, "seq": anchor.seq, "hash": anchor.hash, "time": anchor.time}
+    return json.dumps(body, indent=2) + "\n"
+
+
+def write_anchor(ledger: Ledger, to: Path, sign_key: Path | None = None) -> Written:
+    """Write the head to `to` (a file, replaced), or to a new file in `to` when it is a
+    folder; with `sign_key`, FILE.sig beside it. Both appear at once (renamed into place).
+
+    A ledger that does not verify from its last checkpoint, or no longer extends the
+    anchor already there, is never anchored (Tampered): a new anchor must not bless it.
+    """
+    ledger.ensure_trusted(())
+    previous = _previous(to)
+    if previous is not None:
+        check(ledger, previous)
+    anchor = take(ledger)
+    path = (
+        to / f"anchor-{anchor.seq:08d}-{anchor.time.replace(':', '')}.json" if to.is_dir() else to
+    )
+    if not path.parent.is_dir():
+        raise BadInput(f"cannot write the anchor to {path}: folder {path.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    signature: Path | None = None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(to_text(anchor))
+        os.chmod(tmp, 0o644)  # an anchor is meant to be copied and compared, not hidden
+        if sign_key is not None:
+            signature = Path(f"{path}.sig")
+            os.replace(sign_file(tmp, sign_key), signature)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BadInput(f"cannot write the anchor to {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.sig").unlink(missing_ok=True)
+    return Written(anchor, path, signature)
+
+
+def _previous(to: Path) -> Path | None:
+    if to.is_dir():
+        return _newest(to)
+    return to if to.exists() else None
+
+
+def sign_file(path: Path, key: Path) -> Path:
+    """`ssh-keygen -Y sign` (key: a private key, or a public key whose private half is in
+    the agent); returns PATH.sig."""
+    argv = ["ssh-keygen", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)]
+    out = _ssh_keygen(argv, what=f"sign the anchor with {key}")
+    if out.returncode != 0:
+        raise ReleasegateError(
+            f"ssh-keygen could not sign the anchor with {key}: {_first_line(out.stderr)}",
+            hint="a key with a passphrase needs a terminal, or its public key with the "
+            "private key loaded in ssh-agent",
+        )
+    return Path(f"{path}.sig")
+
+
+def anchor_after_run(config: Any, ledger: Ledger) -> str | None:
+    """After a deploy or rollback: anchor the head where `audit.anchor` says (signed with
+    `audit.sign_key`). None when not configured; else a line for the person running it
+    (a failure to anchor is reported, never raised: the run itself is over)."""
+    audit = getattr(config, "audit", None)
+    target = getattr(audit, "anchor", None)
+    if target is None:
+        return None
+    try:
+        written = write_anchor(ledger, Path(target), getattr(audit, "sign_key", None))
+    except ReleasegateError as exc:
+        return f"could not anchor the ledger: {exc.message}"
+    signed = ", signed" if written.signature else ""
+    return f"ledger anchored: {written.anchor.describe()} -> {written.path}{signed}"
+
+
+# -- checking against an anchor ------------------------------------------------------------
+
+
+def read_anchor(path: Path) -> Anchor:
+    """Parse an anchor file; BadInput for anything that is not one."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_ANCHOR_BYTES + 1)
+    except OSError as exc:
+        raise BadInput(f"cannot read anchor {path}: {exc.strerror or exc}") from None
+    try:
+        body = json.loads(data) if len(data) <= MAX_ANCHOR_BYTES else None
+    except ValueError:
+        body = None
+    if (
+        not isinstance(body, dict)
+        or body.get("format") != FORMAT
+        or type(body.get("seq")) is not int
+        or body["seq"] < 0
+        or not isinstance(body.get("hash"), str)
+        or not _HASH.fullmatch(body["hash"])
+        or not isinstance(body.get("time"), str)
+    ):
+        raise BadInput(
+            f"{path} is not a releasegate anchor",
+            hint=f'expected JSON with "format": "{FORMAT}", seq, hash and time',
+        )
+    return Anchor(body["seq"], body["hash"], body["time"][:40])
+
+
+def newest_in(folder: Path) -> Path:
+    """The anchor with the highest seq in a folder of anchors."""
+    newest = _newest(folder)
+    if newest is None:
+        raise BadInput(f"no releasegate anchor in {folder}")
+    return newest
+
+
+def _newest(folder: Path) -> Path | None:
+    found: list[tuple[int, str, Path]] = []
+    for path in folder.glob("*.json"):
+        try:
+            anchor = read_anchor(path)
+        except BadInput:
+            continue
+        found.append((anchor.seq, anchor.time, path))
+    return max(found)[2] if found else None
+
+
+def check(ledger: Ledger, path: Path, allowed_signers: Path | None = None) -> Checked:
+    """Prove that the ledger still extends the anchor at `path` (a file, or the newest in
+    a folder); with `allowed_signers`, that PATH.sig is a good signature by one of them.
+    Tampered (exit 6) otherwise."""
+    if path.is_dir():
+        path = newest_in(path)
+    anchor = read_anchor(path)
+    signer = verify_signature(path, allowed_signers) if allowed_signers is not None else None
+    ledger.ensure_extends(anchor.seq, anchor.hash, f"anchored on {anchor.time} ({path})")
+    by = f", signed by {signer}" if signer else ""
+    message = f"the ledger extends the anchor {path}: {anchor.describe()}{by}"
+    return Checked(anchor, path, signer, message)
+
+
+def verify_signature(path: Path, allowed_signers: Path) -> str:
+    """The principal whose key signed PATH (PATH.sig); Tampered when none did."""
+    signature = Path(f"{path}.sig")
+    if not allowed_signers.is_file():
+        raise BadInput(f"allowed signers file {allowed_signers} does not exist")
+    if not signature.is_file():
+        raise Tampered(
+            f"anchor {path} has no signature ({signature.name} is missing)",
+            hint="sign anchors with `releasegate audit anchor --sign-key KEY`",
+        )
+    find = ["ssh-keygen", "-Y", "find-principals", "-s", str(signature), "-f", str(allowed_signers)]
+    found = _ssh_keygen(find, what="find the anchor's signer")
+    principals = [p for p in found.stdout.splitlines() if p.strip()]
+    if found.returncode != 0 or not principals:
+        raise Tampered(
+            f"anchor {path}: its signature is by no key in {allowed_signers}",
+            hint="an anchor signed by an unknown key proves nothing",
+        )
+    for principal in principals:
+        argv = ["ssh-keygen", "-Y", "verify", "-f", str(allowed_signers), "-I", principal]
+        argv += ["-n", NAMESPACE, "-s", str(signature)]
+        with path.open("rb") as message:
+            if _ssh_keygen(argv, what="verify the anchor", stdin=message).returncode == 0:
+                return principal.strip()
+    raise Tampered(
+        f"anchor {path}: the signature does not match its content (edited after signing?)",
+        hint="an anchor whose signature fails proves nothing; use another copy",
+    )
+
+
+def _ssh_keygen(
+    argv: list[str], *, what: str, stdin: Any = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(  # argv, never a shell string
+            argv,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=SSH_KEYGEN_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise BadInput(
+            f"cannot {what}: ssh-keygen is not installed", hint="install OpenSSH's client"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ReleasegateError(
+            f"cannot {what}: ssh-keygen did not finish in {SSH_KEYGEN_TIMEOUT_S:.0f} s"
+        ) from None
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
