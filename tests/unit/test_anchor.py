@@ -16,6 +16,7 @@ from releasegate.ledger.anchor import (
     Anchor,
     anchor_after_run,
     check,
+    check_configured_anchor,
     newest_in,
     read_anchor,
     to_text,
@@ -112,3 +113,25 @@ def test_anchor_after_run_is_a_no_op_unless_configured(tmp_path: Path) -> None:
         assert (anchor_after_run(Config(), led) or "").startswith("ledger anchored: row 1 ")
         Config.audit.anchor = tmp_path / "missing" / "head.json"
         assert "could not anchor the ledger" in (anchor_after_run(Config(), led) or "")
+
+
+def test_a_run_can_check_the_configured_anchor_first(tmp_path: Path) -> None:
+    class Audit:
+        anchor: Path | None = tmp_path / "head.json"
+        sign_key: Path | None = None
+
+    class Config:
+        audit = Audit()
+
+    with Ledger.open(str(tmp_path / "state.db")) as led:
+        mark(led, "v1")
+        assert check_configured_anchor(Config(), led) is None  # no anchor yet
+        anchor_after_run(Config(), led)
+        mark(led, "v2")
+        checked = check_configured_anchor(Config(), led)
+        assert checked is not None and checked.anchor.seq == 1
+        with sqlite3.connect(tmp_path / "state.db") as conn:
+            conn.execute("DELETE FROM entries")
+            conn.execute("UPDATE ledger_head SET seq = 0, hash = ?", ("0" * 64,))
+        with pytest.raises(Tampered, match="rows after 0 were removed"):
+            check_configured_anchor(Config(), led)

@@ -145,6 +145,15 @@ def anchor_after_run(config: Any, ledger: Ledger) -> str | None:
     return f"ledger anchored: {written.anchor.describe()} -> {written.path}{signed}"
 
 
+def check_configured_anchor(config: Any, ledger: Ledger) -> Checked | None:
+    """Before a run (for the lead to wire): with `audit.anchor` set, the ledger must still
+    extend the newest anchor there (Tampered, exit 6, otherwise). Cheap: it walks the rows
+    written since that anchor. None when there is no anchor yet."""
+    target = getattr(getattr(config, "audit", None), "anchor", None)
+    previous = _previous(Path(target)) if target is not None else None
+    return check(ledger, previous) if previous is not None else None
+
+
 # -- checking against an anchor ------------------------------------------------------------
 
 
