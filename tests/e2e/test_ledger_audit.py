@@ -236,9 +236,11 @@ def test_a_forged_verify_row_with_new_hashes_is_caught_and_never_anchored(lab, k
     assert out.returncode == 6, out.stdout + out.stderr
     assert "were rewritten after the chain was anchored on" in out.stderr
 
-    # The next run does not bless the forgery with a fresh anchor.
-    out = lab.rg("deploy", "web-staging", "staging", "v1")
-    assert "could not anchor the ledger" in out.stderr
+    # No run acts on it (promotion would believe v2), nor blesses it with a fresh anchor.
+    out = lab.rg("deploy", "web-prod", "prod", "v2")
+    assert out.returncode == 6, out.stdout + out.stderr
+    assert "were rewritten after the chain was anchored on" in out.stderr
+    assert lab.running_version("web-prod") is None
     assert list(anchors.glob("*.json")) == [first]
 
 

@@ -135,3 +135,14 @@ def test_a_run_can_check_the_configured_anchor_first(tmp_path: Path) -> None:
             conn.execute("UPDATE ledger_head SET seq = 0, hash = ?", ("0" * 64,))
         with pytest.raises(Tampered, match="rows after 0 were removed"):
             check_configured_anchor(Config(), led)
+
+
+def test_named_anchors_are_found_by_their_name(tmp_path: Path) -> None:
+    for seq in (9, 120):
+        name = f"anchor-{seq:08d}-2026-12-03T100000Z.json"
+        (tmp_path / name).write_text(json.dumps({**GOOD, "seq": seq}))
+    (tmp_path / "anchor-00000010-2026-12-03T100000Z.json").write_text("garbage: never read")
+    (tmp_path / "hand-made.json").write_text(json.dumps({**GOOD, "seq": 50}))
+    assert newest_in(tmp_path).name == "anchor-00000120-2026-12-03T100000Z.json"
+    (tmp_path / "hand-made.json").write_text(json.dumps({**GOOD, "seq": 500}))
+    assert newest_in(tmp_path).name == "hand-made.json"

@@ -32,6 +32,7 @@ NAMESPACE = "releasegate-anchor"
 MAX_ANCHOR_BYTES = 4096
 SSH_KEYGEN_TIMEOUT_S = 120.0  # a person may be typing the key's passphrase
 _HASH = re.compile(r"[0-9a-f]{64}")
+_NAMED = re.compile(r"anchor-(\d{8,})-[0-9T-]+Z\.json")
 
 
 @dataclass(frozen=True)
@@ -193,14 +194,30 @@ def newest_in(folder: Path) -> Path:
 
 
 def _newest(folder: Path) -> Path | None:
+    # Files named by write_anchor carry their seq: only the newest of them is read, so a
+    # folder of thousands of anchors costs one read per run. Other names are all read.
     found: list[tuple[int, str, Path]] = []
+    named: list[tuple[int, Path]] = []
     for path in folder.glob("*.json"):
-        try:
-            anchor = read_anchor(path)
-        except BadInput:
+        match = _NAMED.fullmatch(path.name)
+        if match:
+            named.append((int(match.group(1)), path))
             continue
-        found.append((anchor.seq, anchor.time, path))
+        found += _seq_time_path(path)
+    for _seq, path in sorted(named, reverse=True):
+        newest = _seq_time_path(path)
+        if newest:
+            found += newest
+            break
     return max(found)[2] if found else None
+
+
+def _seq_time_path(path: Path) -> list[tuple[int, str, Path]]:
+    try:
+        anchor = read_anchor(path)
+    except BadInput:
+        return []
+    return [(anchor.seq, anchor.time, path)]
 
 
 def check(ledger: Ledger, path: Path, allowed_signers: Path | None = None) -> Checked:
