@@ -575,6 +575,14 @@ class Ledger:
         for older rows about one block of rows each."""
         ensure_trusted(self._db, seqs)
 
+    def ensure_action_trusted(self, action_id: str) -> None:
+        """ensure_trusted for every row of one action (its open and close rows): for a gate
+        that acts on an ActionRecord (a rehearsal, a backup's verification)."""
+        rows = self._db.execute(
+            "SELECT seq FROM entries WHERE action_id = :action_id", {"action_id": action_id}
+        )
+        self.ensure_trusted([int(r[0]) for r in rows])
+
     def ensure_extends(self, seq: int, hash_: str, what: str) -> None:
         """Raise LedgerTampered unless row ``seq`` still has ``hash_`` and the chain from it
         verifies up to the head (an anchor's proof; ``what`` says where the pair came from,
