@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from releasegate import sshsig
 from releasegate.errors import BadInput, ReleasegateError, Tampered
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 FORMAT = "releasegate-anchor/1"
 NAMESPACE = "releasegate-anchor"
 MAX_ANCHOR_BYTES = 4096
-SSH_KEYGEN_TIMEOUT_S = 120.0  # a person may be typing the key's passphrase
 _HASH = re.compile(r"[0-9a-f]{64}")
 _NAMED = re.compile(r"anchor-(\d{8,})-[0-9T-]+Z\.json")
 
@@ -100,7 +99,9 @@ def write_anchor(ledger: Ledger, to: Path, sign_key: Path | None = None) -> Writ
         os.chmod(tmp, 0o644)  # an anchor is meant to be copied and compared, not hidden
         if sign_key is not None:
             signature = Path(f"{path}.sig")
-            os.replace(sign_file(tmp, sign_key), signature)
+            sig_tmp = Path(f"{tmp}.sig")
+            sig_tmp.write_text(sshsig.sign(sign_key, tmp.read_bytes(), NAMESPACE), "ascii")
+            os.replace(sig_tmp, signature)
         os.replace(tmp, path)
     except OSError as exc:
         raise BadInput(f"cannot write the anchor to {path}: {exc.strerror or exc}") from None
@@ -114,20 +115,6 @@ def _previous(to: Path) -> Path | None:
     if to.is_dir():
         return _newest(to)
     return to if to.exists() else None
-
-
-def sign_file(path: Path, key: Path) -> Path:
-    """`ssh-keygen -Y sign` (key: a private key, or a public key whose private half is in
-    the agent); returns PATH.sig."""
-    argv = ["ssh-keygen", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)]
-    out = _ssh_keygen(argv, what=f"sign the anchor with {key}")
-    if out.returncode != 0:
-        raise ReleasegateError(
-            f"ssh-keygen could not sign the anchor with {key}: {_first_line(out.stderr)}",
-            hint="a key with a passphrase needs a terminal, or its public key with the "
-            "private key loaded in ssh-agent",
-        )
-    return Path(f"{path}.sig")
 
 
 def anchor_after_run(config: Any, ledger: Ledger) -> str | None:
@@ -235,57 +222,23 @@ def check(ledger: Ledger, path: Path, allowed_signers: Path | None = None) -> Ch
 
 
 def verify_signature(path: Path, allowed_signers: Path) -> str:
-    """The principal whose key signed PATH (PATH.sig); Tampered when none did."""
+    """The principal whose key signed PATH (PATH.sig, as `ssh-keygen -Y sign` writes it, in
+    namespace releasegate-anchor); Tampered when none of `allowed_signers` did."""
     signature = Path(f"{path}.sig")
-    if not allowed_signers.is_file():
-        raise BadInput(f"allowed signers file {allowed_signers} does not exist")
     if not signature.is_file():
         raise Tampered(
             f"anchor {path} has no signature ({signature.name} is missing)",
             hint="sign anchors with `releasegate audit anchor --sign-key KEY`",
         )
-    find = ["ssh-keygen", "-Y", "find-principals", "-s", str(signature), "-f", str(allowed_signers)]
-    found = _ssh_keygen(find, what="find the anchor's signer")
-    principals = [p for p in found.stdout.splitlines() if p.strip()]
-    if found.returncode != 0 or not principals:
-        raise Tampered(
-            f"anchor {path}: its signature is by no key in {allowed_signers}",
-            hint="an anchor signed by an unknown key proves nothing",
-        )
-    for principal in principals:
-        argv = ["ssh-keygen", "-Y", "verify", "-f", str(allowed_signers), "-I", principal]
-        argv += ["-n", NAMESPACE, "-s", str(signature)]
-        with path.open("rb") as message:
-            if _ssh_keygen(argv, what="verify the anchor", stdin=message).returncode == 0:
-                return principal.strip()
-    raise Tampered(
-        f"anchor {path}: the signature does not match its content (edited after signing?)",
-        hint="an anchor whose signature fails proves nothing; use another copy",
-    )
-
-
-def _ssh_keygen(
-    argv: list[str], *, what: str, stdin: Any = subprocess.DEVNULL
-) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(  # argv, never a shell string
-            argv,
-            stdin=stdin,
-            capture_output=True,
-            text=True,
-            timeout=SSH_KEYGEN_TIMEOUT_S,
-            check=False,
+        text = signature.read_text(encoding="ascii")[:MAX_ANCHOR_BYTES]
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    principal = sshsig.signer(allowed_signers, text, path.read_bytes(), NAMESPACE)
+    if principal is None:
+        raise Tampered(
+            f"anchor {path}: no key in {allowed_signers} signed this content "
+            "(edited after signing, or signed by an unknown key)",
+            hint="an anchor whose signature fails proves nothing; use another copy",
         )
-    except FileNotFoundError:
-        raise BadInput(
-            f"cannot {what}: ssh-keygen is not installed", hint="install OpenSSH's client"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise ReleasegateError(
-            f"cannot {what}: ssh-keygen did not finish in {SSH_KEYGEN_TIMEOUT_S:.0f} s"
-        ) from None
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "no message"
+    return principal
