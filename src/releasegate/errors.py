@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     REFUSED = 3  # a gate refused the action; nothing was changed
     ROLLED_BACK = 4  # the action failed and the previous good version was restored
     LOCKED = 5  # another run holds the stack's lock
-    TAMPERED = 6  # `audit verify` found an edited, removed or reordered ledger row
+    TAMPERED = 6  # the ledger failed verification: `audit verify`, an anchor, or a gate
     INTERRUPTED = 130  # Ctrl-C (SIGINT): the run stopped at a safe point (128 + 2)
     TERMINATED = 143  # SIGTERM: the run stopped at a safe point (128 + 15)
 

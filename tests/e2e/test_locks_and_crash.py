@@ -14,9 +14,13 @@ def _holds_lock(lab, stack):
 
 
 def _step_running(lab, stack, step):
+    out = lab.rg("history", "--json", "--stack", stack, "--steps")
+    if out.returncode == 2 and "no ledger at" in out.stderr:
+        return False  # the deploy has not created the ledger yet; history does not create it
+    assert out.returncode == 0, out.stderr
     return any(
         r["action"] == step and r["status"] == "running"
-        for r in lab.history_json("--stack", stack, "--steps")
+        for r in map(json.loads, out.stdout.splitlines())
     )
 
 

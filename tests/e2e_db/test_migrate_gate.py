@@ -4,15 +4,17 @@ migration rehearsed on the same version passes; --force passes and says so."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from releasegate.config import load_config
 from releasegate.engine.migrate_gate import migration_gate
-from releasegate.engine.migrations import MigrationOps
+from releasegate.engine.migrations import REHEARSE, MigrationOps
 from releasegate.identity import current_actor
 from releasegate.ledger import Ledger
+from releasegate.ledger.trust import LedgerTampered
 from tests.e2e_db.migrate_lab import PW_VAR, MigrateLab, build
 
 pytestmark = pytest.mark.e2e
@@ -54,3 +56,14 @@ def test_gate_passes_a_rehearsed_safe_migration(prod: MigrateLab) -> None:
     assert evidence["rehearsal"]
     ok, summary, _c, _e = gate(prod, "v3")  # rehearsed on another version: not enough
     assert not ok and "not rehearsed on v3" in summary
+    # A rehearsal forged in the database to say v3 is refused as tampering, by row.
+    with sqlite3.connect(load_config(prod.config).state_url) as conn:
+        [(seq,)] = conn.execute(
+            "SELECT seq FROM entries WHERE action = ? AND kind = 'open' AND parent_id IS NULL",
+            (REHEARSE,),
+        ).fetchall()
+        conn.execute("UPDATE entries SET version = 'v3' WHERE action_id ="
+                     " (SELECT action_id FROM entries WHERE seq = ?)", (seq,))  # fmt: skip
+    with pytest.raises(LedgerTampered) as caught:
+        gate(prod, "v3")
+    assert caught.value.seq == seq

@@ -12,57 +12,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
 import struct
-import subprocess
-import tempfile
 from pathlib import Path
 
-from releasegate.errors import BadInput
+from releasegate import sshsig
 
 NAMESPACE = "releasegate-approval"
-_TIMEOUT = 60.0  # seconds for one ssh-keygen (signing may wait for an agent or a passphrase)
-_ARMOR = "-----BEGIN SSH SIGNATURE-----"
 
 
 def message(plan_hash: str) -> bytes:
     return (plan_hash + "\n").encode("ascii")
 
 
-def _ssh_keygen() -> str:
-    found = shutil.which("ssh-keygen")
-    if found is None:
-        raise BadInput(
-            "ssh-keygen is not installed: signed approvals need OpenSSH 8.2 or newer",
-            hint="install openssh-client",
-        )
-    return found
-
-
-def _run(argv: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(argv, input=stdin, capture_output=True, timeout=_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise BadInput(f"ssh-keygen -Y {argv[2]} did not finish in {_TIMEOUT:.0f}s") from None
-
-
 def sign(key: Path, plan_hash: str) -> str:
     """The armored signature of `plan_hash` by `key` (a private key file, or a public key
     whose private half is in ssh-agent)."""
-    path = Path(os.path.abspath(key.expanduser()))  # absolute: never read as an option
-    if not path.is_file():
-        raise BadInput(f"no key file {path}")
-    argv = [_ssh_keygen(), "-Y", "sign", "-f", str(path), "-n", NAMESPACE]
-    proc = _run(argv, message(plan_hash))
-    text = proc.stdout.decode("ascii", "replace")
-    if proc.returncode != 0 or _ARMOR not in text:
-        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise BadInput(
-            f"ssh-keygen could not sign with {path}" + (f": {reason[-1]}" if reason else ""),
-            hint="a private key file, or its .pub with the key loaded in ssh-agent",
-        )
-    return text.strip() + "\n"
+    return sshsig.sign(key, message(plan_hash), NAMESPACE)
 
 
 def fingerprint(signature: str) -> str:
@@ -101,24 +66,4 @@ class Signers:
         return self._seen[key]
 
     def _check(self, signature: str, plan_hash: str) -> str | None:
-        if not self.path.is_file():
-            raise BadInput(
-                f"allowed_signers file {self.path} does not exist",
-                hint="one line per approver: `alice@example.org ssh-ed25519 AAAA...`",
-            )
-        if _ARMOR not in signature:
-            return None
-        tool = _ssh_keygen()
-        allowed = str(Path(os.path.abspath(self.path)))
-        with tempfile.TemporaryDirectory(prefix="releasegate-sig-") as folder:
-            sig = Path(folder) / "approval.sig"
-            sig.write_text(signature, encoding="ascii")
-            found = _run([tool, "-Y", "find-principals", "-s", str(sig), "-f", allowed], b"")
-            if found.returncode != 0:
-                return None
-            for principal in found.stdout.decode("utf-8", "replace").split():
-                argv = [tool, "-Y", "verify", "-f", allowed, "-I", principal]
-                argv += ["-n", NAMESPACE, "-s", str(sig)]
-                if _run(argv, message(plan_hash)).returncode == 0:
-                    return principal
-        return None
+        return sshsig.signer(self.path, signature, message(plan_hash), NAMESPACE)

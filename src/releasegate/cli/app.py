@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from releasegate.cli.term import echo, json_printable, make_console, printable, safe
-from releasegate.errors import ReleasegateError
+from releasegate.errors import BadInput, ReleasegateError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,6 +27,32 @@ if TYPE_CHECKING:
     from releasegate.engine import Engine, RunOutcome
     from releasegate.ledger import Ledger
     from releasegate.model import Event
+
+
+# Commands that only read the ledger: they refuse a `state:` where no ledger exists rather
+# than create an empty one (a mistyped path read as "0 rows, chain intact").
+READ_ONLY_COMMANDS = frozenset(
+    {
+        "status",
+        "verified",
+        "history",
+        "stacks",
+        "lock status",
+        "audit verify",
+        "audit anchor",
+        "backup list",
+    }
+)
+
+
+def current_command() -> str:
+    """'audit verify' for `releasegate audit verify ...`; '' outside a command."""
+    ctx = click.get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def show_error(exc: ReleasegateError) -> None:
@@ -117,7 +143,15 @@ class App:
             from releasegate.config.locate import quick_state_url
 
             url = quick_state_url(self.config_file)
-        ledger = Ledger.open(url or self.config.state_url)
+        create = current_command() not in READ_ONLY_COMMANDS
+        try:
+            ledger = Ledger.open(url or self.config.state_url, create=create)
+        except BadInput as exc:
+            if create or not exc.message.startswith("no ledger at"):
+                raise
+            where = f"`state:` in {self.config_file}"
+            hint = exc.hint.replace("`state:` in the config", where)
+            raise BadInput(exc.message, hint=hint) from None
         self.show_notices(ledger.notices)
         return ledger
 

@@ -101,7 +101,7 @@ def deploy(
 
     \b
     Exit codes: 0 live, 1 failed, 2 bad input, 3 refused (a gate), 4 rolled back,
-    5 the stack is locked.
+    5 the stack is locked, 6 a ledger row the gates rely on failed verification.
     """
     from releasegate.engine.base import HostOptions
     from releasegate.workflows.deploy import DeployRequest
@@ -129,7 +129,10 @@ def deploy(
     if dry_run:
         title = f"deploy {version} to {stack} ({env})" + ("  [red]FORCED[/red]" if force else "")
         return show_plans(app, [engine.plan_deploy(request)], title)
-    return app.finish(engine.deploy(request))
+    check_anchor(app)
+    out = engine.deploy(request)
+    anchor_ledger(app, stack)
+    return app.finish(out)
 
 
 def show_plans(app: App, plans: list[Any], title: str) -> int:
@@ -150,6 +153,24 @@ def show_plans(app: App, plans: list[Any], title: str) -> int:
             app.console.print(f"  {label}: {plan.notes}", style="dim", markup=False)
     app.console.print("dry run: nothing was changed", style="dim")
     return 0
+
+
+def check_anchor(app: App) -> None:
+    """`audit.anchor` in the config: a ledger that no longer extends its newest anchor is
+    not acted on (exit 6, before anything runs)."""
+    from releasegate.ledger.anchor import check_configured_anchor
+
+    check_configured_anchor(app.config, app.ledger)
+
+
+def anchor_ledger(app: App, stack: str) -> None:
+    """`audit.anchor` in the config: the head goes outside the database after each run."""
+    from releasegate.ledger.anchor import anchor_after_run
+    from releasegate.model import Event
+
+    note = anchor_after_run(app.config, app.ledger)
+    if note:
+        app.render_event(Event("message", stack, message=note))
 
 
 def rollout_options(**given: object) -> dict[str, object]:
@@ -233,4 +254,7 @@ def rollback(
             abort=True,
             err=True,
         )
-    return app.finish(app.engine().rollback(request))
+    check_anchor(app)
+    out = app.engine().rollback(request)
+    anchor_ledger(app, stack)
+    return app.finish(out)

@@ -70,7 +70,7 @@ Exit codes:
   3  refused by a gate (nothing was changed)
   4  failed and rolled back to the last good version
   5  the stack is locked by another run
-  6  audit verify found an edited, removed or reordered ledger row
+  6  the ledger was tampered with (audit verify; a gate refusing an unverified row)
 
 The config is --config, else $RELEASEGATE_CONFIG, else ./releasegate.yaml (or a parent's).
 """

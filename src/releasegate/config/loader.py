@@ -13,7 +13,7 @@ from releasegate.config.errors import Problem, from_validation, problem_at, rais
 from releasegate.config.locate import CREATE_HINT as _CREATE_HINT
 from releasegate.config.schema import STACK_ONLY_KEYS, Config, default_check_name
 from releasegate.config.values import did_you_mean
-from releasegate.config.yamlsource import KeyPath, Source, format_path, load_yaml
+from releasegate.config.yamlsource import KeyPath, Source, format_path, load_yaml_file
 from releasegate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,13 +23,7 @@ if TYPE_CHECKING:
 def load_config(path: Path) -> Config:
     """Read, check and return the configuration; any problem raises one ConfigError."""
     filename = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{filename}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{filename}: cannot read: {exc.strerror or exc}") from None
-    source = load_yaml(text, filename)
+    source = load_yaml_file(path)
     if not isinstance(source.data, dict):
         what = "it is empty" if source.data is None else f"got {type(source.data).__name__}"
         raise ConfigError(

@@ -47,22 +47,15 @@ def _existing(path: Path, origin: str) -> Path:
 
 
 def quick_state_url(path: Path) -> str | None:
-    """The `state` value resolved exactly as the full loader does, or None if unsure."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if "state" not in text and "\\" not in text:
-        # No `state` key can hide in this text (not even behind an escape or an alias):
-        # the default, without the YAML parser's import.
-        return _resolve(path, DEFAULT_STATE)
-    import yaml
+    """The `state` value resolved exactly as the full loader does, or None if unsure.
 
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
-        data = yaml.load(text, Loader=loader)  # noqa: S506
-    except yaml.YAMLError:
-        return None
+    The file is still read within the size limit and parsed whole (duplicate keys, alias
+    bombs and syntax errors refused with file:line, as by every command); only the schema
+    is skipped.
+    """
+    from releasegate.config.yamlsource import load_yaml_file
+
+    data = load_yaml_file(path).data
     if not isinstance(data, dict):
         return None
     value = data.get("state", DEFAULT_STATE)

@@ -516,6 +516,15 @@ class StackConfig(StrictModel):
 STACK_ONLY_KEYS = ("env", "dir", "promote_from")
 
 
+class AuditConfig(StrictModel):
+    """Anchors of the ledger head outside the database (README: Audit anchors)."""
+
+    # After every deploy and rollback: a file (replaced), or a folder (a new file each time).
+    anchor: ResolvedPath | None = None
+    # Sign each anchor with `ssh-keygen -Y sign` (a private key, or a public key in the agent).
+    sign_key: ResolvedPath | None = None
+
+
 class Config(StrictModel):
     # Accepted at the top level but consumed by the loader before validation.
     ALSO_ALLOWED: ClassVar[tuple[str, ...]] = ("defaults",)
@@ -527,6 +536,7 @@ class Config(StrictModel):
     backups_dir: ResolvedPath = Field(default=Path(".releasegate/backups"), validate_default=True)
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

@@ -6,7 +6,9 @@ duplicate keys, so the file is composed into nodes and walked here instead.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +25,14 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 
 KeyPath = tuple[str | int, ...]
+
+# A config is a page of YAML, not data: beyond this it is a mistake or an attack (a 55 MB
+# file took a minute and 2 GB to refuse). RELEASEGATE_MAX_CONFIG_BYTES raises the bound.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_BYTES_VAR = "RELEASEGATE_MAX_CONFIG_BYTES"
+# Values built again through aliases and merge keys (`*a`, `<<: *a`). A real config reuses a
+# few blocks; nine aliases of nine aliases (a 450-byte "billion laughs") are millions.
+MAX_ALIAS_VALUES = 50_000
 
 
 @dataclass
@@ -45,6 +55,40 @@ class Source:
         return self.lines.get(path, 1)
 
 
+def read_config_text(path: Path) -> str:
+    """The file's text, refused past the size limit before it is read whole."""
+    filename = str(path)
+    limit = max_config_bytes()
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{filename}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ConfigError(
+            f"{filename}: larger than {limit:,} bytes; a releasegate config is much smaller",
+            hint=f"check that this is the right file; {MAX_BYTES_VAR}=N allows a larger one",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{filename}: not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def max_config_bytes() -> int:
+    value = os.environ.get(MAX_BYTES_VAR, "").strip()
+    if not value:
+        return MAX_CONFIG_BYTES
+    if not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"{MAX_BYTES_VAR}={value!r}: expected a number of bytes")
+    return int(value)
+
+
+def load_yaml_file(path: Path) -> Source:
+    """read_config_text + load_yaml: every command reads its config through here."""
+    return load_yaml(read_config_text(path), str(path))
+
+
 def load_yaml(text: str, filename: str) -> Source:
     try:
         root = yaml.compose(text, Loader=_Loader)
@@ -65,6 +109,8 @@ def load_yaml(text: str, filename: str) -> Source:
         source.data = walker.build(root, ())
     except RecursionError:
         raise ConfigError(f"{filename}: nested too deeply") from None
+    except _AliasBomb as bomb:
+        raise _alias_error(text, filename, bomb.node) from None
     if walker.problems:
         # An anchored mapping is walked again where it is merged: report each problem once.
         raise ConfigError(
@@ -87,17 +133,65 @@ def _syntax_error(exc: yaml.MarkedYAMLError, filename: str) -> ConfigError:
     return ConfigError(message, hint="check the indentation and quoting around that line")
 
 
+class _AliasBomb(Exception):
+    def __init__(self, node: Node) -> None:
+        self.node = node  # the outermost aliased node being expanded
+
+
+def _alias_error(text: str, filename: str, node: Node) -> ConfigError:
+    """Name the alias that expands too far, at its own line (nodes only know the anchor's)."""
+    mark = node.start_mark
+    line = mark.line + 1
+    name = None
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            anchor, at = getattr(event, "anchor", None), event.start_mark
+            if at is None or not anchor:
+                continue
+            if name is None and at.index == mark.index:
+                name = anchor
+            elif name and isinstance(event, yaml.AliasEvent) and anchor == name:
+                line = at.line + 1
+                break
+    except yaml.YAMLError:
+        pass
+    what = f"alias *{name}" if name else f"the value anchored at line {mark.line + 1}"
+    return ConfigError(
+        f"{filename}:{line}: {what} expands to more than {MAX_ALIAS_VALUES:,} values "
+        "(aliases of aliases: a YAML alias bomb?)",
+        hint="write the repeated block out, or reuse it fewer times",
+    )
+
+
 class _Walker:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.problems: list[str] = []
         self.constructor = SafeConstructor()
         self.active: set[int] = set()  # nodes on the current branch, to stop recursive aliases
+        self.seen: set[int] = set()  # nodes built once: building one again is an alias
+        self.repeats = 0
+        self.expanding: Node | None = None  # the outermost alias being built again
 
     def at(self, node: Node) -> str:
         return f"{self.source.filename}:{node.start_mark.line + 1}"
 
     def build(self, node: Node, path: KeyPath) -> Any:
+        if id(node) not in self.seen:
+            self.seen.add(id(node))
+            return self.build_node(node, path)
+        self.repeats += 1
+        if self.expanding is None:
+            self.expanding = node
+            try:
+                return self.build_node(node, path)
+            finally:
+                self.expanding = None
+        if self.repeats > MAX_ALIAS_VALUES:
+            raise _AliasBomb(self.expanding)
+        return self.build_node(node, path)
+
+    def build_node(self, node: Node, path: KeyPath) -> Any:
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
         if id(node) in self.active:

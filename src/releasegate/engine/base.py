@@ -18,6 +18,7 @@ from releasegate.errors import BadInput, ExitCode, LockHeld
 from releasegate.execution.interrupts import Interrupted
 from releasegate.failpoint import pause_at
 from releasegate.identity import Actor
+from releasegate.ledger.trust import LedgerTampered
 from releasegate.model import ActionRecord, CheckResult, Event, Plan, StepResult
 from releasegate.redact import Redactor, read_env_file
 from releasegate.runtimes.base import PhaseResult
@@ -265,6 +266,10 @@ class EngineBase(Recorder):
             out.steps.append(StepResult(name, False, started, time.monotonic() - t0, why))
             self.emit(Event("step_finished", stack.name, step=name, ok=False, message=why))
             raise
+        except LedgerTampered as exc:  # a gate read a row that is not on the verified chain
+            evidence = {"tampered_row": exc.seq}
+            checks = [CheckResult(name, False, exc.message, evidence, hint=exc.hint)]
+            ok, summary = False, exc.message
         except Exception as exc:  # a bug or an OS error must still close the row
             ok, summary, checks, evidence = False, f"{type(exc).__name__}: {exc}", [], {}
         result = StepResult(name, ok, started, time.monotonic() - t0, summary, checks, evidence)

@@ -112,6 +112,7 @@ class MigrationOps(BackupOps):
             if rec.status != "success" or rec.details.get("head") != head:
                 continue
             if not version or rec.version == version:
+                self.ledger.ensure_action_trusted(rec.action_id)  # the gate trusts no forgery
                 return rec
         return None
 

@@ -37,6 +37,11 @@ HASHED_COLUMNS = (
     "details",
 )
 CHAIN_SELECT = f"SELECT {', '.join(HASHED_COLUMNS)}, prev_hash, hash FROM entries ORDER BY seq"  # noqa: S608
+# The rows lo..hi, for walks that start from a checkpoint or an anchor.
+CHAIN_RANGE = (
+    f"SELECT {', '.join(HASHED_COLUMNS)}, prev_hash, hash FROM entries"  # noqa: S608
+    " WHERE seq >= :lo AND seq <= :hi ORDER BY seq"
+)
 
 
 # One encoder reused: json.dumps() with options builds a new encoder per call (slow for
@@ -71,15 +76,21 @@ def verify_rows(
     head_seq: int,
     head_hash: str,
     seqs_with_hash: Callable[[str], list[int]],
+    *,
+    after: tuple[int, str] = (0, ZERO_HASH),
+    end: str = "the ledger head",
+    on_row: Callable[[int, str], None] | None = None,
 ) -> ChainReport:
     """Walk ``rows`` (CHAIN_SELECT order) and report the first break of the chain.
 
     ``seqs_with_hash`` is only called once a row is already known to be bad, to tell
     a row moved from elsewhere (reordered) from a row whose content was changed.
+    ``after`` is the (seq, hash) the first row must follow: a verified checkpoint, or
+    the start of the chain; ``head_seq``/``head_hash`` are what ``end`` (the ledger head,
+    a checkpoint, an anchor) says the walk must end on. ``on_row`` sees each good row.
     """
     checked = 0
-    prev_seq = 0
-    prev_hash = ZERO_HASH
+    prev_seq, prev_hash = after
     bad: Sequence[Any] | None = None
     for row in rows:
         content, stored_prev, stored_hash = row[:-2], row[-2], row[-1]
@@ -91,6 +102,8 @@ def verify_rows(
             break
         checked += 1
         prev_seq, prev_hash = seq, stored_hash
+        if on_row is not None:
+            on_row(seq, stored_hash)
 
     def report(problem: str, first_bad: int, message: str) -> ChainReport:
         return ChainReport(
@@ -137,21 +150,21 @@ def verify_rows(
             "truncated",
             prev_seq + 1,
             f"{_span(prev_seq + 1, head_seq)} at the end removed: "
-            f"the ledger head says the last row is {head_seq}, the table ends at {prev_seq}",
+            f"{end} says the last row is {head_seq}, the table ends at {prev_seq}",
         )
     if prev_seq > head_seq:
         return report(
             "edited",
             head_seq + 1,
             f"{_span(head_seq + 1, prev_seq)} added outside releasegate: "
-            f"the ledger head says the last row is {head_seq}",
+            f"{end} says the last row is {head_seq}",
         )
     if prev_hash != head_hash:
         return report(
             "edited",
             prev_seq,
             f"row {prev_seq} was replaced after it was written: "
-            "its hash is not the one recorded in the ledger head",
+            f"its hash is not the one recorded in {end}",
         )
     return ChainReport(
         ok=True,

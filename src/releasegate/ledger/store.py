@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,15 @@ from releasegate.ledger.db import (
     sqlite_path_from_url,
 )
 from releasegate.ledger.schema import HEAD_REVISION, current_revision
+from releasegate.ledger.trust import (
+    BLOCK,
+    LedgerTampered,
+    check_checkpoints,
+    ensure_extends,
+    ensure_trusted,
+    read_head,
+    save_checkpoints,
+)
 from releasegate.model import ActionRecord, ChainReport, LockInfo
 from releasegate.redact import mask_shapes
 
@@ -32,7 +41,6 @@ _INSERT = (
     " VALUES (:seq, :ts, :kind, :action_id, :parent_id, :stack, :env, :action, :version, :status,"
     " :notes, :user, :host, :pid, :forced, :reason, :details, :prev_hash, :hash)"
 )
-_HEAD = "SELECT seq, hash FROM ledger_head WHERE id = 1"
 _SET_HEAD = "UPDATE ledger_head SET seq = :seq, hash = :hash WHERE id = 1"
 
 # An action is its open row LEFT JOIN its close row (found through the (action_id, kind) index).
@@ -151,11 +159,13 @@ class Ledger:
         self.where = where  # the file or URL, for messages (a full disk names it)
 
     @classmethod
-    def open(cls, url: str, *, force_sqlalchemy: bool = False) -> Ledger:
+    def open(cls, url: str, *, force_sqlalchemy: bool = False, create: bool = True) -> Ledger:
         """Open (creating and migrating when needed) the ledger at a path or SQLAlchemy URL.
 
         A path or ``sqlite:///path`` uses stdlib sqlite3 (``force_sqlalchemy`` switches it to
-        the SQLAlchemy adapter, for tests); any other URL uses SQLAlchemy.
+        the SQLAlchemy adapter, for tests); any other URL uses SQLAlchemy. ``create=False``
+        (read-only commands) refuses a ledger that does not exist yet: a mistyped `state:`
+        must not look like an empty, intact ledger.
         """
         path = sqlite_path_from_url(url) if "://" in url else url
         db: Database
@@ -164,6 +174,8 @@ class Ledger:
         if path is None:
             other = _sqlite_file_of(url)
             if other is not None:
+                if not create and not os.path.isfile(other):
+                    raise _no_ledger(other)
                 notices = _private_sqlite(other)
             db = SQLAlchemyDatabase(url)
         else:
@@ -173,13 +185,18 @@ class Ledger:
                     hint="an audit ledger must outlive the process; give a file path",
                 )
             file = os.path.abspath(os.path.expanduser(path))
+            if not create and not os.path.isfile(file):
+                raise _no_ledger(file)
             notices = _private_sqlite(file)
             if force_sqlalchemy:
                 db = SQLAlchemyDatabase(_sqlite_url(file))
             else:
                 db = SQLiteDatabase(file)
         try:
-            if current_revision(db) != HEAD_REVISION:
+            revision = current_revision(db)
+            if revision is None and not create:
+                raise _no_ledger(file or _masked(url))
+            if revision != HEAD_REVISION:
                 # Only here do Alembic and SQLAlchemy get imported.
                 from releasegate.ledger.schema import upgrade
 
@@ -228,7 +245,7 @@ class Ledger:
 
     def _append(self, fields: dict[str, Any]) -> None:
         """Append one row on top of the chain head; the caller holds the write transaction."""
-        head_seq, head_hash = self._db.execute(_HEAD)[0]
+        head_seq, head_hash = read_head(self._db)
         # ts is taken under the write lock, so time order and seq order always agree.
         row = {"seq": int(head_seq) + 1, "ts": _now(), **fields}
         for free_text in ("notes", "reason"):  # details: scrubbed by _dumps
@@ -496,34 +513,46 @@ class Ledger:
         return self._actions(stack=stack, top_level_only=False, open_only=True)
 
     def verified_version(self, stack: str) -> str | None:
+        """The version of the stack's newest verify mark, proven on the hash chain first
+        (LedgerTampered, exit 6, names the row otherwise)."""
         rows = self._db.execute(
-            "SELECT version FROM entries WHERE stack = :stack AND action = 'verify'"
+            "SELECT seq, version FROM entries WHERE stack = :stack AND action = 'verify'"
             " AND kind = 'mark' ORDER BY seq DESC LIMIT 1",
             {"stack": stack},
         )
-        return str(rows[0][0]) if rows else None
+        if not rows:
+            self.ensure_trusted(())  # the newest verify row may have been cut off
+            return None
+        self.ensure_trusted([int(rows[0][0])])
+        return str(rows[0][1])
 
     def verified_all(self) -> dict[str, tuple[str, datetime]]:
-        """stack -> (version, when) of each stack's newest verify mark."""
+        """stack -> (version, when) of each stack's newest verify mark (proven first)."""
         rows = self._db.execute(
-            "SELECT e.stack, e.version, e.ts FROM entries e JOIN"
+            "SELECT e.stack, e.version, e.ts, e.seq FROM entries e JOIN"
             " (SELECT MAX(seq) AS seq FROM entries WHERE kind = 'mark' AND action = 'verify'"
             " GROUP BY stack) m ON e.seq = m.seq ORDER BY e.stack"
         )
-        return {stack: (version, datetime.fromisoformat(ts)) for stack, version, ts in rows}
+        self.ensure_trusted([int(r[3]) for r in rows])
+        return {stack: (version, datetime.fromisoformat(ts)) for stack, version, ts, _ in rows}
 
-    def good_versions(self, stack: str) -> list[str]:
-        """Versions of top-level deploys/rollbacks that ended in success, newest first, unique."""
+    def good_versions(self, stack: str, limit: int | None = None) -> list[str]:
+        """Versions of top-level deploys/rollbacks that ended in success, newest first, unique;
+        the newest ``limit`` of them (default all), each proven on the hash chain first."""
         rows = self._db.execute(
-            "SELECT version FROM entries WHERE stack = :stack AND action IN ('deploy', 'rollback')"
+            "SELECT seq, version FROM entries WHERE stack = :stack"
+            " AND action IN ('deploy', 'rollback')"
             " AND kind = 'close' AND parent_id IS NULL AND status = 'success'"
             " ORDER BY seq DESC",
             {"stack": stack},
         )
-        seen: dict[str, None] = {}
-        for (version,) in rows:
+        seen: dict[str, int] = {}
+        for seq, version in rows:
+            if limit is not None and len(seen) >= limit:
+                break
             if version:
-                seen.setdefault(version, None)
+                seen.setdefault(version, int(seq))
+        self.ensure_trusted(seen.values())
         return list(seen)
 
     def release_order(self, stack: str) -> list[str]:
@@ -540,19 +569,40 @@ class Ledger:
                 seen.setdefault(version, None)
         return list(seen)
 
+    def ensure_trusted(self, seqs: Collection[int]) -> None:
+        """For gates: raise LedgerTampered (exit 6) unless rows ``seqs`` are on the hash chain
+        that ends at the ledger head. Re-hashes only rows written since the last check, and
+        for older rows about one block of rows each."""
+        ensure_trusted(self._db, seqs)
+
+    def ensure_action_trusted(self, action_id: str) -> None:
+        """ensure_trusted for every row of one action (its open and close rows): for a gate
+        that acts on an ActionRecord (a rehearsal, a backup's verification)."""
+        rows = self._db.execute(
+            "SELECT seq FROM entries WHERE action_id = :action_id", {"action_id": action_id}
+        )
+        self.ensure_trusted([int(r[0]) for r in rows])
+
+    def ensure_extends(self, seq: int, hash_: str, what: str) -> None:
+        """Raise LedgerTampered unless row ``seq`` still has ``hash_`` and the chain from it
+        verifies up to the head (an anchor's proof; ``what`` says where the pair came from,
+        as "anchored on <time>"). Rows before ``seq`` are for verify_chain."""
+        with self._db.read_transaction():
+            ensure_extends(self._db, (seq, hash_), what)
+
     def last_deploy(self, stack: str) -> ActionRecord | None:
         """The newest top-level deploy or rollback of ``stack``, whatever its status."""
         found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=1)
         return found[0] if found else None
 
     def head(self) -> tuple[int, str]:
-        rows = self._db.execute(_HEAD)
-        if not rows:
-            raise ReleasegateError("the ledger has no head row; its schema is damaged")
-        return int(rows[0][0]), str(rows[0][1])
+        """(seq, hash) of the last row; LedgerTampered when the head row is missing."""
+        return read_head(self._db)
 
     def verify_chain(self) -> ChainReport:
-        """Walk every row in seq order; report the first edited, removed or reordered row."""
+        """Walk every row in seq order; report the first edited, removed or reordered row,
+        or a rewrite that no longer holds a checkpoint's hash. A chain that passes becomes
+        the newest checkpoint."""
 
         def seqs_with_hash(value: str) -> list[int]:
             rows = self._db.execute(
@@ -560,11 +610,31 @@ class Ledger:
             )
             return [int(r[0]) for r in rows]
 
+        block_ends: list[tuple[int, str]] = []
+
+        def keep(seq: int, hash_: str) -> None:
+            if seq % BLOCK == BLOCK - 1:
+                block_ends.append((seq, hash_))
+
         # One snapshot: rows appended while we walk must not look like forged rows.
         with self._db.read_transaction():
-            head_seq, head_hash = self.head()
+            try:
+                head_seq, head_hash = self.head()
+            except LedgerTampered as exc:
+                return ChainReport(
+                    ok=False,
+                    rows_checked=0,
+                    head_seq=0,
+                    head_hash="",
+                    problem="head missing",
+                    message=exc.message,
+                )
             with closing(self._db.stream(CHAIN_SELECT)) as rows:
-                return verify_rows(rows, head_seq, head_hash, seqs_with_hash)
+                report = verify_rows(rows, head_seq, head_hash, seqs_with_hash, on_row=keep)
+            report = check_checkpoints(self._db, report)
+        if report.ok:
+            save_checkpoints(self._db, [*block_ends, (head_seq, head_hash)])
+        return report
 
     # -- locks (liveness is the caller's business) ----------------------------------------
 
@@ -613,6 +683,23 @@ class Ledger:
     def locks(self) -> list[LockInfo]:
         rows = self._db.execute(f"SELECT {_LOCK_COLS} FROM locks ORDER BY stack")  # noqa: S608
         return [_lock(r) for r in rows]
+
+
+def _no_ledger(where: str) -> BadInput:
+    return BadInput(
+        f"no ledger at {where}: nothing was ever recorded there",
+        hint="check `state:` in the config (a mistyped path?); a deploy, rollback or backup "
+        "creates the ledger, a read-only command never does",
+    )
+
+
+def _masked(url: str) -> str:
+    """A database URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def _sqlite_url(file: str) -> URL:

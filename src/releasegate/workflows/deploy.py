@@ -254,6 +254,11 @@ class DeployFlow(RollbackFlow, MigrationOps):
             notes = f"refused: not verified on {run.stack.promote_from}"
         if step in ("promotion", "preflight"):
             hint = next((c.hint for c in checks if not c.ok and c.hint), hint)
+        tampered = [c.evidence["tampered_row"] for c in checks if "tampered_row" in c.evidence]
+        if tampered:  # a gate read a forged row: refused, and said to be tampering
+            code = ExitCode.TAMPERED
+            notes = f"refused: ledger row {tampered[0]} failed verification"
+            hint = next(c.hint for c in checks if "tampered_row" in c.evidence)
         out = self._close(
             run.out, status, code, summary, ledger_status="fail" if status == "failed" else None,
             notes=notes, hint=hint,
