@@ -120,8 +120,15 @@ def _batch_steps(stack: StackConfig, version: str, facts: Facts) -> list[Step]:
 
 
 def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
+    gate = []
+    if migrate and stack.runtime == "compose" and stack.promote_from:
+        title = (
+            f"promotion: the pulled images' digests must be those verified on {stack.promote_from}"
+        )
+        gate.append(Step("content-gate", title, {"source": stack.promote_from}))
     return [
         _prepare_step(stack, version, facts),
+        *gate,
         *_migrate_step(stack, migrate),
         *_batch_steps(stack, version, facts),
     ]

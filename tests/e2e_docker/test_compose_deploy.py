@@ -165,3 +165,21 @@ def test_sync_stacks_and_prune(lab: ComposeWorkspace, tmp_path: Path) -> None:
     [choice] = [o for o in map(json.loads, out.stdout.splitlines()) if "keep" in o]
     # V1 was the last good before V2: protected; nothing else was deployed here
     assert V2 in choice["keep"] and V1 in choice["keep"] and choice["remove"] == []
+
+
+def test_a_tag_pushed_again_with_other_content_is_refused_in_prod(
+    lab: ComposeWorkspace, docker_lab
+) -> None:  # type: ignore[no-untyped-def]
+    # Promotion binds to the image digest staging verified, not to the tag's name.
+    v4 = sha_version("compose-v4")
+    docker_lab.image(v4)
+    out = lab.rg("deploy", "web-staging", "staging", v4)
+    assert out.returncode == 0, out.stdout + out.stderr
+    docker_lab.image(v4, broken=True)  # the same tag, pushed again with other content
+    dry = lab.rg("deploy", "web-prod", "prod", v4, "--dry-run", "--json")
+    assert "content-gate" in [n for n, _ in planned(dry.stdout)]
+    out = lab.rg("deploy", "web-prod", "prod", v4, "--json")
+    assert out.returncode == 3, out.stdout + out.stderr
+    result = last_json(out.stdout, "result")
+    assert "other content" in result["message"] and "sha256:" in result["message"]
+    assert [s["step"] for s in result["steps"]][-1] == "content-gate"  # refused before a switch

@@ -526,6 +526,21 @@ class Ledger:
         self.ensure_trusted([int(rows[0][0])])
         return str(rows[0][1])
 
+    def verified_content(self, stack: str) -> tuple[str, dict[str, Any]] | None:
+        """The newest verify mark's version and what it verified (the artifact's sha256, or
+        each service's image digest), proven on the hash chain first."""
+        rows = self._db.execute(
+            "SELECT seq, version, details FROM entries WHERE stack = :stack AND action = 'verify'"
+            " AND kind = 'mark' ORDER BY seq DESC LIMIT 1",
+            {"stack": stack},
+        )
+        if not rows:
+            self.ensure_trusted(())
+            return None
+        self.ensure_trusted([int(rows[0][0])])
+        content = _loads(rows[0][2]).get("content")
+        return str(rows[0][1]), content if isinstance(content, dict) else {}
+
     def verified_all(self) -> dict[str, tuple[str, datetime]]:
         """stack -> (version, when) of each stack's newest verify mark (proven first)."""
         rows = self._db.execute(

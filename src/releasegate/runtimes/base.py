@@ -121,6 +121,10 @@ class HostRuntime(Protocol):
     def controller_checks(self, version: str | None) -> list[CheckResult]:
         """Checks made once on this machine (the artifact to upload)."""
 
+    def content(self, version: str) -> dict[str, str]:
+        """What `version` is made of, as far as this machine can tell before a deploy (an
+        artifact's sha256); what promotion binds to besides the name."""
+
     def before_prepare(self, version: str) -> None:
         """Work done once on this machine before the hosts prepare (pack an artifact)."""
 

@@ -114,6 +114,9 @@ class ComposeRuntime:
     def controller_checks(self, version: str | None) -> list[CheckResult]:
         return []  # a tag missing from the registry fails each host's pull, before any switch
 
+    def content(self, version: str) -> dict[str, str]:
+        return {}  # image digests are known once pulled (see the deploy's verify record)
+
     def before_prepare(self, version: str) -> None:
         return None
 
@@ -309,6 +312,15 @@ class ComposeRuntime:
         if not result.ok:
             phase.summary = f"pull of {version} failed: {self._tail(result)}"
             return phase
+        # What was pulled, by registry digest: promotion compares it with what was verified.
+        listed: CommandResult = yield cmd(
+            cc.config_images(self.base), env={self.var: version}, timeout=60
+        )
+        refs = sorted({ln.strip() for ln in listed.stdout.splitlines() if ln.strip()})
+        if listed.ok and refs:
+            inspected: CommandResult = yield cmd(cc.image_inspect(refs), timeout=60)
+            if inspected.ok:
+                phase.facts["content"] = cc.pulled_digests(inspected.stdout)
         phase.summary = f"images for {version} pulled"
         return phase
 

@@ -209,6 +209,26 @@ def parse_repo_digests(stdout: str) -> dict[str, list[str]]:
     }
 
 
+def pulled_digests(stdout: str) -> dict[str, str]:
+    """`docker image inspect REF...` output -> "image REF" -> the registry digest of REF's own
+    repository: the content a promotion is bound to (keyed as the verify record keys it)."""
+    try:
+        items = json.loads(stdout or "[]")
+    except json.JSONDecodeError:
+        return {}
+    found: dict[str, str] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        digests = [str(d) for d in item.get("RepoDigests") or []]
+        for tag in item.get("RepoTags") or []:
+            repo = str(tag).rsplit(":", 1)[0]
+            digest = next((d for d in digests if d.split("@", 1)[0] == repo), "")
+            if "@" in digest:
+                found[f"image {tag}"] = digest.split("@", 1)[1]
+    return found
+
+
 def image_digests(
     containers: list[dict[str, Any]], digests: Mapping[str, list[str]]
 ) -> dict[str, dict[str, str]]:

@@ -70,6 +70,12 @@ class ReleasesRuntime:
             hint="" if found else "build or copy the release artifact first",
         )
 
+    def content(self, version: str) -> dict[str, str]:
+        from releasegate.artifacts import artifact_digest
+
+        found = self.find_artifact(version)
+        return {"artifact sha256": artifact_digest(found.path)} if found else {}
+
     def before_prepare(self, version: str) -> None:
         """Inspect the artifact, pack a folder artifact and hash it once, before the hosts ask
         for it side by side (on this thread, not the event loop's). A refusal is kept for

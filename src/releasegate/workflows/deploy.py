@@ -56,6 +56,12 @@ _STOPS: dict[str, tuple[str, ExitCode, str, str]] = {
         "refused: migration gate",
         "releasegate migrate lint / rehearse; or --force --reason",
     ),
+    "content-gate": (
+        "refused",
+        ExitCode.REFUSED,
+        "refused: not the content verified on the source stack",
+        "",
+    ),
     "backup": ("failed", ExitCode.FAILED, "backup failed", ""),
     "prepare": (
         "failed",
@@ -70,6 +76,16 @@ _STOPS: dict[str, tuple[str, ExitCode, str, str]] = {
         "nothing was switched; check the database against the backup",
     ),
 }
+
+
+def _images(run: Run) -> dict[str, str]:
+    """Each running image's registry digest (compose), keyed by its reference."""
+    images = run.out.details.get("images") or {}
+    return {
+        f"image {info['image']}": str(info["digest"])
+        for _svc, info in sorted(images.items())
+        if isinstance(info, dict) and info.get("digest") and info.get("image")
+    }
 
 
 class DeployFlow(RollbackFlow, MigrationOps):
@@ -151,6 +167,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
             "migration-gate": lambda s: self._migration_gate(run),
             "backup": lambda s: self._deploy_backup(run),
             "prepare": lambda s: self._prepare(run, reprepare=request.reprepare),
+            "content-gate": lambda s: self._content_gate(run),
             "migrate": lambda s: self._migrate(run),
             "switch": lambda s: self._switch(run, s),
             "restart": lambda s: self._restart(run, s),
@@ -189,12 +206,16 @@ class DeployFlow(RollbackFlow, MigrationOps):
     def _promotion(self, run: Run) -> StepBody:
         stack = run.stack
         assert stack.promote_from is not None  # the plan has this step only then
+        verified = self.ledger.verified_content(stack.promote_from)
+        here = run.hosts.first.content(run.out.version) if verified else {}
         check = promotion_check(
             stack=stack.name,
             source=stack.promote_from,
             version=run.out.version,
-            verified_on_source=self.ledger.verified_version(stack.promote_from),
+            verified_on_source=verified[0] if verified else None,
             forced=run.plan.forced,
+            verified_content=verified[1] if verified else None,
+            content=here,
         )
         return check.ok, check.summary, [check], {}
 
@@ -224,6 +245,30 @@ class DeployFlow(RollbackFlow, MigrationOps):
         phase = run.hosts.prepare(run.out.version, run.previous, reprepare=reprepare)
         return phase.ok, phase.summary, [], phase.evidence()
 
+    def _content_gate(self, run: Run) -> StepBody:
+        """Compose: the images just pulled must be the ones verified on the source stack (a
+        tag can be pushed again with other content; its digest cannot)."""
+        stack = run.stack
+        assert stack.promote_from is not None  # the plan has this step only then
+        prepare = next(s for s in run.out.steps if s.step == "prepare")
+        pulled: dict[str, str] = {}
+        for value in [prepare.evidence, *prepare.evidence.get("hosts", {}).values()]:
+            if isinstance(value, dict) and isinstance(value.get("content"), dict):
+                pulled.update(value["content"])
+        verified = self.ledger.verified_content(stack.promote_from)
+        check = promotion_check(
+            stack=stack.name,
+            source=stack.promote_from,
+            version=run.out.version,
+            verified_on_source=verified[0] if verified else None,
+            forced=run.plan.forced,
+            verified_content=verified[1] if verified else None,
+            content=pulled,
+        )
+        if check.ok and not pulled:
+            check.summary = "no digest was read for the pulled images: nothing to compare"
+        return check.ok, check.summary, [check], {"pulled": pulled}
+
     def _migrate(self, run: Run) -> StepBody:
         if run.stack.migrations is not None:
             from releasegate.engine.migrate_gate import run_migrations
@@ -239,7 +284,12 @@ class DeployFlow(RollbackFlow, MigrationOps):
             action="verify",
             version=run.out.version,
             notes="smoke passed after deploy",
-            details={"deploy": run.out.action_id, **run.out.details},
+            details={
+                "deploy": run.out.action_id,
+                **run.out.details,
+                # What was verified, so the next stage can refuse other content by that name.
+                "content": {**run.hosts.first.content(run.out.version), **_images(run)},
+            },
             user=self.actor.user,
             host=self.actor.host,
             pid=self.actor.pid,
