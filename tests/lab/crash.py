@@ -1,0 +1,448 @@
+"""The crash matrix's harness (issue 15): a releases stack whose app answers its version over
+HTTP, a run of the real CLI stopped at a chosen step, a signal, and what must hold after.
+
+A case: v1 then v2 are deployed (v2 is the last good version), then `deploy v3` (or
+`rollback`, from v2 to v1) runs with the failpoint `RELEASEGATE_PAUSE_AT=<step>`
+(src/releasegate/failpoint.py), which holds the run right after the step's ledger row opened;
+the step `restart-cmd` instead holds the team's own restart command half way (the release's
+restart.sh waits while `<dir>/hold-restart` is armed). The test then signals the CLI:
+
+- SIGINT to the CLI's whole process group, as a terminal's Ctrl-C does (the CLI runs in a
+  session of its own, like a foreground job);
+- SIGINT twice (a second Ctrl-C: exit at once, leaving what a SIGKILL leaves);
+- SIGTERM to the CLI's process only (`kill PID`): the CLI must stop its command itself;
+- SIGKILL to the CLI's process only (`kill -9`, the OOM killer): nothing runs after it. A team
+  command it left behind goes on as an orphan would, and is let finish.
+
+What must hold after each (`check_case`), in this order:
+- the app answers the old or the new version, never neither;
+- SIGINT/SIGTERM: the documented exit code, the team's command stopped, no ledger row left
+  `running`, the lock released, the step recorded `aborted`, and the old version back if the
+  run had switched (a deploy stopped at cleanup had already verified the new one: it stays);
+- `audit verify` passes;
+- SIGKILL: `status` (twice, with `history` between) keeps saying the stack needs recovery;
+- the next command (`deploy v3` again, or `rollback` again) succeeds and ends on the version
+  it was asked for: a re-run interrupted rollback completes to its original target (v1);
+- after a SIGKILL past the switch, that next command recovered first (a successful rollback to
+  the last good version is recorded between the crashed run and the new one);
+- `history` shows the interrupted run (`interrupted` after a SIGKILL, `aborted` after
+  SIGINT/SIGTERM), and nothing is left `running`; `audit verify` passes again.
+
+Each stack's app is `python3 -m http.server` serving the release folder, whose version.txt
+holds the version; restart.sh stops the previous server and starts the new one in a session
+of its own (it outlives releasegate, as a real service does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Exit codes of a run stopped by a signal: 128 + the signal's number, as a shell reports it.
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+# What the CLI may take to reach a safe point after a signal (it rolls back and smokes).
+EXIT_LIMIT = 30.0
+
+SIGNALS = ("SIGINT", "SIGINT2", "SIGTERM", "SIGKILL")
+
+RESTART = """\
+#!/bin/sh
+# The team's restart command: stop the previous server, start this release's.
+set -eu
+here=$(pwd -P)
+addr=$(cat "$RELEASEGATE_SHARED_DIR/addr")
+port=$(cat "$RELEASEGATE_SHARED_DIR/port")
+pidfile="$RELEASEGATE_SHARED_DIR/http.pid"
+# Armed by the crash matrix: hold half way, once, until released (or 60 s).
+if mv "$RELEASEGATE_DIR/hold-restart" "$RELEASEGATE_DIR/hold-taken" 2>/dev/null; then
+  echo $$ > "$RELEASEGATE_DIR/holding"
+  i=0
+  while [ ! -f "$RELEASEGATE_DIR/release-hold" ] && [ $i -lt 600 ]; do
+    sleep 0.1; i=$((i+1))
+  done
+fi
+if [ -f "$pidfile" ]; then
+  old=$(cat "$pidfile")
+  kill "$old" 2>/dev/null || true
+  # until it is gone (a zombie counts as gone: it holds no socket)
+  i=0
+  while [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status" 2>/dev/null \
+      && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done
+fi
+setsid python3 -m http.server "$port" --bind "$addr" --directory "$here" \\
+  </dev/null >>"$RELEASEGATE_SHARED_DIR/http.log" 2>&1 &
+echo $! > "$pidfile"
+"""
+
+CONFIG = """\
+stacks:
+  web:
+    env: staging
+    runtime: releases
+{hosts}    dir: {dir}
+    artifacts: ./artifacts
+    shared: [addr, port]
+    keep_releases: 5
+    commands:
+      migrate: "true"
+      restart: [sh, restart.sh]
+    smoke:
+      - name: version
+        http: "http://{addr}:{port}/version.txt"
+        body_contains: "{{version}}"
+        retries: 40
+        interval: 0.05
+        timeout: 5
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the matrix."""
+
+    action: str  # deploy | rollback
+    step: str  # a step name for the failpoint, or restart-cmd: inside the team's command
+    sig: str  # one of SIGNALS
+
+    @property
+    def id(self) -> str:
+        return f"{self.action}-{self.step}-{self.sig}"
+
+    @property
+    def old(self) -> str:
+        """The version that ran before the interrupted run."""
+        return "v2"
+
+    @property
+    def new(self) -> str:
+        """The version the interrupted run was taking the stack to."""
+        return "v3" if self.action == "deploy" else "v1"
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The interrupted command, and the next one that must recover (the same again)."""
+        if self.action == "deploy":
+            return ("deploy", "web", "staging", self.new)
+        return ("rollback", "web", "staging")
+
+    @property
+    def switched(self) -> bool:
+        """Whether `current` had moved when the signal came (the pause is before the step)."""
+        return self.step in ("restart", "restart-cmd", "smoke", "rollout", "cleanup")
+
+    @property
+    def verified(self) -> bool:
+        """A deploy stopped at cleanup had passed its smoke and marked the new version."""
+        return self.action == "deploy" and self.step == "cleanup"
+
+    @property
+    def graceful(self) -> bool:
+        return self.sig in ("SIGINT", "SIGTERM")
+
+
+def cases(action: str, steps: tuple[str, ...], signals: tuple[str, ...]) -> list[Case]:
+    return [Case(action, step, sig) for step in steps for sig in signals]
+
+
+@dataclass
+class CrashStack:
+    """A releases stack `web` (env staging) in `root`, on this machine or on one SSH host.
+
+    `dir_here` is where the stack's dir is seen from this machine (the SSH lab's hosts have
+    their /srv under lab-run/)."""
+
+    root: Path
+    dir_here: Path
+    addr: str
+    port: int
+    env: dict[str, str]
+    host_url: str | None = None
+    dir_config: str = "srv/web"
+    base_seq: int | None = None  # the ledger's last seq before the case, when known
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def write(self) -> None:
+        for version in ("v1", "v2", "v3"):
+            folder = self.root / "artifacts" / version
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "version.txt").write_text(f"{version}\n", encoding="utf-8")
+            (folder / "restart.sh").write_text(RESTART, encoding="utf-8")
+        shared = self.dir_here / "shared"
+        shared.mkdir(parents=True, exist_ok=True)
+        (shared / "addr").write_text(self.addr, encoding="utf-8")
+        (shared / "port").write_text(str(self.port), encoding="utf-8")
+        hosts = f"    hosts: [{self.host_url}]\n" if self.host_url else ""
+        (self.root / "releasegate.yaml").write_text(
+            CONFIG.format(hosts=hosts, dir=self.dir_config, addr=self.addr, port=self.port),
+            encoding="utf-8",
+        )
+
+    # -- the CLI ---------------------------------------------------------------------------
+    def rg(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "releasegate", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def rg_ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        out = self.rg(*args)
+        assert out.returncode == 0, f"releasegate {' '.join(args)}: rc {out.returncode}\n" + (
+            out.stdout[-3000:] + out.stderr[-3000:]
+        )
+        return out
+
+    def start(self, *args: str, extra_env: dict[str, str]) -> subprocess.Popen[str]:
+        """The CLI in a session of its own, as a shell runs a foreground job."""
+        log = open(self.root / "run.log", "w", encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "releasegate", *args],
+            cwd=self.root,
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def run_log(self) -> str:
+        path = self.root / "run.log"
+        return path.read_text(encoding="utf-8", errors="replace")[-1500:] if path.is_file() else ""
+
+    def history(self, *args: str) -> list[dict[str, Any]]:
+        out = self.rg_ok("history", "--json", "--stack", "web", *args)
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+    def status_row(self) -> dict[str, Any]:
+        out = self.rg_ok("status", "--json")
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        return next(r for r in rows if r["stack"] == "web")
+
+    def lock_held(self) -> bool:
+        out = self.rg_ok("lock", "status", "--json")
+        return any(json.loads(x)["stack"] == "web" for x in out.stdout.splitlines() if x.strip())
+
+    # -- the app ---------------------------------------------------------------------------
+    def answering(self) -> str | None:
+        try:
+            url = f"http://{self.addr}:{self.port}/version.txt"
+            with urllib.request.urlopen(url, timeout=3) as r:
+                return str(r.read().decode().strip())
+        except OSError:
+            return None
+
+    def settle(self, limit: float = 5.0) -> str | None:
+        """What the app answers once it answers at all (a restart takes a moment)."""
+        deadline = time.monotonic() + limit
+        while True:
+            seen = self.answering()
+            if seen is not None or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.05)
+
+    def holder_pid(self) -> int | None:
+        try:
+            return int((self.dir_here / "holding").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def cleanup(self) -> None:
+        (self.dir_here / "release-hold").parent.mkdir(parents=True, exist_ok=True)
+        (self.dir_here / "release-hold").write_text("go")
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait(timeout=30)
+        for name in ("http.pid",):
+            try:
+                pid = int((self.dir_here / "shared" / name).read_text().strip())
+                os.kill(pid, signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def wait_until(predicate: Callable[[], bool], limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def prepare_stack(stack: CrashStack) -> None:
+    """v1 then v2 deployed: v2 runs and is the last good version, v1 the one before."""
+    stack.write()
+    stack.rg_ok("deploy", "web", "staging", "v1")
+    stack.rg_ok("deploy", "web", "staging", "v2")
+    assert stack.settle() == "v2"
+
+
+def _signal(proc: subprocess.Popen[str], sig: str) -> str:
+    """Send the case's signal; what was really sent (a run that reached its safe point
+    before the second Ctrl-C got only one)."""
+    if sig in ("SIGINT", "SIGINT2"):  # a terminal signals the foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+        if sig == "SIGINT2":
+            time.sleep(0.3)  # the first one is being handled: a second Ctrl-C
+            if proc.poll() is not None:
+                return "SIGINT"
+            os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, getattr(signal, sig))
+    return sig
+
+
+def _brief(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    return [(r["action"], r["version"], r["status"], r["notes"][:80]) for r in rows]
+
+
+def run_case(stack: CrashStack, case: Case) -> None:
+    """Interrupt the run at the case's step with its signal, then check everything."""
+    marker = stack.root / "paused"
+    if case.step == "restart-cmd":
+        (stack.dir_here / "hold-restart").write_text("armed")
+        extra: dict[str, str] = {}
+        reached: Callable[[], bool] = lambda: stack.holder_pid() is not None  # noqa: E731
+    else:
+        extra = {"RELEASEGATE_PAUSE_AT": case.step, "RELEASEGATE_PAUSE_FILE": str(marker)}
+        reached = marker.exists
+    args = case.command
+    before = stack.base_seq
+    if before is None:
+        before = max((r["seq"] for r in stack.history("--steps")), default=0)
+    proc = stack.start(*args, extra_env=extra)
+
+    assert wait_until(lambda: reached() or proc.poll() is not None, 60), "no pause in 60 s"
+    assert proc.poll() is None, (
+        f"the run ended (rc {proc.returncode}) without reaching step {case.step}:\n"
+        + stack.run_log()
+    )
+    sent = _signal(proc, case.sig)
+    if sent != case.sig:
+        case = Case(case.action, case.step, sent)
+    try:
+        rc = proc.wait(timeout=EXIT_LIMIT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"the CLI did not exit within {EXIT_LIMIT:g} s of {case.sig}:\n" + stack.run_log()
+        ) from None
+    holder = stack.holder_pid()
+    if not case.graceful:
+        # Nothing of releasegate runs any more; a team command left behind finishes as an
+        # orphan would (it is let go now rather than after its own 60 s).
+        (stack.dir_here / "release-hold").write_text("go")
+        if holder is not None:
+            assert wait_until(lambda: not alive(holder), 15), "the orphaned restart hangs"
+    check_case(stack, case, rc, holder, before)
+
+
+def check_case(stack: CrashStack, case: Case, rc: int, holder: int | None, before: int) -> None:
+    log = stack.run_log()
+    seen = stack.settle()
+    assert seen in (case.old, case.new), (
+        f"after {case.sig} the app answers {seen!r}, neither {case.old} nor {case.new}\n{log}"
+    )
+    if case.graceful:
+        want = EXIT_SIGINT if case.sig == "SIGINT" else EXIT_SIGTERM
+        assert rc == want, f"exit code {rc} after {case.sig}, expected {want}\n{log}"
+        if holder is not None:
+            assert wait_until(lambda: not alive(holder), 5), (
+                f"the team's restart command (pid {holder}) still runs after {case.sig}"
+            )
+        steps = [r for r in stack.history("--steps") if r["seq"] > before]
+        running = [(r["action"], r["version"]) for r in steps if r["status"] == "running"]
+        assert not running, f"rows left running after {case.sig}: {running}\n{log}"
+        assert not stack.lock_held(), f"the lock is still held after {case.sig}\n{log}"
+        step_name = "restart" if case.step == "restart-cmd" else case.step
+        stopped = [r for r in steps if r["action"] == step_name and r.get("parent_id")]
+        assert stopped and stopped[0]["status"] == "aborted", (
+            f"step {step_name} recorded as {[r['status'] for r in stopped]}, expected aborted"
+        )
+        back = case.new if case.verified else case.old
+        assert seen == back, f"after {case.sig} the app answers {seen}, expected {back}\n{log}"
+    audit = stack.rg("audit", "verify")
+    assert audit.returncode == 0, "audit verify: " + audit.stdout + audit.stderr
+
+    if not case.graceful:
+        # Read-only commands do not settle a crash: the stack needs recovery until a deploy
+        # or rollback recovers it.
+        for i in range(2):
+            row = stack.status_row()
+            assert any("interrupt" in w or "recover" in w for w in row["warnings"]), (
+                f"status #{i + 1} does not say the stack needs recovery: {row['warnings']}"
+            )
+            if i == 0:
+                stack.history()
+
+    following = stack.rg(*case.command)
+    assert following.returncode == 0, (
+        f"the next {case.action}: rc {following.returncode}\n"
+        + following.stdout[-3000:]
+        + following.stderr[-3000:]
+    )
+    assert stack.settle() == case.new, (
+        f"after the next {case.action} the app answers {stack.answering()}, not {case.new}"
+    )
+
+    rows = [r for r in stack.history("--steps") if r["seq"] > before]
+    top = [r for r in rows if not r.get("parent_id")]
+    crashed = top[0]
+    assert (crashed["action"], crashed["version"]) == (case.action, case.new), top
+    wanted = {"interrupted"} if not case.graceful else {"aborted"}
+    if case.sig == "SIGINT2":
+        wanted = {"interrupted", "aborted"}
+    if case.verified:
+        wanted.add("success")
+    assert crashed["status"] in wanted, (
+        f"the interrupted {case.action} is recorded {crashed['status']!r}, expected "
+        f"{' or '.join(sorted(wanted))}: {_brief(top)}"
+    )
+    last = top[-1]
+    assert (last["action"], last["version"], last["status"]) == (
+        case.action,
+        case.new,
+        "success",
+    ), top
+    if case.switched and not case.verified and (case.action == "deploy" or case.graceful):
+        # Between them, the old version came back: by the safe point (SIGINT/SIGTERM) or by
+        # the next deploy's recovery (SIGKILL). A crashed rollback is completed instead.
+        between = top[1:-1]
+        assert any(
+            r["action"] == "rollback" and r["version"] == case.old and r["status"] == "success"
+            for r in between
+        ), (
+            "no recovery to the last good version was recorded between the interrupted run "
+            f"and the next one: {_brief(top)}"
+        )
+    running = [(r["action"], r["version"]) for r in rows if r["status"] == "running"]
+    assert not running, f"rows left running after the next {case.action}: {running}"
+    audit = stack.rg("audit", "verify")
+    assert audit.returncode == 0, "audit verify: " + audit.stdout + audit.stderr
