@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,7 +139,7 @@ class Case:
     @property
     def switched(self) -> bool:
         """Whether `current` had moved when the signal came (the pause is before the step)."""
-        return self.step in ("restart", "restart-cmd", "smoke", "rollout", "cleanup")
+        return self.step in ("restart", "restart-cmd", "smoke", "cleanup")
 
     @property
     def verified(self) -> bool:
@@ -297,12 +298,71 @@ def wait_until(predicate: Callable[[], bool], limit: float) -> bool:
     return predicate()
 
 
+def base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The CLI's environment: none of the caller's RELEASEGATE_* settings, this config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
+    env.update(extra or {})
+    env.update(
+        RELEASEGATE_CONFIG=str(root / "releasegate.yaml"),
+        RELEASEGATE_USER="tester",
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
+    return env
+
+
+def stop_app(stack: CrashStack) -> None:
+    try:
+        pid = int((stack.dir_here / "shared" / "http.pid").read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    wait_until(lambda: not alive(pid), 5)
+
+
+def clone(
+    template: CrashStack, root: Path, *, dir_here: Path, dir_config: str, port: int
+) -> CrashStack:
+    """A copy of a prepared stack (its ledger, releases and `current`) with a dir and a port
+    of its own, its app started on v2. Releases link their shared entries to the template's
+    (same names and content); the app reads the copy's, which the engine names."""
+    shutil.copytree(template.root, root, symlinks=True)
+    if not dir_here.is_relative_to(root):
+        shutil.copytree(template.dir_here, dir_here, symlinks=True)
+    config = root / "releasegate.yaml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace(f"dir: {template.dir_config}\n", f"dir: {dir_config}\n")
+    config.write_text(text.replace(f":{template.port}/", f":{port}/"), encoding="utf-8")
+    env = dict(template.env, RELEASEGATE_CONFIG=str(config))
+    copy = CrashStack(root, dir_here, template.addr, port, env, template.host_url, dir_config)
+    copy.base_seq = template.base_seq
+    (dir_here / "shared" / "port").write_text(str(port), encoding="utf-8")
+    (dir_here / "shared" / "http.pid").unlink(missing_ok=True)  # the template's app
+    subprocess.run(
+        ["sh", "restart.sh"],
+        cwd=dir_here / "current",
+        env={
+            **env,
+            "RELEASEGATE_DIR": str(dir_here),
+            "RELEASEGATE_SHARED_DIR": str(dir_here / "shared"),
+        },
+        check=True,
+        timeout=30,
+    )
+    assert copy.settle() == "v2"
+    return copy
+
+
 def prepare_stack(stack: CrashStack) -> None:
     """v1 then v2 deployed: v2 runs and is the last good version, v1 the one before."""
     stack.write()
     stack.rg_ok("deploy", "web", "staging", "v1")
     stack.rg_ok("deploy", "web", "staging", "v2")
     assert stack.settle() == "v2"
+    stack.base_seq = max(r["seq"] for r in stack.history("--steps"))
 
 
 def _signal(proc: subprocess.Popen[str], sig: str) -> str:
@@ -381,10 +441,11 @@ def check_case(stack: CrashStack, case: Case, rc: int, holder: int | None, befor
         running = [(r["action"], r["version"]) for r in steps if r["status"] == "running"]
         assert not running, f"rows left running after {case.sig}: {running}\n{log}"
         assert not stack.lock_held(), f"the lock is still held after {case.sig}\n{log}"
-        step_name = "restart" if case.step == "restart-cmd" else case.step
-        stopped = [r for r in steps if r["action"] == step_name and r.get("parent_id")]
+        # restart-cmd: the restart step's command (a fleet's rollout step runs it)
+        names = ("restart", "rollout") if case.step == "restart-cmd" else (case.step,)
+        stopped = [r for r in steps if r["action"] in names and r.get("parent_id")]
         assert stopped and stopped[0]["status"] == "aborted", (
-            f"step {step_name} recorded as {[r['status'] for r in stopped]}, expected aborted"
+            f"step {names[0]} recorded as {[r['status'] for r in stopped]}, expected aborted"
         )
         back = case.new if case.verified else case.old
         assert seen == back, f"after {case.sig} the app answers {seen}, expected {back}\n{log}"
