@@ -69,7 +69,6 @@ def stack(template: CrashStack, tmp_path: Path) -> Iterator[CrashStack]:
     )
     yield copy
     copy.cleanup()
-    stop_app(copy)
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=[c.id for c in MATRIX])

@@ -82,7 +82,6 @@ def stack(lab: SshLab, template: CrashStack, tmp_path: Path) -> Iterator[CrashSt
     )
     yield copy
     copy.cleanup()
-    stop_app(copy)
     shutil.rmtree(here, ignore_errors=True)
 
 

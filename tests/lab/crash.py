@@ -9,7 +9,8 @@ restart.sh waits while `<dir>/hold-restart` is armed). The test then signals the
 
 - SIGINT to the CLI's whole process group, as a terminal's Ctrl-C does (the CLI runs in a
   session of its own, like a foreground job);
-- SIGINT twice (a second Ctrl-C: exit at once, leaving what a SIGKILL leaves);
+- SIGINT twice: the second Ctrl-C comes while the first one's rollback runs the restart
+  command (held the same way); the CLI exits at once, leaving what a SIGKILL leaves;
 - SIGTERM to the CLI's process only (`kill PID`): the CLI must stop its command itself;
 - SIGKILL to the CLI's process only (`kill -9`, the OOM killer): nothing runs after it. A team
   command it left behind goes on as an orphan would, and is let finish.
@@ -264,8 +265,8 @@ class CrashStack:
             return None
 
     def cleanup(self) -> None:
-        (self.dir_here / "release-hold").parent.mkdir(parents=True, exist_ok=True)
-        (self.dir_here / "release-hold").write_text("go")
+        """Stop what a case left: the CLI's process group, a held restart command (killed: let
+        go, it would start an app after the test), the app."""
         for proc in self.procs:
             if proc.poll() is None:
                 try:
@@ -273,12 +274,10 @@ class CrashStack:
                 except ProcessLookupError:
                     pass
             proc.wait(timeout=30)
-        for name in ("http.pid",):
-            try:
-                pid = int((self.dir_here / "shared" / name).read_text().strip())
-                os.kill(pid, signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
+        holder = self.holder_pid()
+        if holder is not None and alive(holder):
+            os.kill(holder, signal.SIGKILL)
+        stop_app(self)
 
 
 def alive(pid: int) -> bool:
@@ -365,18 +364,26 @@ def prepare_stack(stack: CrashStack) -> None:
     stack.base_seq = max(r["seq"] for r in stack.history("--steps"))
 
 
-def _signal(proc: subprocess.Popen[str], sig: str) -> str:
-    """Send the case's signal; what was really sent (a run that reached its safe point
-    before the second Ctrl-C got only one)."""
-    if sig in ("SIGINT", "SIGINT2"):  # a terminal signals the foreground process group
-        os.killpg(proc.pid, signal.SIGINT)
-        if sig == "SIGINT2":
-            time.sleep(0.3)  # the first one is being handled: a second Ctrl-C
-            if proc.poll() is not None:
-                return "SIGINT"
-            os.killpg(proc.pid, signal.SIGINT)
-    else:
+def _signal(stack: CrashStack, proc: subprocess.Popen[str], sig: str) -> str:
+    """Send the case's signal; return what was really sent.
+
+    SIGINT2: after the first Ctrl-C the restart command is armed again, so the safe point's
+    own rollback holds in it; the second Ctrl-C comes while it does. A run that ends without
+    getting there (nothing to roll back, or gone at once) got one Ctrl-C only."""
+    if sig not in ("SIGINT", "SIGINT2"):
         os.kill(proc.pid, getattr(signal, sig))
+        return sig
+    if sig == "SIGINT2":
+        (stack.dir_here / "holding").unlink(missing_ok=True)
+        (stack.dir_here / "hold-restart").write_text("armed")
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal signals the foreground process group
+    if sig == "SIGINT":
+        return sig
+    wait_until(lambda: stack.holder_pid() is not None or proc.poll() is not None, EXIT_LIMIT)
+    if proc.poll() is not None:
+        (stack.dir_here / "hold-restart").unlink(missing_ok=True)  # not for the next command
+        return "SIGINT"
+    os.killpg(proc.pid, signal.SIGINT)
     return sig
 
 
@@ -405,7 +412,7 @@ def run_case(stack: CrashStack, case: Case) -> None:
         f"the run ended (rc {proc.returncode}) without reaching step {case.step}:\n"
         + stack.run_log()
     )
-    sent = _signal(proc, case.sig)
+    sent = _signal(stack, proc, case.sig)
     if sent != case.sig:
         case = Case(case.action, case.step, sent)
     try:
@@ -414,6 +421,7 @@ def run_case(stack: CrashStack, case: Case) -> None:
         raise AssertionError(
             f"the CLI did not exit within {EXIT_LIMIT:g} s of {case.sig}:\n" + stack.run_log()
         ) from None
+    (stack.dir_here / "hold-restart").unlink(missing_ok=True)  # never for the next command
     holder = stack.holder_pid()
     if not case.graceful:
         # Nothing of releasegate runs any more; a team command left behind finishes as an
