@@ -17,17 +17,20 @@ restart.sh waits while `<dir>/hold-restart` is armed). The test then signals the
 
 What must hold after each (`check_case`), in this order:
 - the app answers the old or the new version, never neither;
-- SIGINT/SIGTERM: the documented exit code, the team's command stopped, no ledger row left
-  `running`, the lock released, the step recorded `aborted`, and the old version back if the
-  run had switched (a deploy stopped at cleanup had already verified the new one: it stays);
+- SIGINT/SIGTERM: the team's command stopped, no ledger row left `running`, the lock
+  released, the step recorded `aborted`, the old version back if the run had switched (a
+  deploy stopped at cleanup had already verified the new one: it stays), and the exit code
+  (EXIT_SIGINT, EXIT_SIGTERM);
 - `audit verify` passes;
-- SIGKILL: `status` (twice, with `history` between) keeps saying the stack needs recovery;
+- SIGKILL and two Ctrl-C: `status` (twice, with `history` between) keeps saying the stack
+  needs recovery;
 - the next command (`deploy v3` again, or `rollback` again) succeeds and ends on the version
   it was asked for: a re-run interrupted rollback completes to its original target (v1);
-- after a SIGKILL past the switch, that next command recovered first (a successful rollback to
-  the last good version is recorded between the crashed run and the new one);
 - `history` shows the interrupted run (`interrupted` after a SIGKILL, `aborted` after
-  SIGINT/SIGTERM), and nothing is left `running`; `audit verify` passes again.
+  SIGINT/SIGTERM) and the next run's success last; if the interrupted run had switched, a
+  successful rollback to the old version is recorded after it (by the safe point, or by the
+  next deploy's recovery; a crashed rollback is completed instead); nothing is left
+  `running`; `audit verify` passes again.
 
 Each stack's app is `python3 -m http.server` serving the release folder, whose version.txt
 holds the version; restart.sh stops the previous server and starts the new one in a session
@@ -274,9 +277,13 @@ class CrashStack:
                 except ProcessLookupError:
                     pass
             proc.wait(timeout=30)
-        holder = self.holder_pid()
-        if holder is not None and alive(holder):
-            os.kill(holder, signal.SIGKILL)
+        for path in self.dir_here.glob("holding*"):
+            try:
+                holder = int(path.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if alive(holder):
+                os.kill(holder, signal.SIGKILL)
         stop_app(self)
 
 
@@ -374,7 +381,9 @@ def _signal(stack: CrashStack, proc: subprocess.Popen[str], sig: str) -> str:
         os.kill(proc.pid, getattr(signal, sig))
         return sig
     if sig == "SIGINT2":
-        (stack.dir_here / "holding").unlink(missing_ok=True)
+        holding = stack.dir_here / "holding"
+        if holding.exists():  # kept for cleanup: the first hold may outlive the run
+            holding.rename(stack.dir_here / "holding-first")
         (stack.dir_here / "hold-restart").write_text("armed")
     os.killpg(proc.pid, signal.SIGINT)  # a terminal signals the foreground process group
     if sig == "SIGINT":
