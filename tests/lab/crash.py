@@ -3,7 +3,8 @@ HTTP, a run of the real CLI stopped at a chosen step, a signal, and what must ho
 
 A case: v1 then v2 are deployed (v2 is the last good version), then `deploy v3` (or
 `rollback`, from v2 to v1) runs with the failpoint `RELEASEGATE_PAUSE_AT=<step>`
-(src/releasegate/failpoint.py), which holds the run right after the step's ledger row opened;
+(src/releasegate/failpoint.py), which holds the run right after the step's ledger row opened
+(until its file `RELEASEGATE_PAUSE_FILE` is removed, which the test does once it signalled);
 the step `restart-cmd` instead holds the team's own restart command half way (the release's
 restart.sh waits while `<dir>/hold-restart` is armed). The test then signals the CLI:
 
@@ -261,6 +262,11 @@ class CrashStack:
                 return seen
             time.sleep(0.05)
 
+    def unpause(self) -> bool:
+        """Let a run held by the failpoint go on (it waits until its file is removed)."""
+        (self.root / "paused").unlink(missing_ok=True)
+        return False
+
     def holder_pid(self) -> int | None:
         try:
             return int((self.dir_here / "holding").read_text().strip())
@@ -388,7 +394,10 @@ def _signal(stack: CrashStack, proc: subprocess.Popen[str], sig: str) -> str:
     os.killpg(proc.pid, signal.SIGINT)  # a terminal signals the foreground process group
     if sig == "SIGINT":
         return sig
-    wait_until(lambda: stack.holder_pid() is not None or proc.poll() is not None, EXIT_LIMIT)
+    wait_until(
+        lambda: stack.unpause() or stack.holder_pid() is not None or proc.poll() is not None,
+        EXIT_LIMIT,
+    )
     if proc.poll() is not None:
         (stack.dir_here / "hold-restart").unlink(missing_ok=True)  # not for the next command
         return "SIGINT"
@@ -424,12 +433,13 @@ def run_case(stack: CrashStack, case: Case) -> None:
     sent = _signal(stack, proc, case.sig)
     if sent != case.sig:
         case = Case(case.action, case.step, sent)
-    try:
-        rc = proc.wait(timeout=EXIT_LIMIT)
-    except subprocess.TimeoutExpired:
+    # The failpoint holds until its file goes; the safe point's own rollback may pass a step
+    # of the same name again, so the file is kept away until the run ends.
+    if not wait_until(lambda: stack.unpause() or proc.poll() is not None, EXIT_LIMIT):
         raise AssertionError(
             f"the CLI did not exit within {EXIT_LIMIT:g} s of {case.sig}:\n" + stack.run_log()
-        ) from None
+        )
+    rc = proc.wait()
     (stack.dir_here / "hold-restart").unlink(missing_ok=True)  # never for the next command
     holder = stack.holder_pid()
     if not case.graceful:
