@@ -1,7 +1,6 @@
 """The crash matrix of issue 15 on one SSH host of the lab (scripts/lab/ssh.sh up): a releases
 stack on `ssh://root@127.0.0.11`, its app bound to that host's address, interrupted at the
-steps a remote run adds risk to (the upload, the rollout or switch, the team's command over
-the connection, cleanup) by SIGINT, SIGTERM and SIGKILL. What each case checks is in
+steps a remote run adds risk to by SIGINT, SIGTERM and SIGKILL. What each case checks is in
 tests/lab/crash.py's docstring.
 
 The stack with v1 and v2 deployed is built once per module and copied for each case, on the
@@ -33,9 +32,9 @@ from tests.lab.ssh import SshLab, host_dir, require_ssh_lab, rg_env
 
 pytestmark = pytest.mark.e2e
 
-# One host today is a fleet of one: its deploy records `rollout` (switch, restart and smoke of
-# each host) where a local deploy records the three steps; its rollback records all three.
-DEPLOY_STEPS = ("prepare", "rollout", "restart-cmd", "cleanup")
+# A remote host adds risk at the upload (prepare), the switch and the team's command over the
+# connection, the smoke of the host's own address, and cleanup.
+DEPLOY_STEPS = ("prepare", "switch", "restart-cmd", "smoke", "cleanup")
 ROLLBACK_STEPS = ("switch", "restart-cmd", "smoke")
 MAIN = ("SIGINT", "SIGTERM", "SIGKILL")
 

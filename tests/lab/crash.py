@@ -19,8 +19,9 @@ restart.sh waits while `<dir>/hold-restart` is armed). The test then signals the
 What must hold after each (`check_case`), in this order:
 - the app answers the old or the new version, never neither;
 - SIGINT/SIGTERM: the team's command stopped, no ledger row left `running`, the lock
-  released, the step recorded `aborted`, the old version back if the run had switched (a
-  deploy stopped at cleanup had already verified the new one: it stays), and the exit code
+  released, the step recorded `aborted`, the version of `Case.after_abort` answering (a
+  deploy that had switched: the old one back, unless it had already verified the new one at
+  cleanup; a rollback that had switched: completed to its target), and the exit code
   (EXIT_SIGINT, EXIT_SIGTERM);
 - `audit verify` passes;
 - SIGKILL and two Ctrl-C: `status` (twice, with `history` between) keeps saying the stack
@@ -28,10 +29,9 @@ What must hold after each (`check_case`), in this order:
 - the next command (`deploy v3` again, or `rollback` again) succeeds and ends on the version
   it was asked for: a re-run interrupted rollback completes to its original target (v1);
 - `history` shows the interrupted run (`interrupted` after a SIGKILL, `aborted` after
-  SIGINT/SIGTERM) and the next run's success last; if the interrupted run had switched, a
+  SIGINT/SIGTERM) and the next run's success last; if an interrupted deploy had switched, a
   successful rollback to the old version is recorded after it (by the safe point, or by the
-  next deploy's recovery; a crashed rollback is completed instead); nothing is left
-  `running`; `audit verify` passes again.
+  next deploy's recovery); nothing is left `running`; `audit verify` passes again.
 
 Each stack's app is `python3 -m http.server` serving the release folder, whose version.txt
 holds the version; restart.sh stops the previous server and starts the new one in a session
@@ -150,6 +150,16 @@ class Case:
     def verified(self) -> bool:
         """A deploy stopped at cleanup had passed its smoke and marked the new version."""
         return self.action == "deploy" and self.step == "cleanup"
+
+    @property
+    def after_abort(self) -> str:
+        """What runs once SIGINT/SIGTERM reached the safe point. A deploy brings the old
+        version back if it had switched, unless it had already verified the new one
+        (stopped at cleanup); a rollback that had switched completes to its target (the
+        version it was rolling away from is the one that was not wanted)."""
+        if self.action == "deploy":
+            return self.new if self.verified else self.old
+        return self.new if self.switched else self.old
 
     @property
     def graceful(self) -> bool:
@@ -466,13 +476,12 @@ def check_case(stack: CrashStack, case: Case, rc: int, holder: int | None, befor
         running = [(r["action"], r["version"]) for r in steps if r["status"] == "running"]
         assert not running, f"rows left running after {case.sig}: {running}\n{log}"
         assert not stack.lock_held(), f"the lock is still held after {case.sig}\n{log}"
-        # restart-cmd: the restart step's command (a fleet's rollout step runs it)
-        names = ("restart", "rollout") if case.step == "restart-cmd" else (case.step,)
-        stopped = [r for r in steps if r["action"] in names and r.get("parent_id")]
+        name = "restart" if case.step == "restart-cmd" else case.step  # its command
+        stopped = [r for r in steps if r["action"] == name and r.get("parent_id")]
         assert stopped and stopped[0]["status"] == "aborted", (
-            f"step {names[0]} recorded as {[r['status'] for r in stopped]}, expected aborted"
+            f"step {name} recorded as {[r['status'] for r in stopped]}, expected aborted"
         )
-        back = case.new if case.verified else case.old
+        back = case.after_abort
         assert seen == back, f"after {case.sig} the app answers {seen}, expected {back}\n{log}"
         want = EXIT_SIGINT if case.sig == "SIGINT" else EXIT_SIGTERM
         assert rc == want, f"exit code {rc} after {case.sig}, expected {want}\n{log}"
@@ -518,10 +527,10 @@ def check_case(stack: CrashStack, case: Case, rc: int, holder: int | None, befor
     assert outcome == (case.action, case.new, "success"), (
         f"the next {case.action} is not the last row, or not a success: {_brief(top)}"
     )
-    if case.switched and not case.verified and (case.action == "deploy" or case.graceful):
+    if case.action == "deploy" and case.switched and not case.verified:
         # After the crash the old version came back: by the safe point (SIGINT/SIGTERM) or by
         # the next deploy's recovery (SIGKILL), recorded at the top level or inside the next
-        # run. A crashed rollback is completed instead.
+        # run. (A rollback is completed instead: the next rollback's success shows it.)
         assert any(
             r["seq"] > crashed["seq"]
             and r["action"] in ("rollback", "recover", "recovery")
