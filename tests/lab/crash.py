@@ -26,8 +26,9 @@ What must hold after each (`check_case`), in this order:
 - `audit verify` passes;
 - SIGKILL and two Ctrl-C: `status` (twice, with `history` between) keeps saying the stack
   needs recovery;
-- the next command (`deploy v3` again, or `rollback` again) succeeds and ends on the version
-  it was asked for: a re-run interrupted rollback completes to its original target (v1);
+- the next command (`deploy v3` again, or `rollback` again; `rollback --to v1` when the safe
+  point had completed it) succeeds and ends on the version it was asked for: a re-run
+  interrupted rollback completes to its original target (v1);
 - `history` shows the interrupted run (`interrupted` after a SIGKILL, `aborted` after
   SIGINT/SIGTERM) and the next run's success last; if an interrupted deploy had switched, a
   successful rollback to the old version is recorded after it (by the safe point, or by the
@@ -140,6 +141,15 @@ class Case:
         if self.action == "deploy":
             return ("deploy", "web", "staging", self.new)
         return ("rollback", "web", "staging")
+
+    @property
+    def next_command(self) -> tuple[str, ...]:
+        """The command after the interruption: the same again. A rollback that its safe point
+        already completed is asked for its target by name (a plain `rollback` would now go
+        one further back, rightly)."""
+        if self.action == "rollback" and self.graceful and self.after_abort == self.new:
+            return (*self.command, "--to", self.new)
+        return self.command
 
     @property
     def switched(self) -> bool:
@@ -499,7 +509,7 @@ def check_case(stack: CrashStack, case: Case, rc: int, holder: int | None, befor
             if i == 0:
                 stack.history()
 
-    following = stack.rg(*case.command)
+    following = stack.rg(*case.next_command)
     assert following.returncode == 0, (
         f"the next {case.action}: rc {following.returncode}\n"
         + following.stdout[-3000:]
