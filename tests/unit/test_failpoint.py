@@ -37,9 +37,11 @@ def test_holds_at_the_named_step_until_its_file_goes(
     seen: list[str] = []
 
     def release() -> None:
-        while not marker.exists():
+        text = ""
+        while not text.endswith("\n"):  # created, then written: wait for the whole line
             time.sleep(0.01)
-        seen.append(marker.read_text())
+            text = marker.read_text() if marker.exists() else ""
+        seen.append(text)
         marker.unlink()
 
     helper = threading.Thread(target=release)
