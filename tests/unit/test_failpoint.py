@@ -18,6 +18,19 @@ from releasegate import failpoint
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RELEASEGATE_PAUSE_AT", "RELEASEGATE_PAUSE_FILE"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(failpoint, "_paused", [])  # each test is a process of its own
+
+
+def test_holds_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A rollback's step of the same name (after an interrupted deploy's) must not hold.
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("RELEASEGATE_PAUSE_AT", "restart")
+    monkeypatch.setenv("RELEASEGATE_PAUSE_FILE", str(marker))
+    threading.Timer(0.3, marker.unlink).start()
+    failpoint.pause_at("restart")
+    t0 = time.monotonic()
+    failpoint.pause_at("restart")
+    assert time.monotonic() - t0 < 0.2 and not marker.exists()
 
 
 def test_without_the_variable_nothing_holds(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from releasegate import names
 from releasegate.engine.base import HostOptions, RunOutcome
 from releasegate.engine.migrations import MigrationOps
-from releasegate.errors import BadInput, ExitCode
+from releasegate.errors import BadInput, ExitCode, Tampered
 from releasegate.execution.interrupts import Interrupted, safe_points
 from releasegate.gates.promotion import promotion_check
 from releasegate.ledger.store import LedgerWriteFailed
@@ -201,6 +201,11 @@ class DeployFlow(RollbackFlow, MigrationOps):
             return self._interrupted(run, stop)
         except LedgerWriteFailed as exc:
             return self._ledger_failed(run, exc)
+        except Tampered as exc:  # read outside a gate's step (e.g. the way back's target)
+            if out.ended_at is None:
+                self._close(out, "refused", ExitCode.TAMPERED, exc.message, hint=exc.hint)
+            out.status, out.exit_code, out.message = "refused", ExitCode.TAMPERED, exc.message
+            return out
 
     # -- step bodies ------------------------------------------------------------------------------
     def _promotion(self, run: Run) -> StepBody:
@@ -317,12 +322,25 @@ class DeployFlow(RollbackFlow, MigrationOps):
             return self._restore_after_migrate(out, run)
         return out
 
+    def _way_back(self, run: Run) -> tuple[str | None, str]:
+        """The version to go back to: the last good one by the ledger; if the ledger fails
+        verification, what the hosts ran before this run (their own answer), said so."""
+        try:
+            return self._rollback_target(run.stack, exclude=run.out.version), ""
+        except Tampered as exc:
+            return (
+                run.previous,
+                f" (the ledger failed verification: {exc.message}; going back "
+                "to what the hosts ran before)",
+            )
+
     def _go_back(self, run: Run, step: str, summary: str) -> RunOutcome:
         """Switch, restart or smoke failed beyond the policy: every host that moved goes back
         to the last good version, and is smoked there."""
         out, stack = run.out, run.stack
         why = summary if step == "smoke" else f"{step} failed: {summary}"
-        target = self._rollback_target(stack, exclude=out.version)
+        target, caveat = self._way_back(run)
+        why += caveat
         if not target:
             return self._close(
                 out, "failed", ExitCode.FAILED, why, ledger_status="fail", notes=why[:200],
@@ -351,11 +369,16 @@ class DeployFlow(RollbackFlow, MigrationOps):
         last good version comes back (a second signal exits at once: recovery then)."""
         out, stack = run.out, run.stack
         why = f"interrupted by {stop.name} during {out.steps[-1].step if out.steps else 'start'}"
+        if any(s.step == "verify" and s.ok for s in out.steps) and out.ended_at is None:
+            # Live and verified: only the housekeeping after it stopped; nothing goes back.
+            self._close(out, "success", ExitCode(stop.exit_code),
+                        f"{out.version} is live on {stack.name} (verified); {why}")  # fmt: skip
+            return out
         if out.ended_at is None:  # else a follow-up (a restore, a rollback) was interrupted
             self._close(out, "aborted", ExitCode(stop.exit_code), why)
         else:
             out.status, out.exit_code = "aborted", ExitCode(stop.exit_code)
-        target = self._rollback_target(stack, exclude=out.version)
+        target, _caveat = self._way_back(run)
         back = [h for h in run.switched if h not in run.lost]
         if back and target:
             run.hosts.narrow(back)
@@ -376,8 +399,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
         """The ledger cannot be written (a full disk). The hosts come first: any that had
         switched get the last good release back, unrecorded; then the record is tried again
         once. The message names the ledger and what was done."""
-        out, stack = run.out, run.stack
-        target = self._rollback_target(stack, exclude=out.version)
+        out = run.out
+        target, _caveat = self._way_back(run)
         back = [h for h in run.switched if h not in run.lost]
         done = f"nothing had switched: {run.previous or 'nothing'} still runs"
         if back and target:

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
 
 
+def _verified(steps: list[ActionRecord]) -> bool:
+    return any(s.action == "verify" and s.status == "success" for s in steps)
+
+
 @dataclass(frozen=True)
 class RollbackRequest:
     """One `releasegate rollback`."""
@@ -263,17 +267,24 @@ class RollbackFlow(StepsOps, ComposeOps):
         if not dead:
             return None
         steps = self.ledger.children(last.action_id)
+        if _verified(steps):  # it died after the release was live and verified
+            return None
         return last if any(s.action == "switch" for s in steps) else None
 
     def _close_orphans(self, stack_name: str) -> list[ActionRecord]:
         found = self.orphans(stack_name)
         # Children first, so a parent is never closed while a step of it still looks open.
         for rec in sorted(found, key=lambda a: a.parent_id is None):
+            died = f"process {rec.pid} on {rec.host} died"
+            if rec.parent_id is None and _verified(self.ledger.children(rec.action_id)):
+                # Live and verified before its process died (in cleanup): a success.
+                notes = f"{rec.version} was live and verified; {died} after that"
+                self.ledger.end_action(rec.action_id, "success", notes=notes)
+                continue
             self.ledger.end_action(
                 rec.action_id,
                 "interrupted",
-                notes=f"interrupted: process {rec.pid} on {rec.host} died"
-                + (f" ({rec.notes})" if rec.notes else ""),
+                notes=f"interrupted: {died}" + (f" ({rec.notes})" if rec.notes else ""),
             )
         return found
 
