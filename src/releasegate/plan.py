@@ -146,6 +146,8 @@ def plan_deploy(
     steps = [Step("lock", f"take the lock of {stack.name}")]
     if stack.promote_from:
         title = f"promotion: {version} must be the version verified on {stack.promote_from}"
+        if stack.runtime != "compose":  # compose: the images' digests, once pulled
+            title += ", with the artifact sha256 verified there"
         steps.append(
             Step(
                 "promotion",
