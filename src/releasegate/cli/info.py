@@ -140,6 +140,8 @@ def history(
         return 0
     from rich.table import Table
 
+    from releasegate.ledger import shown_notes
+
     table = Table(show_edge=False, pad_edge=False)
     for col in ("time", "stack", "env", "action", "version", "status", "user"):
         table.add_column(col, no_wrap=True)  # short values: cut with "…" on a narrow terminal
@@ -161,7 +163,7 @@ def history(
             safe(rec.version),
             f"[{colors.get(rec.status, 'white')}]{safe(rec.status)}[/]",
             safe(rec.user),
-            safe(rec.notes),
+            safe(shown_notes(rec.notes, rec.forced, rec.reason)),
         )
     app.console.print(table)
     return 0
