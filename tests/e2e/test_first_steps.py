@@ -4,6 +4,7 @@ plain one, then load what init wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -46,3 +47,68 @@ def test_change_validate_needs_no_config(tmp_path: Path) -> None:
     # an ID still means "in the changes/ folder beside releasegate.yaml"
     out = rg(tmp_path, "change", "validate", "G2-001")
     assert out.returncode == 2 and "no releasegate.yaml" in out.stderr
+
+
+COMPOSE = """\
+services:
+  web:
+    image: ghcr.io/acme/shop:${SHOP_TAG:-dev}
+    ports: ["127.0.0.1:18069:8069"]
+  db:
+    image: postgres:15
+"""
+
+
+def _status(folder: Path) -> list[dict[str, object]]:
+    out = rg(folder, "status", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_init_for_a_compose_app(tmp_path: Path) -> None:
+    app = tmp_path / "Shop App"
+    app.mkdir()
+    (app / "docker-compose.yml").write_text(COMPOSE, encoding="utf-8")
+    out = rg(app, "init")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "runtime compose: docker-compose.yml found" in out.stdout
+    assert "fill in:" in out.stdout and "releasegate.yaml:" in out.stdout
+    text = (app / "releasegate.yaml").read_text(encoding="utf-8")
+    assert "version_var: SHOP_TAG" in text and "http://127.0.0.1:18069/health" in text
+    assert "TODO:" in text
+
+    [row] = _status(app)  # loads the file as every command does
+    assert row["stack"] == "shop-app-staging" and row["env"] == "staging"
+    out = rg(app, "stacks", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout.splitlines()[0])["runtime"] == "compose"
+
+
+def test_init_for_a_plain_app_then_preflight(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("flask\n", encoding="utf-8")
+    out = rg(tmp_path, "init", "--name", "web")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "runtime releases: no compose file here" in out.stdout
+    text = (tmp_path / "releasegate.yaml").read_text(encoding="utf-8")
+    assert "install: [pip, install, -r, requirements.txt]" in text
+
+    [row] = _status(tmp_path)
+    assert row["stack"] == "web-staging"
+    out = rg(tmp_path, "preflight", "web-staging", "staging")
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = rg(tmp_path, "deploy", "web-staging", "staging", "v1", "--dry-run")
+    assert out.returncode == 0 and "run restart" in out.stdout, out.stdout + out.stderr
+
+
+def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
+    mine = "stacks: {mine: {env: staging, runtime: releases, dir: ., artifacts: .}}\n"
+    (tmp_path / "releasegate.yaml").write_text(mine, encoding="utf-8")
+    out = rg(tmp_path, "init")
+    assert out.returncode == 2 and "exists: not overwritten" in out.stderr
+    assert (tmp_path / "releasegate.yaml").read_text(encoding="utf-8") == mine
+    out = rg(tmp_path, "init", "--force")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "written by `releasegate init`" in (tmp_path / "releasegate.yaml").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["releasegate.yaml"]  # no temp file left
+    out = rg(tmp_path, "init", "--force", "--name", "Bad Name")
+    assert out.returncode == 2 and "not allowed" in out.stderr
