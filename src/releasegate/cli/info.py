@@ -22,7 +22,15 @@ def status(app: App, as_json: bool) -> int:
     Runs interrupted by a crash are closed as `interrupted` here; the next deploy
     or rollback of that stack brings it back to its last good version.
     """
+    from releasegate import health
+
     rows = app.engine().status()
+    # Is what runs still there and answering? (health.py; the engine will own this call)
+    stacks = app.config.stacks
+    for row, flags in zip(
+        rows, health.local_flags((stacks[r.stack], r.running) for r in rows), strict=True
+    ):
+        row.warnings.extend(f.message for f in flags)
     if as_json:
         for row in rows:
             print_json(row)
