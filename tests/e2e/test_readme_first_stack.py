@@ -58,9 +58,7 @@ def test_the_readme_walk_works_as_written(tmp_path: Path) -> None:
     assert restart is not None
     text = re.sub(r"^      restart: .*$", lambda _: restart.group(0), text, flags=re.MULTILINE)
     smoke = snippet[snippet.index("    smoke:") :]
-    text = re.sub(
-        r"^    smoke:.*?(?=^\n)", lambda _: smoke, text, flags=re.MULTILINE | re.DOTALL
-    )
+    text = re.sub(r"^    smoke:.*?(?=^\n)", lambda _: smoke, text, flags=re.MULTILINE | re.DOTALL)
     config.write_text(text, encoding="utf-8")
 
     expected = {"v1": 0, "v2": 0, "v3": 4}
