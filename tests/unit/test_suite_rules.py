@@ -15,12 +15,13 @@ TESTS = Path(__file__).parents[1]
 
 def _marks_e2e(path: Path) -> bool:
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
-            and ast.unparse(node.value) == "pytest.mark.e2e"
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets
         ):
-            return True
+            value = node.value
+            marks = value.elts if isinstance(value, ast.List | ast.Tuple) else [value]
+            if any(ast.unparse(mark) == "pytest.mark.e2e" for mark in marks):
+                return True
     return False
 
 
@@ -30,7 +31,7 @@ def _marks_e2e(path: Path) -> bool:
     ids=lambda p: str(p.relative_to(TESTS)),
 )
 def test_every_e2e_file_is_marked(path: Path) -> None:
-    assert _marks_e2e(path), f"{path}: add `pytestmark = pytest.mark.e2e`"
+    assert _marks_e2e(path), f"{path}: add `pytestmark = pytest.mark.e2e` (or list it there)"
 
 
 def test_lab_skips_grouped_with_their_commands() -> None:
@@ -53,3 +54,19 @@ def test_lab_skips_grouped_with_their_commands() -> None:
 
 def test_no_lab_skipped_says_nothing() -> None:
     assert lab_skips(["needs Linux", "Skipped: slow"]) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "marked"),
+    [
+        ("import pytest\npytestmark = pytest.mark.e2e\n", True),
+        ("import pytest\npytestmark = [pytest.mark.e2e, pytest.mark.slow]\n", True),
+        ("import pytest\npytestmark = pytest.mark.slow\n", False),
+        ("import pytest\n\n@pytest.mark.e2e\ndef test_x(): pass\n", False),  # per test: not enough
+        ("", False),
+    ],
+)
+def test_the_marker_rule_itself(tmp_path: Path, source: str, marked: bool) -> None:
+    path = tmp_path / "test_x.py"
+    path.write_text(source, encoding="utf-8")
+    assert _marks_e2e(path) is marked
