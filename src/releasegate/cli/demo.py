@@ -55,11 +55,6 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
     from releasegate.demo import workspace
     from releasegate.workflows.deploy import DeployRequest
 
-    # The engine before workflows.deploy (as cli/deploy.py does): the other order is a
-    # circular import (workflows.deploy -> engine -> core -> workflows.checks -> deploy).
-    from releasegate.engine import Engine  # noqa: F401
-    from releasegate.workflows.deploy import DeployRequest
-
     root = workdir.resolve() if workdir else Path(tempfile.mkdtemp(prefix="releasegate-demo-"))
     try:
         ws = workspace.create(root)
