@@ -45,9 +45,12 @@ def _unlock_marks(lab) -> list[tuple[str, dict]]:
 
 
 def _step_running(lab, stack, step):
+    out = lab.rg("history", "--json", "--stack", stack, "--steps")
+    if out.returncode != 0:  # no ledger yet: the deploy has not written its first row
+        return False
     return any(
         r["action"] == step and r["status"] == "running"
-        for r in lab.history_json("--stack", stack, "--steps")
+        for r in map(json.loads, out.stdout.splitlines())
     )
 
 

@@ -57,6 +57,12 @@ def init(app: App, name: str | None, force: bool) -> int:
     finally:
         tmp.unlink(missing_ok=True)
 
+    # The (empty) ledger too: read-only commands refuse a missing one (a mistyped `state:`
+    # must not read as an empty ledger), and `status` is what a newcomer runs next.
+    from releasegate.ledger import Ledger
+
+    Ledger.open(load_config(target).state_url).close()
+
     why = f"{detected.compose_file} found" if detected.compose_file else "no compose file here"
     app.console.print(f"wrote {target} (runtime {detected.runtime}: {why})", markup=False)
     todos = template.todo_lines(text)
@@ -65,6 +71,8 @@ def init(app: App, name: str | None, force: bool) -> int:
         for n, line in todos:
             app.console.print(f"  {template.FILENAME}:{n}: {line}", markup=False)
     app.console.print(
-        f"then: releasegate preflight {detected.app}-staging staging", markup=False, style="dim"
+        f"then: releasegate status; releasegate preflight {detected.app}-staging staging",
+        markup=False,
+        style="dim",
     )
     return 0
