@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from releasegate.demo import workspace as demo_ws
+from tests.cli import RELEASEGATE
 
 STACK = """\
   {name}:
@@ -62,7 +63,7 @@ class Lab:
 
     def rg(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
+            [RELEASEGATE, *args],
             cwd=self.root,
             env=self.env(),
             capture_output=True,
@@ -72,7 +73,7 @@ class Lab:
 
     def rg_background(self, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "releasegate", *args],
+            [RELEASEGATE, *args],
             cwd=self.root,
             env=self.env(),
             stdout=subprocess.PIPE,

@@ -13,6 +13,8 @@ import pytest
 
 from tests.e2e.conftest import Lab, _teardown, build_lab
 
+pytestmark = pytest.mark.e2e
+
 BREAK_ON_V2 = (
     "import os, sqlite3\n"
     "if os.environ['RELEASEGATE_VERSION'] == 'v2':\n"

@@ -11,10 +11,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import RELEASEGATE
 
 pytestmark = [
     pytest.mark.e2e,
@@ -131,7 +132,7 @@ class Workspace:
         env.update(NO_COLOR="1", COLUMNS="200", RELEASEGATE_USER=user)
         env.pop("SSH_AUTH_SOCK", None)  # the keys are files; no agent is consulted
         return subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
+            [RELEASEGATE, *args],
             cwd=self.root,
             env=env,
             capture_output=True,

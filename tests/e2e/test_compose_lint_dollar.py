@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import RELEASEGATE
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,7 @@ def lint(path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
     env.update(NO_COLOR="1", COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "releasegate", "lint", str(path), "--json"],
+        [RELEASEGATE, "lint", str(path), "--json"],
         cwd=path.parent,
         env=env,
         capture_output=True,

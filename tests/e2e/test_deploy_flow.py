@@ -178,3 +178,20 @@ def test_tampered_ledger_row_is_caught(lab):
     out = lab.rg("audit", "verify")
     assert out.returncode == 6, out.stdout + out.stderr
     assert f"row {seq}" in out.stderr
+
+
+def test_a_forced_run_that_fails_still_says_forced(lab):
+    # v3 is broken: forced past the promotion gate, it fails its smoke checks and goes back.
+    assert lab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
+    assert lab.rg("deploy", "web-prod", "prod", "v1").returncode == 0
+    out = lab.rg("deploy", "web-prod", "prod", "v3", "--force", "--reason", "hotfix INC-43")
+    assert out.returncode == 4, out.stdout + out.stderr
+    [row] = [r for r in lab.history_rows("--forced") if r[4] == "v3"]
+    assert row[3:6] == ["deploy", "v3", "fail"]
+    assert row[6].startswith("FORCED: hotfix INC-43")
+    assert [line for line in lab.history_log() if "| FORCED" in line] == [
+        line for line in lab.history_log("--forced")
+    ]
+    table = lab.rg("history", "--stack", "web-prod")
+    [line] = [ln for ln in table.stdout.splitlines() if " v3 " in ln]
+    assert "fail" in line and "FORCED: hotfix INC-43" in line

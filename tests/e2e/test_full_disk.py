@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import RELEASEGATE
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +51,7 @@ def test_ledger_full_after_the_switch_brings_the_last_good_back(lab, small_disk,
     pause = tmp_path / "paused"
     env = {**lab.env(), "RELEASEGATE_PAUSE_AT": "smoke", "RELEASEGATE_PAUSE_FILE": str(pause)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "releasegate", "deploy", "web-staging", "staging", "v3"],
+        [RELEASEGATE, "deploy", "web-staging", "staging", "v3"],
         cwd=lab.root,
         env=env,
         stdout=subprocess.PIPE,

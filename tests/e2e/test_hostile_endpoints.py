@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import RELEASEGATE
+
 pytestmark = pytest.mark.e2e
 
 SECRETS = ("s3cret", "abc123")
@@ -158,7 +160,7 @@ def test_a_2_gib_body_keeps_the_process_small(lab, hostile, tmp_path):
   timeout: 30""",
     )
     rss_file = tmp_path / "rss"
-    cli = [sys.executable, "-m", "releasegate", "deploy", "web-staging", "staging", "v1", "--json"]
+    cli = [RELEASEGATE, "deploy", "web-staging", "staging", "v1", "--json"]
     out = subprocess.run(
         [sys.executable, "-c", MAX_RSS, str(rss_file), *cli],
         cwd=lab.root,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.cli import RELEASEGATE
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "migrations"
 PW_VAR = "SHOP_DB_PASSWORD"
 
@@ -43,7 +45,7 @@ class MigrateLab:
 
     def rg(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
+            [RELEASEGATE, *args],
             cwd=self.root,
             env=self.env(),
             capture_output=True,

@@ -11,6 +11,8 @@ import pytest
 
 from tests.e2e.conftest import Lab, _teardown, build_lab
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture()
 def pg_lab(tmp_path: Path, pg_database, monkeypatch):  # type: ignore[no-untyped-def]

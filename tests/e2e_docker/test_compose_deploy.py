@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli import RELEASEGATE
 from tests.lab.compose_workspace import ComposeWorkspace, make_workspace
 from tests.lab.docker import compose, docker
 from tests.lab.images import health_body, sha_version
 from tests.lab.plans import last_json, planned, recorded, same_steps
+
+pytestmark = pytest.mark.e2e
 
 V1, V2, V3 = sha_version("compose-v1"), sha_version("compose-v2"), sha_version("compose-v3")
 MISSING = "sha-0000dead"
@@ -106,7 +108,7 @@ def test_build_and_latest_are_refused_in_prod_with_rule_ids(docker_lab, tmp_path
 
 def test_second_concurrent_deploy_gets_the_lock_code(lab: ComposeWorkspace) -> None:
     first = subprocess.Popen(
-        [sys.executable, "-m", "releasegate", "deploy", "web-staging", "staging", V1],
+        [RELEASEGATE, "deploy", "web-staging", "staging", V1],
         cwd=lab.root,
         env={**os.environ, "RELEASEGATE_USER": "tester"},
         stdout=subprocess.PIPE,

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
+
+from tests.cli import RELEASEGATE
+
+pytestmark = pytest.mark.e2e
 
 DOC = """\
 # G2-020: mark the hosts
@@ -63,7 +68,7 @@ def test_change_runs_on_every_named_host(ssh_lab, tmp_path: Path) -> None:  # ty
     )
     hosts = [ssh_lab.url(1), ssh_lab.url(2)]
     out = subprocess.run(
-        [sys.executable, "-m", "releasegate", "change", "run", "G2-020",
+        [RELEASEGATE, "change", "run", "G2-020",
          "--host", hosts[0], "--host", hosts[1]],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -83,7 +88,7 @@ def test_change_runs_on_every_named_host(ssh_lab, tmp_path: Path) -> None:  # ty
     )
     (tmp_path / "changes/G2-021.md").write_text(cleanup)
     out = subprocess.run(
-        [sys.executable, "-m", "releasegate", "change", "run", "G2-021",
+        [RELEASEGATE, "change", "run", "G2-021",
          "--host", hosts[0], "--host", hosts[1]],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

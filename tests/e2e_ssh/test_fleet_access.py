@@ -11,13 +11,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli import RELEASEGATE
 from tests.lab.ssh import SshLab, accepted_logins, host_dir, require_ssh_lab
+
+pytestmark = pytest.mark.e2e
 
 INNER = {"inner-a": 2, "inner-b": 3}  # alias -> lab host number (h2, h3)
 
@@ -85,7 +87,7 @@ def test_hosts_reached_through_a_jump_host_with_the_agents_key(tmp_path: Path, a
 
     def deploy(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "releasegate", "deploy", "web", "staging", "v1", "--json"],
+            [RELEASEGATE, "deploy", "web", "staging", "v1", "--json"],
             cwd=tmp_path,
             env={**env, **extra},
             capture_output=True,

@@ -27,6 +27,8 @@ from tests.lab.ssh import (
     run_rg,
 )
 
+pytestmark = pytest.mark.e2e
+
 HOSTS = 3
 COMPOSE = """\
 services:

@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import time
 import urllib.request
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from tests.cli import RELEASEGATE
 from tests.lab.plans import planned, recorded, same_steps
 from tests.lab.ssh import (
     REPO,
@@ -34,6 +34,8 @@ from tests.lab.ssh import (
     rg_env,
     run_rg,
 )
+
+pytestmark = pytest.mark.e2e
 
 HOSTS = 5
 RESTART = """\
@@ -398,7 +400,7 @@ def test_host_lost_mid_deploy_is_named_and_the_rest_rolled_back(fleet: Fleet) ->
     marker = fleet.host_path(lost_index) / "shared" / "hanging"
     env = fleet.env()
     run = subprocess.Popen(
-        [sys.executable, "-m", "releasegate", "deploy", "web", "staging", "v4", "--json"],
+        [RELEASEGATE, "deploy", "web", "staging", "v4", "--json"],
         cwd=fleet.tmp,
         env=env,
         stdout=subprocess.PIPE,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.cli import RELEASEGATE
 from tests.lab.docker import free_port
 
 COMPOSE_FILE = """\
@@ -36,7 +36,7 @@ class ComposeWorkspace:
     def rg(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "RELEASEGATE_USER": "tester", "NO_COLOR": "1"}
         return subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
+            [RELEASEGATE, *args],
             cwd=self.root,
             env=env,
             capture_output=True,

@@ -12,13 +12,13 @@ import os
 import shlex
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from tests.cli import RELEASEGATE
 from tests.lab.docker import under_ci
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +152,7 @@ def run_rg(
 ) -> subprocess.CompletedProcess[str]:
     """`releasegate ARGS` in `cwd` against the lab; with check, a failure shows its output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "releasegate", *args],
+        [RELEASEGATE, *args],
         cwd=cwd,
         env=rg_env(lab, known_hosts),
         capture_output=True,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import RELEASEGATE
+
 SEED = Path(__file__).parents[1] / "data" / "change" / "G2-001.md"
 
 
@@ -23,7 +25,7 @@ class Rg:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
         env.update(NO_COLOR="1", COLUMNS="200", RELEASEGATE_USER=user)
         return subprocess.run(
-            [sys.executable, "-m", "releasegate", *args],
+            [RELEASEGATE, *args],
             cwd=self.root,
             env=env,
             capture_output=True,
@@ -120,6 +122,7 @@ def test_dir_option_works_without_config(tmp_path: Path) -> None:
 
 def test_version_does_not_import_change(rg: Rg) -> None:
     out = subprocess.run(
+        # python -m, not the console script: -X importtime is an interpreter option
         [sys.executable, "-X", "importtime", "-m", "releasegate", "--version"],
         capture_output=True,
         text=True,

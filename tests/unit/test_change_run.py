@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import RELEASEGATE
 from tests.unit.test_change_cli import Rg
 
 DOC = """\
@@ -150,7 +151,6 @@ def test_an_interrupted_run_is_seen_then_resumed_or_rolled_back(rg: Rg) -> None:
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     write(rg)
@@ -166,7 +166,7 @@ def test_an_interrupted_run_is_seen_then_resumed_or_rolled_back(rg: Rg) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
     env["RELEASEGATE_USER"] = "alice"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "releasegate", "change", "run", "G2-010"],
+        [RELEASEGATE, "change", "run", "G2-010"],
         cwd=rg.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from releasegate.compose.lint import (
 )
 from releasegate.compose.project import load_project
 from releasegate.errors import BadInput
+from tests.cli import RELEASEGATE
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "compose"
 SHA = "sha256:" + "a" * 64
@@ -528,7 +529,7 @@ def test_cli_options_and_errors(
 
 def test_cli_help_teaches() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "releasegate", "lint", "--help"],
+        [RELEASEGATE, "lint", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -69,5 +69,5 @@ def test_nothing_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(BadInput) as caught:
         find_config_path(None)
     assert caught.value.message == f"no releasegate.yaml in {tmp_path} or any folder above it"
-    assert "`releasegate demo --dir DIR` creates an example" in caught.value.hint
+    assert "`releasegate init` writes a releasegate.yaml" in caught.value.hint
     assert "--config" in caught.value.hint

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from releasegate.cli.migrate import RULE_HELP
 from releasegate.migrations.sqlrules import RULES, Risk, lint_sql, split_statements
+from tests.cli import RELEASEGATE
 
 DATA = Path(__file__).parents[1] / "data" / "migrations"
 
@@ -285,7 +285,7 @@ def _rg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
     env.update(NO_COLOR="1", COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "releasegate", *args],
+        [RELEASEGATE, *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from releasegate.ledger import Ledger, export_verified, format_log_line, format_log_row
+from releasegate.ledger import (
+    Ledger,
+    export_verified,
+    format_log_line,
+    format_log_row,
+    shown_notes,
+)
 from releasegate.model import ActionRecord
 
 WHO = {"user": "alice", "host": "build1", "pid": 4242}
@@ -91,6 +97,26 @@ def test_grep_recipes_from_the_seed_still_work() -> None:
     assert [ln for ln in lines if re.search(r"\| .* \| .* \| FORCED", ln)] == [lines[2]]
 
 
+@pytest.mark.parametrize(
+    ("notes", "forced", "reason", "shown"),
+    [
+        ("", False, "", ""),
+        ("smoke failed", False, "", "smoke failed"),
+        ("FORCED: INC-1", True, "INC-1", "FORCED: INC-1"),  # the open row's own notes
+        ("smoke failed", True, "INC-1", "FORCED: INC-1; smoke failed"),  # a failed forced run
+        ("", True, "INC-1", "FORCED: INC-1"),
+        ("BACKUP SKIPPED: INC-1 (FORCED)", True, "INC-1", "BACKUP SKIPPED: INC-1 (FORCED)"),
+    ],
+)
+def test_a_forced_action_says_forced_whatever_its_outcome(
+    notes: str, forced: bool, reason: str, shown: str
+) -> None:
+    assert shown_notes(notes, forced, reason) == shown
+    line = format_log_line(record(status="fail", notes=notes, forced=forced, reason=reason), UTC)
+    assert line.endswith(f"| fail | {shown}" if shown else "| fail |")
+    assert ("| FORCED" in line or "(FORCED)" in line) is forced
+
+
 def test_log_rows_give_the_same_lines_as_records(tmp_path: Path) -> None:
     led = Ledger.open(str(tmp_path / "state.db"))
     for i, (stack, status, notes) in enumerate(
@@ -102,11 +128,17 @@ def test_log_rows_give_the_same_lines_as_records(tmp_path: Path) -> None:
             stack=stack, env="prod", action="smoke", version=f"v{i}", parent_id=aid, **WHO
         )
         led.end_action(step, "success")
+    forced = led.begin_action(
+        stack="api", env="prod", action="deploy", version="v8", notes="FORCED: INC-1",
+        forced=True, reason="INC-1", **WHO,
+    )  # fmt: skip
+    led.end_action(forced, "fail", notes="smoke failed")
     led.begin_action(stack="web", env="prod", action="deploy", version="v9", notes="n", **WHO)
     for filters in (
         {},
         {"stack": "web"},
         {"status": "fail"},
+        {"forced": True},
         {"status": "running"},
         {"last": 2},
         {"top_level_only": False},

@@ -181,6 +181,11 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def is_file_ref(ref: str) -> bool:
+    """A path to a document (``x.md``, ``dir/x``) rather than an ID in the folder."""
+    return ref.endswith(".md") or os.sep in ref or "/" in ref
+
+
 class ChangeStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -214,7 +219,7 @@ class ChangeStore:
 
     def resolve(self, ref: str) -> Path:
         """An ID in the folder, or a path to a document."""
-        if ref.endswith(".md") or os.sep in ref or "/" in ref:
+        if is_file_ref(ref):
             path = Path(ref)
             if not path.is_file():
                 raise BadInput(f"no change record file {path}")

@@ -120,6 +120,8 @@ class App:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
         self.json = False
+        # Off where the records are deleted before anyone could open them (a temporary demo).
+        self.show_record_paths = True
 
     @cached_property
     def config(self) -> Any:
@@ -290,6 +292,6 @@ class App:
         )
         if out.hint:
             self.console.print(f"hint: {safe(out.hint)}", style="dim")
-        if out.record_path:
+        if out.record_path and self.show_record_paths:
             self.console.print(f"record: {out.record_path}", style="dim")
         return int(out.exit_code)

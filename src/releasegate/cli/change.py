@@ -35,10 +35,14 @@ def change(ctx: click.Context, folder: Path | None) -> None:
     ctx.meta["change_dir"] = folder
 
 
-def _store(app: App) -> ChangeStore:
-    from releasegate.change.store import ChangeStore
+def _store(app: App, ref: str | None = None) -> ChangeStore:
+    """The folder of records: --dir, else the FILE's own folder when `ref` names a file (no
+    releasegate.yaml needed, like a linter), else changes/ beside releasegate.yaml."""
+    from releasegate.change.store import ChangeStore, is_file_ref
 
     folder = click.get_current_context().meta.get("change_dir")
+    if folder is None and ref is not None and is_file_ref(ref):
+        folder = Path(ref).parent
     if folder is None:
         folder = app.config_file.parent / "changes"
     return ChangeStore(Path(folder))
@@ -137,7 +141,7 @@ def change_validate(app: App, ref: str, as_json: bool) -> int:
     """Check a record: exit 2 on errors (a MEDIUM/HIGH change without rollback plan, ...)."""
     from releasegate.change.document import validate
 
-    rec = _store(app).load(ref)
+    rec = _store(app, ref).load(ref)
     issues = validate(rec.doc)
     errors = [i for i in issues if i.level == "error"]
     if as_json:

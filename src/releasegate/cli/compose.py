@@ -71,7 +71,18 @@ def sync(app: App, stack: str, dry_run: bool, as_json: bool) -> int:
 @pass_app
 def stacks(app: App, as_json: bool) -> int:
     """The stack table: run dir, source dir, health URL, running and verified version."""
+    from releasegate import health
+
     rows = app.engine().stacks_overview()
+    stacks = app.config.stacks
+    kinds: dict[str, set[str]] = {}
+    for row, flags in zip(
+        rows,
+        health.local_flags((stacks[r["stack"]], r["running"]) for r in rows),
+        strict=True,
+    ):
+        row["warnings"] = [f.message for f in flags]
+        kinds[row["stack"]] = {f.kind for f in flags}
     for row in rows:  # a health URL may carry credentials: shown masked, as smoke shows it
         if row.get("health_url"):
             row["health_url"] = mask_url(row["health_url"])
@@ -89,17 +100,30 @@ def stacks(app: App, as_json: bool) -> int:
         running = row["running"] or "-"
         verified = row["verified"] or "-"
         mark = "" if running == verified or "-" in (running, verified) else " [yellow](differs)[/]"
+        flagged = kinds[row["stack"]]
+        health_mark = (
+            " [red](no answer)[/]"
+            if "health-no-answer" in flagged
+            else " [red](unhealthy)[/]"
+            if "health-bad-status" in flagged
+            else ""
+        )
+        gone_mark = " [red](release gone)[/]" if "release-gone" in flagged else ""
         table.add_row(
             row["stack"],
             row["env"],
             row["runtime"],
             row["run_dir"],
             row["source_dir"] or "-",
-            row["health_url"] or "-",
-            running,
+            (row["health_url"] or "-") + health_mark,
+            running + gone_mark,
             verified + mark,
         )
     app.console.print(table)
+    for row in rows:
+        for warning in row["warnings"]:
+            app.console.print(f"[yellow]warning[/yellow] {row['stack']}: ", end="")
+            app.console.print(warning, markup=False, highlight=False)
     return 0
 
 

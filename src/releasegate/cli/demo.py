@@ -61,6 +61,7 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
     except FileExistsError as exc:
         raise BadInput(str(exc), hint="releasegate demo --dir NEW_EMPTY_FOLDER") from exc
     app = App(str(ws.config))
+    app.show_record_paths = workdir is not None  # a temporary workspace is deleted at the end
     ctx.obj = app
     say = app.console.print
     say(f"[bold]releasegate demo[/bold] in {root}\n")
@@ -100,6 +101,11 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
         say("[red]the demo did not go as expected:[/red] " + "; ".join(failures))
     if workdir:
         say(f"\nThe workspace stays in {root}: cd {root} && releasegate history")
+        say(f"Each run's execution record (Markdown) is in {app.config.records_dir}")
     else:
         shutil.rmtree(root, ignore_errors=True)
+        say(
+            "\nThe workspace was temporary and is gone, with each run's execution record: "
+            "`releasegate demo --dir DIR` keeps them (then: cd DIR && releasegate history)"
+        )
     return ExitCode.FAILED if failures else ExitCode.OK

@@ -22,7 +22,15 @@ def status(app: App, as_json: bool) -> int:
     Runs interrupted by a crash are closed as `interrupted` here; the next deploy
     or rollback of that stack brings it back to its last good version.
     """
+    from releasegate import health
+
     rows = app.engine().status()
+    # Is what runs still there and answering? (health.py; the engine will own this call)
+    stacks = app.config.stacks
+    for row, flags in zip(
+        rows, health.local_flags((stacks[r.stack], r.running) for r in rows), strict=True
+    ):
+        row.warnings.extend(f.message for f in flags)
     if as_json:
         for row in rows:
             print_json(row)
@@ -140,6 +148,8 @@ def history(
         return 0
     from rich.table import Table
 
+    from releasegate.ledger import shown_notes
+
     table = Table(show_edge=False, pad_edge=False)
     for col in ("time", "stack", "env", "action", "version", "status", "user"):
         table.add_column(col, no_wrap=True)  # short values: cut with "…" on a narrow terminal
@@ -161,7 +171,7 @@ def history(
             safe(rec.version),
             f"[{colors.get(rec.status, 'white')}]{safe(rec.status)}[/]",
             safe(rec.user),
-            safe(rec.notes),
+            safe(shown_notes(rec.notes, rec.forced, rec.reason)),
         )
     app.console.print(table)
     return 0

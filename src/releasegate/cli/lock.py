@@ -3,7 +3,6 @@ from __future__ import annotations
 import click
 
 from releasegate.cli.app import App, print_json
-from releasegate.errors import LockHeld
 
 pass_app = click.make_pass_decorator(App)
 
@@ -24,10 +23,12 @@ def lock_status(app: App, as_json: bool) -> int:
     here = app.actor.host
     for info in held:
         state = locks.holder_state(info, here)
+        note = locks.state_note(info, state)
         if as_json:
-            print_json({**vars(info), "state": state})
+            print_json({**vars(info), "state": state, "note": note})
         else:
             app.console.print(f"{info.stack}: {locks.describe(info)} [{state}]", markup=False)
+            app.console.print(f"  {note}", markup=False)
     if not held and not as_json:
         app.console.print("no locks held")
     return 0
@@ -35,10 +36,16 @@ def lock_status(app: App, as_json: bool) -> int:
 
 @lock.command("release")
 @click.argument("stack")
-@click.option("--force", is_flag=True, help="Release even if the holder may still be alive.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Release a lock held from another host (never a live holder on this one).",
+)
+@click.option("--reason", default="", help="Why (needed with --force; recorded).")
 @pass_app
-def lock_release(app: App, stack: str, force: bool) -> int:
-    """Free STACK's lock. Without --force, only when its holder is gone."""
+def lock_release(app: App, stack: str, force: bool, reason: str) -> int:
+    """Free STACK's lock: at once when its holder is gone from this host; never while it is
+    alive here; held from another host, only with --force --reason TEXT (recorded)."""
     from releasegate import locks, names
 
     names.check("stack", stack)
@@ -48,18 +55,25 @@ def lock_release(app: App, stack: str, force: bool) -> int:
         app.console.print(f"{stack} is not locked")
         return 0
     info = held[stack]
-    state = locks.holder_state(info, app.actor.host)
-    if state != "dead" and not force:
-        raise LockHeld(
-            f"stack {stack} is {locks.describe(info)} and that process is {state}",
-            hint="wait for it, or --force if you are sure it is gone",
-        )
-    app.ledger.release_lock(stack, info.run_id)
+    state = locks.check_release(info, app.actor.host, force=force, reason=reason)
+    if not app.ledger.release_lock(stack, info.run_id):
+        # taken over or released between our read and now: nothing of ours to free
+        app.console.print(f"the lock of {stack} changed hands meanwhile; nothing released")
+        return 0
+    how = "by force " if state != "dead" else ""
     app.ledger.mark(
         stack=stack,
         env=cfg.env,
         action="unlock",
-        notes=f"released {'by force ' if force else ''}from {locks.describe(info)}",
+        notes=f"released {how}from {locks.describe(info)}" + (f": {reason}" if reason else ""),
+        details={
+            "holder_state": state,
+            "holder_run_id": info.run_id,
+            "holder_pid": info.pid,
+            "holder_host": info.host,
+            "forced": state != "dead",
+            "reason": reason,
+        },
         user=app.actor.user,
         host=app.actor.host,
         pid=app.actor.pid,

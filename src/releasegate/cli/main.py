@@ -50,6 +50,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
     "change": ("releasegate.cli.change", "change", "Change records: new, validate, approve, show."),
+    "init": (
+        "releasegate.cli.init",
+        "init",
+        "Write a commented releasegate.yaml for the app in this folder.",
+    ),
     "demo": (
         "releasegate.cli.demo",
         "demo",

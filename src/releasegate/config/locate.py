@@ -18,8 +18,9 @@ FILENAME = "releasegate.yaml"
 ENV_VAR = "RELEASEGATE_CONFIG"
 DEFAULT_STATE = ".releasegate/state.db"
 CREATE_HINT = (
-    f"`releasegate demo --dir DIR` creates an example {FILENAME}; "
-    "or pass --config PATH (or set RELEASEGATE_CONFIG)"
+    f"`releasegate init` writes a {FILENAME} for the app in this folder, "
+    "`releasegate demo --dir DIR` an example one; or pass --config PATH "
+    "(or set RELEASEGATE_CONFIG)"
 )
 
 

@@ -33,6 +33,17 @@ def _line(when: datetime, fields: Sequence[str], notes: str, tz: tzinfo | None) 
     return f"{line} {notes}" if notes else line
 
 
+def shown_notes(notes: str, forced: bool, reason: str) -> str:
+    """The notes as history shows them: a forced action says FORCED whatever its outcome.
+
+    The open row's notes carry ``FORCED: reason``, but a run that fails or is refused closes
+    with notes of its own, which would hide that it was forced (`grep "| FORCED"`)."""
+    if not forced or "FORCED" in notes:
+        return notes
+    head = f"FORCED: {reason}" if reason else "FORCED"
+    return f"{head}; {notes}" if notes else head
+
+
 def format_log_line(rec: ActionRecord, tz: tzinfo | None = None) -> str:
     """``YYYY-MM-DD HH:MM:SS | stack | env | action | version | status | notes``.
 
@@ -40,13 +51,13 @@ def format_log_line(rec: ActionRecord, tz: tzinfo | None = None) -> str:
     in ``| status |``, exactly like the seed's deploy-history.log.
     """
     fields = (rec.stack, rec.env, rec.action, rec.version, rec.status)
-    return _line(rec.started_at, fields, rec.notes, tz)
+    return _line(rec.started_at, fields, shown_notes(rec.notes, rec.forced, rec.reason), tz)
 
 
 def format_log_row(row: Sequence[Any], tz: tzinfo | None = None) -> str:
     """format_log_line for a Ledger.log_rows() tuple: the same line, without an ActionRecord."""
-    ts, *fields, notes = row
-    return _line(datetime.fromisoformat(ts), fields, notes, tz)
+    ts, *fields, notes, forced, reason = row
+    return _line(datetime.fromisoformat(ts), fields, shown_notes(notes, bool(forced), reason), tz)
 
 
 def export_verified(ledger: Ledger, directory: Path) -> list[Path]:

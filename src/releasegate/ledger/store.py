@@ -53,7 +53,7 @@ _ACTIONS = (
 )
 _LOG_ROWS = (
     "SELECT o.ts, o.stack, o.env, o.action, o.version, COALESCE(c.status, 'running'),"
-    " CASE WHEN c.seq IS NULL THEN o.notes ELSE c.notes END"
+    " CASE WHEN c.seq IS NULL THEN o.notes ELSE c.notes END, o.forced, o.reason"
     " FROM entries o LEFT JOIN entries c ON c.action_id = o.action_id AND c.kind = 'close'"
     " WHERE o.kind = 'open'"
 )
@@ -455,8 +455,9 @@ class Ledger:
         last: int | None = None,
         top_level_only: bool = True,
     ) -> list[tuple[Any, ...]]:
-        """(started ts, stack, env, action, version, status, notes) oldest first: the
-        seed log's fields only, without building ActionRecords (history over 100k rows)."""
+        """(started ts, stack, env, action, version, status, notes, forced, reason) oldest
+        first: the seed log's fields only, without building ActionRecords (history over 100k
+        rows)."""
         if last is not None and last <= 0:
             return []
         where, params = self._where(
