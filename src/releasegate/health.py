@@ -6,13 +6,11 @@
 - a stack whose health URL does not answer (or answers an error).
 
 Each check is a program of operations (releasegate/ops.py), so the executor runs it on one
-host or many like any other phase; `local_flags` runs both for a stack on this machine.
+host or many like any other phase (StackHosts.health_flags, for status and stacks).
 Nothing here prints: each flag is a sentence for the CLI to render."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,7 +21,6 @@ from releasegate.runtimes import releases_commands as rc
 from releasegate.transport.base import CommandResult
 
 PROBE_TIMEOUT = 3.0  # seconds: status must stay quick when an app hangs
-PARALLEL = 8  # stacks probed at once
 
 
 @dataclass(frozen=True)
@@ -109,28 +106,3 @@ def stack_flags_ops(stack: Any, running: str | None) -> Program[list[HealthFlag]
         if bad is not None:
             flags.append(bad)
     return flags
-
-
-def local_flags(stacks: Iterable[tuple[Any, str | None]]) -> list[list[HealthFlag]]:
-    """stack_flags_ops for each (stack, running version) on this machine, side by side
-    (a hanging app costs PROBE_TIMEOUT once, not once per stack). A stack on SSH hosts gets
-    no flags here: the executor runs stack_flags_ops on each of its hosts."""
-    from releasegate.ops import run_sync
-    from releasegate.smoke import HttpClientSource
-    from releasegate.transport.local import LocalTransport
-
-    def one(item: tuple[Any, str | None]) -> list[HealthFlag]:
-        stack, running = item
-        if any(not host.is_local for host in stack.hosts):
-            return []
-        http = HttpClientSource()
-        try:
-            return run_sync(stack_flags_ops(stack, running), LocalTransport(), http=http)
-        finally:
-            http.close()
-
-    items = list(stacks)
-    if len(items) <= 1:
-        return [one(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(items))) as pool:
-        return list(pool.map(one, items))

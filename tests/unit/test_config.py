@@ -161,7 +161,7 @@ def test_full_prod_stacks(full: Config, tmp_path: Path) -> None:
         ("ssh", "deploy", "2001:db8::1", 2222, ("web", "migrate")),
     ]
     assert [h.label for h in prod.hosts] == ["web1.example.com", "[2001:db8::1]:2222"]
-    assert prod.is_fleet and (prod.fleet.strategy, prod.fleet.batch) == ("rolling", "50%")
+    assert prod.on_ssh_hosts and (prod.fleet.strategy, prod.fleet.batch) == ("rolling", "50%")
     assert (prod.fleet.max_failures, prod.fleet.pause) == (1, 2)
     assert [str(h) for h in prod.hosts] == [
         "ssh://deploy@web1.example.com",
@@ -289,7 +289,7 @@ def test_compose_stack_on_hosts(tmp_path: Path) -> None:
         "    fleet: {strategy: canary, canary: 1}\n"
     )
     stack = load_config(tmp_path / "releasegate.yaml").stack("web")
-    assert stack.is_fleet and stack.fleet.strategy == "canary"
+    assert stack.on_ssh_hosts and stack.fleet.strategy == "canary"
     assert stack.compose_files == ["compose.yaml"]  # docker compose's own first choice
     assert stack.backup_files == ["compose.yaml", ".env"]
 

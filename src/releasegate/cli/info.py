@@ -19,18 +19,12 @@ def status(app: App, as_json: bool) -> int:
     """Per stack: the version running (read from the runtime), the last recorded
     deploy, the verified version, the lock, and a warning wherever they differ.
 
-    Runs interrupted by a crash are closed as `interrupted` here; the next deploy
-    or rollback of that stack brings it back to its last good version.
+    A run whose process died (a crash, SIGKILL) makes the stack "need recovery":
+    status only reports it, and the next deploy or rollback recovers the stack.
+    Each stack is also checked: is its current release still there, does its
+    health URL answer.
     """
-    from releasegate import health
-
     rows = app.engine().status()
-    # Is what runs still there and answering? (health.py; the engine will own this call)
-    stacks = app.config.stacks
-    for row, flags in zip(
-        rows, health.local_flags((stacks[r.stack], r.running) for r in rows), strict=True
-    ):
-        row.warnings.extend(f.message for f in flags)
     if as_json:
         for row in rows:
             print_json(row)

@@ -447,8 +447,8 @@ class StackConfig(StrictModel):
         return self
 
     @property
-    def is_fleet(self) -> bool:
-        """Deployed over SSH (one host or many)."""
+    def on_ssh_hosts(self) -> bool:
+        """Its hosts are reached over SSH (one or many): `dir` is a path on them."""
         return any(not h.is_local for h in self.hosts)
 
     @property
@@ -456,7 +456,7 @@ class StackConfig(StrictModel):
         """The compose files relative to `dir`, as `docker compose -f` takes them."""
         if self.compose is not None and self.compose.files:
             return list(self.compose.files)
-        if self.is_fleet:  # `dir` is on the hosts: what this machine has there says nothing
+        if self.on_ssh_hosts:  # `dir` is on the hosts: what this machine has there says nothing
             return [COMPOSE_FILES[0]]
         found = [f for f in COMPOSE_FILES if (self.dir / f).is_file()]
         return found[:1] or [COMPOSE_FILES[0]]

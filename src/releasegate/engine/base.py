@@ -187,7 +187,7 @@ class EngineBase(Recorder):
         opts = options or HostOptions()
         ssh = None
         parallel = 1
-        if any(not h.is_local for h in stack.hosts):
+        if stack.on_ssh_hosts:
             from releasegate.execution.rollout import fd_limit, parallel_cap
             from releasegate.transport import ssh_options
 

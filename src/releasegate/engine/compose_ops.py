@@ -27,7 +27,7 @@ class ComposeOps(BackupOps):
                 f"`releasegate {command}` works on compose stacks; {name} is a "
                 f"{stack.runtime} stack"
             )
-        if any(not h.is_local for h in stack.hosts):
+        if stack.on_ssh_hosts:
             # Both compare or remove against this machine's files and engine; a fleet's are
             # on its hosts.
             raise BadInput(
@@ -223,6 +223,7 @@ class ComposeOps(BackupOps):
             hosts = self._hosts(stack, "stacks")
             try:
                 running = hosts.running_version()
+                flags = hosts.health_flags(running)
             finally:
                 hosts.close()
             compose = stack.compose if stack.runtime == "compose" else None
@@ -236,6 +237,8 @@ class ComposeOps(BackupOps):
                     "health_url": (compose.health_url if compose else None)
                     or next((c.http for c in stack.smoke if getattr(c, "http", None)), ""),
                     "running": running,
+                    "warnings": [f.message for f in flags],
+                    "flags": sorted({f.kind for f in flags}),
                     "verified": self.ledger.verified_version(name),
                 }
             )

@@ -174,6 +174,24 @@ class StackHosts:
         counts = Counter(v for v in self.versions().values() if v)
         return counts.most_common(1)[0][0] if counts else None
 
+    def health_flags(self, running: str | None) -> list[Any]:
+        """Is what runs still there and answering, on every host (releasegate.health):
+        `current`'s release present, the health URL answering. One list, each flag once."""
+        from releasegate.health import stack_flags_ops
+
+        found = self.run_programs(
+            "health",
+            lambda h, rt: stack_flags_ops(self.stack, running),
+            hosts=None,
+            report=False,
+            failed=lambda h, why: [],
+        )
+        flags: dict[str, Any] = {}
+        for host_flags in found.values():
+            for flag in host_flags:
+                flags.setdefault(flag.message, flag)
+        return list(flags.values())
+
     def is_prepared(self, version: str) -> bool:
         return all(version in s.prepared for s in self.survey().values())
 

@@ -114,10 +114,11 @@ class ChecksFlow(DeployFlow):
         hosts = self._hosts(stack, "status")
         try:
             states = hosts.host_states()
+            seen = Counter(v for v in states.values() if v and v != "unreachable")
+            running = seen.most_common(1)[0][0] if seen else None
+            health = hosts.health_flags(running)  # what runs: still there, answering?
         finally:
             hosts.close()
-        seen = Counter(v for v in states.values() if v and v != "unreachable")
-        running = seen.most_common(1)[0][0] if seen else None
         many = len(states) > 1 or "local" not in states
         last = self.ledger.last_deploy(name)
         verified = self.ledger.verified_version(name)
@@ -163,6 +164,7 @@ class ChecksFlow(DeployFlow):
                     f"lock held by a dead process ({locks.describe(lk)}); "
                     "the next deploy takes it over"
                 )
+        warnings += [flag.message for flag in health]
         mixed = many and len(set(states.values())) > 1
         if mixed:
             by_version: dict[str, list[str]] = {}
