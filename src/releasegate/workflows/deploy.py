@@ -209,20 +209,24 @@ class DeployFlow(RollbackFlow, MigrationOps):
 
     # -- step bodies ------------------------------------------------------------------------------
     def _promotion(self, run: Run) -> StepBody:
+        check = self._promotion_check(run, lambda: run.hosts.first.content(run.out.version))
+        return check.ok, check.summary, [check], {}
+
+    def _promotion_check(self, run: Run, content: Callable[[], dict[str, str]]) -> CheckResult:
+        """The version verified on the source stack, proven on the chain; `content` (read
+        only when there is a verified version to compare with) against what it verified."""
         stack = run.stack
-        assert stack.promote_from is not None  # the plan has this step only then
+        assert stack.promote_from is not None  # the plan has these steps only then
         verified = self.ledger.verified_content(stack.promote_from)
-        here = run.hosts.first.content(run.out.version) if verified else {}
-        check = promotion_check(
+        return promotion_check(
             stack=stack.name,
             source=stack.promote_from,
             version=run.out.version,
             verified_on_source=verified[0] if verified else None,
             forced=run.plan.forced,
             verified_content=verified[1] if verified else None,
-            content=here,
+            content=content() if verified else {},
         )
-        return check.ok, check.summary, [check], {}
 
     def _preflight(self, run: Run) -> StepBody:
         checks = run.hosts.preflight(run.out.version)
@@ -253,23 +257,12 @@ class DeployFlow(RollbackFlow, MigrationOps):
     def _content_gate(self, run: Run) -> StepBody:
         """Compose: the images just pulled must be the ones verified on the source stack (a
         tag can be pushed again with other content; its digest cannot)."""
-        stack = run.stack
-        assert stack.promote_from is not None  # the plan has this step only then
         prepare = next(s for s in run.out.steps if s.step == "prepare")
         pulled: dict[str, str] = {}
         for value in [prepare.evidence, *prepare.evidence.get("hosts", {}).values()]:
             if isinstance(value, dict) and isinstance(value.get("content"), dict):
                 pulled.update(value["content"])
-        verified = self.ledger.verified_content(stack.promote_from)
-        check = promotion_check(
-            stack=stack.name,
-            source=stack.promote_from,
-            version=run.out.version,
-            verified_on_source=verified[0] if verified else None,
-            forced=run.plan.forced,
-            verified_content=verified[1] if verified else None,
-            content=pulled,
-        )
+        check = self._promotion_check(run, lambda: pulled)
         if check.ok and not pulled:
             check.summary = "no digest was read for the pulled images: nothing to compare"
         return check.ok, check.summary, [check], {"pulled": pulled}
