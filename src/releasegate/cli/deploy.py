@@ -158,6 +158,8 @@ def show_plans(app: App, plans: list[Any], title: str) -> int:
 def check_anchor(app: App) -> None:
     """`audit.anchor` in the config: a ledger that no longer extends its newest anchor is
     not acted on (exit 6, before anything runs)."""
+    if app.config.audit.anchor is None:  # nothing to check (and nothing to import)
+        return
     from releasegate.ledger.anchor import check_configured_anchor
 
     check_configured_anchor(app.config, app.ledger)
@@ -165,6 +167,8 @@ def check_anchor(app: App) -> None:
 
 def anchor_ledger(app: App, stack: str) -> None:
     """`audit.anchor` in the config: the head goes outside the database after each run."""
+    if app.config.audit.anchor is None:
+        return
     from releasegate.ledger.anchor import anchor_after_run
     from releasegate.model import Event
 

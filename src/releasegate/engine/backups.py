@@ -317,7 +317,6 @@ class BackupOps(EngineBase):
         `config-<host>` for each SSH host (its own files, over the run's connection). To take
         a backup, only the files present (`present_only`); to restore one, whatever the
         archive holds comes back."""
-        from releasegate.backup.host_files import HostFilesSource
         from releasegate.backup.sources import FilesSource
 
         paths = [f.rstrip("/") for f in stack.backup_files]
@@ -329,6 +328,8 @@ class BackupOps(EngineBase):
             if not paths:
                 return []
             return [FilesSource(name="config", paths=tuple(paths), base_dir=str(stack.dir))]
+        from releasegate.backup.host_files import HostFilesSource
+
         found: list[Any] = []
         taken: set[str] = set()
         for label, rt in hosts.hosts.items():

@@ -10,7 +10,6 @@ result is kept apart, so a workflow can judge the hosts and send back the ones t
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -372,6 +371,8 @@ class StackHosts:
                 outcomes[host] = run_sync(program(host, rt), rt.transport, http=self.http)
                 self._report(report, phase, host, outcomes[host])
             return outcomes
+        import concurrent.futures  # SSH hosts only: this machine's runs need no threads
+
         futures = {self.runner.submit(self._one(h, program)): h for h in chosen}
         for future in concurrent.futures.as_completed(futures):
             host = futures[future]
