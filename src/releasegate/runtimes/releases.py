@@ -59,16 +59,31 @@ class ReleasesRuntime:
         return [self.artifact_check(version)] if version is not None else []
 
     def artifact_check(self, version: str) -> CheckResult:
-        """The artifact is on this machine (an SSH host gets it uploaded from here)."""
+        """The artifact is on this machine (an SSH host gets it uploaded from here), and
+        it passes the inspection (types, names, links, limits): a hostile artifact is a
+        refusal before anything, the backup included, is done. The inspection is kept for
+        prepare (one read per run)."""
+        from releasegate.artifacts import ArtifactRefused, inspect_for_run
+
         found = self.find_artifact(version)
-        return CheckResult(
-            "artifact",
-            found is not None,
-            f"artifact {found.path}"
-            if found
-            else f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
-            hint="" if found else "build or copy the release artifact first",
-        )
+        if found is None:
+            return CheckResult(
+                "artifact",
+                False,
+                f"no {version}/ or {version}.tar.gz under {self.stack.artifacts}",
+                hint="build or copy the release artifact first",
+            )
+        try:
+            inspect_for_run(found.path, self._limits(), self.token)
+        except ArtifactRefused as exc:
+            return CheckResult(
+                "artifact",
+                False,
+                f"artifact {found.path} refused: {exc.message}",
+                {"path": str(found.path)},
+                hint=exc.hint or "build the artifact again without what it was refused for",
+            )
+        return CheckResult("artifact", True, f"artifact {found.path}")
 
     def content(self, version: str) -> dict[str, str]:
         from releasegate.artifacts import artifact_digest
