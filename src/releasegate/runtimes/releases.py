@@ -86,10 +86,18 @@ class ReleasesRuntime:
         return CheckResult("artifact", True, f"artifact {found.path}")
 
     def content(self, version: str) -> dict[str, str]:
-        from releasegate.artifacts import artifact_digest
+        """The artifact's sha256 from this run's one inspection (preflight and prepare use
+        the same); a refused artifact is still hashed, for the promotion gate to compare."""
+        from releasegate.artifacts import ArtifactRefused, artifact_digest, inspect_for_run
 
         found = self.find_artifact(version)
-        return {"artifact sha256": artifact_digest(found.path)} if found else {}
+        if found is None:
+            return {}
+        try:
+            digest = inspect_for_run(found.path, self._limits(), self.token).sha256
+        except ArtifactRefused:
+            digest = artifact_digest(found.path)
+        return {"artifact sha256": digest}
 
     def before_prepare(self, version: str) -> None:
         """Inspect the artifact, pack a folder artifact and hash it once, before the hosts ask

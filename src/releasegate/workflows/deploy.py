@@ -286,24 +286,13 @@ class DeployFlow(RollbackFlow, MigrationOps):
                 "deploy": run.out.action_id,
                 **run.out.details,
                 # What was verified, so the next stage can refuse other content by that name.
-                "content": {**self._artifact_content(run), **_images(run)},
+                "content": {**run.hosts.first.content(run.out.version), **_images(run)},
             },
             user=self.actor.user,
             host=self.actor.host,
             pid=self.actor.pid,
         )
         return True, f"{run.out.version} marked verified", [], {}
-
-    def _artifact_content(self, run: Run) -> dict[str, str]:
-        """The artifact's sha256 as this run's prepare saw it (no second read of the
-        artifact); asked of the runtime only when prepare did not say."""
-        prepare = next((s for s in run.out.steps if s.step == "prepare"), None)
-        if prepare is not None:
-            for value in [prepare.evidence, *prepare.evidence.get("hosts", {}).values()]:
-                artifact = value.get("artifact") if isinstance(value, dict) else None
-                if isinstance(artifact, dict) and artifact.get("sha256"):
-                    return {"artifact sha256": str(artifact["sha256"])}
-        return run.hosts.first.content(run.out.version)
 
     # -- ends -----------------------------------------------------------------------------------
     def _stop(self, run: Run, step: str, summary: str, checks: list[CheckResult]) -> RunOutcome:
