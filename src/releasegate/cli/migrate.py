@@ -29,6 +29,7 @@ RULE_HELP: dict[str, str] = {
         "MEDIUM  CREATE INDEX without CONCURRENTLY (PostgreSQL); LOW on MySQL (online)"
     ),
     "add-foreign-key-without-not-valid": "MEDIUM  ADD FOREIGN KEY without NOT VALID (PostgreSQL)",
+    "table-rebuild": "MEDIUM  SQLite: table rebuilt (new__T, copy, drop, rename), as Django does",
 }
 
 _RULE_LIST = "\n".join(f"  {rule:<34} {text}" for rule, text in RULE_HELP.items())
@@ -40,7 +41,8 @@ table for long.
 With STACK: the SQL of the stack's pending migrations, as the tool prints it (Django
 sqlmigrate, Alembic upgrade --sql, Prisma's migration.sql, the SQL files), checked by
 Squawk (PostgreSQL; its rule ids map to a risk) and by releasegate's rules below for what
-Squawk did not report, and alone for MySQL. With --sql FILE: releasegate's rules on files,
+Squawk did not report, and alone for MySQL and SQLite (where Django's table rebuild is
+read as one change). With --sql FILE: releasegate's rules on files,
 no stack and no database needed.
 
 Backward-compatible migrations pass: new nullable columns (ADD COLUMN y text NULL) and new
@@ -101,7 +103,7 @@ def migrate() -> None:
 )
 @click.option(
     "--dialect",
-    type=click.Choice(["postgresql", "mysql"]),
+    type=click.Choice(["postgresql", "mysql", "sqlite"]),
     default="postgresql",
     show_default=True,
     help="SQL dialect (mysql also covers MariaDB).",
@@ -133,7 +135,7 @@ def lint(
         return _lint_stack(cctx.find_object(App), stack, threshold, as_json)
     findings: list[Finding] = []
     for path in files:
-        findings.extend(lint_file(path, "mysql" if dialect == "mysql" else "postgresql"))
+        findings.extend(lint_file(path, dialect))  # type: ignore[arg-type]
     failing = at_or_above(findings, threshold)
     code = ExitCode.REFUSED if failing else ExitCode.OK
 

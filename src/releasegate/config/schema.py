@@ -306,10 +306,13 @@ class MigrationsConfig(StrictModel):
     when rehearsing."""
 
     tool: MigrationTool
-    database: Label  # a backup source of kind postgres or mysql (connection, password_env)
+    database: Label  # a backup source of kind postgres, mysql or sqlite (connection, password_env)
     dir: ResolvedPath | None = None  # where the tool runs; default: the stack's dir
     command: ArgvCommand | None = None  # default per tool (DEFAULT_MIGRATION_COMMANDS)
     url_env: EnvVarName = "DATABASE_URL"
+    # sqlite: also set this variable to the database file's path (e.g. DATABASE_PATH), for
+    # settings that read a path rather than a URL
+    path_env: EnvVarName | None = None
     path: RelPath | None = None  # sql: the folder of NNNN_name.sql; prisma: prisma/migrations
     history_table: Annotated[str, Field(pattern=_SQL_IDENT)] = "releasegate_schema_history"
     apps: Annotated[list[Label], AfterValidator(unique("app"))] = Field(default_factory=list)
@@ -437,11 +440,11 @@ class StackConfig(StrictModel):
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
-            if kind not in ("postgres", "mysql"):
-                known = [n for n, k in kinds.items() if k in ("postgres", "mysql")]
+            if kind not in ("postgres", "mysql", "sqlite"):
+                known = [n for n, k in kinds.items() if k in ("postgres", "mysql", "sqlite")]
                 fail(
                     f"migrations.database: '{self.migrations.database}' must name a backup "
-                    "source of kind postgres or mysql"
+                    "source of kind postgres, mysql or sqlite"
                     + (f" (sources: {', '.join(known)})" if known else " (none is configured)")
                 )
         return self

@@ -89,6 +89,7 @@ class MigrationOps(BackupOps):
             apps=tuple(cfg.apps),
             timeout=cfg.timeout,
             actor=self.actor.user,
+            path_env=cfg.path_env,
         )
         return adapter_for(ctx)
 
@@ -244,6 +245,10 @@ class MigrationOps(BackupOps):
                 message = f"could not restore backup {item.id}: {res.summary}"
             else:
                 verdict, message = self._rehearse_on(out, stack, adapter, scratch["db"], source)
+                if source.kind == "sqlite":
+                    verdict, message = self._live_untouched(
+                        out, stack, adapter, live, verdict, message
+                    )
         finally:
             if "db" in scratch:
                 made = scratch["db"]
@@ -343,6 +348,39 @@ class MigrationOps(BackupOps):
             f"rehearsed {len(out.details.get('pending', []))} migration(s) on backup "
             f"{out.details.get('backup')} in {took.get('s', 0):.1f}s: pass"
         )
+
+    def _live_untouched(
+        self,
+        out: RunOutcome,
+        stack: StackConfig,
+        adapter: Any,
+        live: Status,
+        verdict: str,
+        message: str,
+    ) -> tuple[str, str]:
+        """SQLite: the live file's history must not have moved during the rehearsal. Django's
+        default settings name the file itself (`BASE_DIR / 'db.sqlite3'`); a project that
+        does not read the variable would have migrated production instead of the copy."""
+        cfg = stack.migration_settings
+
+        def check() -> StepBody:
+            now = adapter.status()
+            moved = sorted(set(now.applied) ^ set(live.applied))
+            ev = {"applied_before": live.applied, "applied_after": now.applied}
+            if moved:
+                wanted = cfg.url_env + (f" or {cfg.path_env}" if cfg.path_env else "")
+                return (
+                    False,
+                    "the live database's history changed during the rehearsal "
+                    f"({', '.join(moved)}): the tool did not use the copy; its settings "
+                    f"must read {wanted}",
+                    [],
+                    ev,
+                )
+            return True, "the live database's history is unchanged", [], ev
+
+        res = self._step(out, stack, "live-untouched", check)
+        return (verdict, message) if res.ok else ("fail", res.summary)
 
     # -- rollback ------------------------------------------------------------------------------
     def migrate_rollback(self, name: str, to: str, *, reason: str) -> RunOutcome:
