@@ -157,3 +157,15 @@ def scalar(db: Path, sql: str) -> object:
         return row[0] if row else None
     finally:
         conn.close()
+
+
+def applied(db: Path) -> list[str]:
+    """supplier_eval's rows in django_migrations, read without starting Django."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT name FROM django_migrations WHERE app = 'supplier_eval' ORDER BY id"
+        ).fetchall()
+        return [r[0] for r in rows]
+    finally:
+        conn.close()
