@@ -204,3 +204,26 @@ def test_scenario_2_migrate_zero_then_the_copy_back(sq: SqliteLab) -> None:
     assert dj.scalar(sq.db, f"SELECT count(*) FROM {dj.TABLE}") == ROWS
     assert dj.applied(sq.db) == ["0001_initial", "0002_scores"]
     assert sq.lab.running_version(STACK) == "v1"
+
+
+def test_a_project_that_ignores_the_variable_fails_its_rehearsal(sq: SqliteLab) -> None:
+    """Django's default settings name the file itself (`BASE_DIR / 'db.sqlite3'`): the
+    rehearsal would migrate production. It must fail, saying so."""
+    settings = sq.project / "site_cfg" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace('os.environ["DATABASE_PATH"]', repr(str(sq.db)))
+    )
+    dj.add_migration(sq.project, "0002_scores")
+    out = sq.rg("backup", STACK, "staging")
+    assert out.returncode == 0, out.stdout + out.stderr
+    code, result = sq.result("migrate", "rehearse", STACK, "--version", "v2")
+    assert code == 1, result
+    assert "the tool did not use the copy" in result["message"], result["message"]
+    assert "DATABASE_URL or DATABASE_PATH" in result["message"]
+    assert sq.ledger("migrate-rehearse")[-1]["details"]["verdict"] == "fail"
+
+    # a wrong path is said, not papered over by Django creating an empty file there
+    sq.db.rename(sq.db.with_name("moved.sqlite3"))
+    out = sq.rg("migrate", "status", STACK)
+    assert out.returncode == 2 and "does not exist" in out.stdout + out.stderr
+    assert not sq.db.exists()

@@ -246,3 +246,23 @@ def test_replace_moves_the_side_files_aside_first(tmp_path: Path) -> None:
     live.with_name("a.db-journal").write_text("hot journal")
     assert replace_sqlite_file(new, live) == ["a.db-journal"]
     assert live.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.db"]
+
+
+def test_cli_lints_sqlmigrate_output_as_sqlite(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    from tests.cli import RELEASEGATE
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEGATE_")}
+    args = ["migrate", "lint", "--dialect", "sqlite", "--json"]
+    for name, code in (("django_sqlite_0002.sql", 0), ("django_sqlite_0003.sql", 3)):
+        done = subprocess.run(
+            [RELEASEGATE, *args, "--sql", str(DATA / name)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == code, done.stdout + done.stderr
+        summary = json.loads(done.stdout.splitlines()[-1])["summary"]
+        assert summary["dialect"] == "sqlite" and summary["exit_code"] == code
+    assert summary["by_rule"] == {"table-rebuild": 1, "add-column-not-null-no-default": 1}

@@ -77,6 +77,13 @@ class MigrationOps(BackupOps):
 
         cfg = stack.migration_settings
         source = self._db_source(stack)
+        if source.kind == "sqlite" and database is None and not source.db_path.is_file():
+            # Django would create an empty file there: a wrong path must not look like a
+            # new database with every migration pending.
+            raise BadInput(
+                f"the SQLite database {source.db_path} of source {source.name} does not exist",
+                hint="check backup.sources[].path; a new app's first migrate is run once by hand",
+            )
         ctx = ToolContext(
             tool=cfg.tool,
             argv=tuple(cfg.argv),
