@@ -179,18 +179,30 @@ def test_seed_003_release_rehearsed_gated_and_restored(sq: SqliteLab) -> None:
 
 
 def test_scenario_2_migrate_zero_then_the_copy_back(sq: SqliteLab) -> None:
+    out = sq.rg("deploy", STACK, "staging", "v1")  # runs on 0001
+    assert out.returncode == 0, out.stdout + out.stderr
     dj.add_migration(sq.project, "0002_scores")
-    out = sq.rg("deploy", STACK, "staging", "v1")
+    out = sq.rg("deploy", STACK, "staging", "v2")  # brings 0002
     assert out.returncode == 0, out.stdout + out.stderr
     assert dj.applied(sq.db) == ["0001_initial", "0002_scores"]
+
+    # Back to what v1 ran on, as the ledger recorded it at v1's deploy; never forward.
+    code, result = sq.result(
+        "migrate", "rollback", STACK, "--to-release", "v1", "--reason", "v2 reverted"
+    )
+    assert code == 0, result
+    assert sq.ledger("migrate-rollback")[-1]["details"]["targets"] == ["supplier_eval.0001_initial"]
+    assert dj.applied(sq.db) == ["0001_initial"]
+    assert "comprehensive_score" not in dj.columns(sq.db)
+    code, result = sq.result("migrate", "rollback", STACK, "--to-release", "v2")
+    assert code == 3 and "would migrate forward" in result["message"], result
 
     # Method A: undo the app's migrations (its table goes; a backup is taken first).
     code, result = sq.result(
         "migrate", "rollback", STACK, "--to", "supplier_eval.zero", "--reason", "scenario 2"
     )
     assert code == 0, result
-    [rollback] = sq.ledger("migrate-rollback")
-    backup = rollback["details"]["backup"]
+    backup = sq.ledger("migrate-rollback")[-1]["details"]["backup"]
     steps = {s["step"]: s for s in result["steps"]}
     assert steps["downgrade"]["evidence"]["argv"][-2:] == ["supplier_eval", "zero"]
     status = sq.status()
@@ -202,8 +214,8 @@ def test_scenario_2_migrate_zero_then_the_copy_back(sq: SqliteLab) -> None:
     out = sq.rg("restore", STACK, "staging", "--from", backup, "--yes")
     assert out.returncode == 0, out.stdout + out.stderr
     assert dj.scalar(sq.db, f"SELECT count(*) FROM {dj.TABLE}") == ROWS
-    assert dj.applied(sq.db) == ["0001_initial", "0002_scores"]
-    assert sq.lab.running_version(STACK) == "v1"
+    assert dj.applied(sq.db) == ["0001_initial"]
+    assert sq.lab.running_version(STACK) == "v2"
 
 
 def test_a_project_that_ignores_the_variable_fails_its_rehearsal(sq: SqliteLab) -> None:

@@ -367,23 +367,36 @@ def rehearse(app: App, stack: str, version: str, backup_id: str | None, as_json:
 
 @migrate.command()
 @click.argument("stack")
-@click.option("--to", "to", required=True, help="Django APP.NAME (or APP.zero), Alembic REV.")
+@click.option("--to", "to", default=None, help="Django APP.NAME (or APP.zero), Alembic REV.")
+@click.option(
+    "--to-release",
+    "release",
+    default=None,
+    metavar="VERSION",
+    help="The migrations VERSION ran on when it was last deployed here (the ledger's record).",
+)
 @click.option("--reason", default="", help="Why (required for env prod).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
-def rollback(app: App, stack: str, to: str, reason: str, as_json: bool) -> int:
+def rollback(
+    app: App, stack: str, to: str | None, release: str | None, reason: str, as_json: bool
+) -> int:
     """Undo migrations with the tool's own downgrade, after a backup of the database.
 
     Django: migrate APP NAME (APP.zero undoes the app's migrations, seed 003); Alembic:
-    downgrade REV. Prisma and SQL files have no down migrations: refused, with the hint
-    to restore the backup taken before the deploy (rollback --with-db, or restore).
+    downgrade REV. --to-release VERSION goes back to what VERSION's deploy recorded (per
+    Django app its last migration, or zero); it only goes back, never forward. Prisma and
+    SQL files have no down migrations: refused, with the hint to restore the backup taken
+    before the deploy (rollback --with-db, or restore).
 
     \b
     Examples:
       releasegate migrate rollback shop-staging --to shop.0002_order_note
+      releasegate migrate rollback taizhang-prod --to supplier_eval.zero --reason "seed 003"
+      releasegate migrate rollback taizhang-prod --to-release v41 --reason "v42 reverted"
       releasegate migrate rollback billing-prod --to a1b2c3d4e5f6 --reason "INC-7"
 
     Exit codes: 0 rolled back, 3 refused, 1 the tool failed, 2 bad input.
     """
     app.json = as_json
-    return app.finish(_ops(app).migrate_rollback(stack, to, reason=reason))
+    return app.finish(_ops(app).migrate_rollback(stack, to, reason=reason, release=release))
