@@ -26,6 +26,7 @@ class Facts:
     artifact: str | None  # where the version's artifact was found (None: missing)
     prepared: bool = False  # releases/<version> already complete on every host
     rollout: Rollout | None = None  # the hosts in batches (one host: one batch)
+    window: Any = None  # the deploy window's verdict now (gates.windows.Verdict), if any
 
 
 def _cmd(spec: Any) -> str:
@@ -119,6 +120,31 @@ def _batch_steps(stack: StackConfig, version: str, facts: Facts) -> list[Step]:
     return steps
 
 
+def _window_step(stack: StackConfig, facts: Facts, forced: bool) -> list[Step]:
+    if stack.windows is None or facts.window is None:
+        return []
+    verdict = facts.window
+    title = f"deploy window: {'OPEN' if verdict.open else 'CLOSED'}: {verdict.describe()}"
+    if forced and not verdict.open:
+        title += " (FORCED: the gate records but does not stop)"
+    return [Step("window", title, {"verdict": verdict.as_dict()})]
+
+
+def _cron_step(stack: StackConfig, target: str | None) -> list[Step]:
+    """After the switch: the release's scheduled jobs, on every host that runs it."""
+    if stack.cron is None:
+        return []
+    from releasegate.cron.install import Target
+
+    where = Target.of(stack.name, stack.cron).describe()
+    if target is not None:  # a rollback: the jobs that went with the target release
+        title = f"put back the scheduled jobs installed with {target} in {where}"
+    else:
+        names = ", ".join(j.name for j in stack.cron.jobs) or "none (the block is removed)"
+        title = f"install scheduled jobs in {where}: {names} (what was there backed up first)"
+    return [Step("cron", title)]
+
+
 def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
     gate = []
     if migrate and stack.runtime == "compose" and stack.promote_from:
@@ -144,6 +170,7 @@ def plan_deploy(
     skip_backup: bool = False,
 ) -> Plan:
     steps = [Step("lock", f"take the lock of {stack.name}")]
+    steps += _window_step(stack, facts, forced)
     if stack.promote_from:
         title = f"promotion: {version} must be the version verified on {stack.promote_from}"
         if stack.runtime != "compose":  # compose: the images' digests, once pulled
@@ -179,6 +206,7 @@ def plan_deploy(
         title = "back up " + "; ".join(what) + (f" (before {version})" if sources else "")
         steps.append(Step("backup", title, {"files": files, "sources": sources}))
     steps += _release_steps(stack, version, facts, migrate=True)
+    steps += _cron_step(stack, None)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
     if stack.runtime != "compose":  # images are removed by `releasegate prune`
         steps.append(
@@ -212,6 +240,7 @@ def plan_rollback(stack: StackConfig, target: str, facts: Facts, *, reason: str 
     steps = [Step("lock", f"take the lock of {stack.name}")]
     # Migrations are not undone by switching back; the release's own code must cope (seed 003).
     steps += _release_steps(stack, target, facts, migrate=False)
+    steps += _cron_step(stack, target)
     return Plan(
         "rollback",
         stack.name,
