@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "preflight": ("releasegate.cli.checks", "preflight", "Run a stack's preflight gates."),
     "smoke": ("releasegate.cli.checks", "smoke", "Run a stack's smoke checks against what runs."),
+    "cron": (
+        "releasegate.cli.cron",
+        "cron",
+        "Scheduled jobs: list and verify what each host has installed.",
+    ),
     "lint": ("releasegate.cli.lint", "lint", "Check compose files: no build:, no :latest."),
     "status": (
         "releasegate.cli.info",

@@ -24,6 +24,8 @@ MAX_TEXT = 1024 * 1024  # bytes of a crontab judged at most
 BEGIN = "# BEGIN releasegate {stack}"
 END = "# END releasegate {stack}"
 JOB = "# job {name}"
+# A deploy's fact that means nothing to a job started later by cron.
+_RUN_ONLY = frozenset({"RELEASEGATE_PREVIOUS_VERSION"})
 
 
 class CronError(ValueError):
@@ -47,7 +49,9 @@ def quote(word: str) -> str:
 def job_env(env: Mapping[str, str]) -> dict[str, str]:
     """The release's environment as it may appear in a crontab: values whose names look
     like secrets stay out (a crontab is no place for them; the app reads its own .env)."""
-    return {k: v for k, v in sorted(env.items()) if not SECRET_NAME.search(k)}
+    return {
+        k: v for k, v in sorted(env.items()) if not SECRET_NAME.search(k) and k not in _RUN_ONLY
+    }
 
 
 def job_line(job: Job, *, workdir: str, env: Mapping[str, str], user: str | None = None) -> str:
@@ -176,6 +180,17 @@ class Drift:
         return {"ok": self.ok, "summary": self.summary, "details": self.details}
 
 
+def _first_difference(installed: str, expected: str) -> str:
+    """Where two lines part, word by word (the lines are long; the change is often small)."""
+    have, want = installed.split(" "), expected.split(" ")
+    for index, (a, b) in enumerate(zip(have, want, strict=False)):
+        if a != b:
+            return f"word {index + 1} is {a[:80]!r}, expected {b[:80]!r}"
+    if len(have) > len(want):
+        return f"extra words from word {len(want) + 1}: {' '.join(have[len(want) :])[:80]!r}"
+    return f"words missing from word {len(have) + 1}: {' '.join(want[len(have) :])[:80]!r}"
+
+
 def compare(expected: str | None, installed_text: str, stack: str) -> Drift:
     """Installed against expected: the block's presence, each job's line, extra jobs."""
     found = find(installed_text, stack)
@@ -193,7 +208,7 @@ def compare(expected: str | None, installed_text: str, stack: str) -> Drift:
             if name not in found.jobs:
                 details.append(f"job {name}: missing")
             elif found.jobs[name] != line:
-                details.append(f"job {name}: changed (installed: {found.jobs[name][:160]!r})")
+                details.append(f"job {name}: changed: {_first_difference(found.jobs[name], line)}")
         for name in found.jobs:
             if name not in want.jobs:
                 details.append(f"job {name}: not expected (installed outside releasegate?)")

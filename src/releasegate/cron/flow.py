@@ -79,8 +79,10 @@ class CronOps(EngineBase):
                 saved = yield from saved_block_ops(rt.root, version, stack.name)
                 if saved is not None:
                     block, source = saved or None, f"kept with {version}"
+            # A rollback keeps the deploy's own backup of `version` and adds its own.
+            backup = "crontab.before-rollback" if rollback else "crontab.before"
             phase = yield from install_ops(
-                target, block, root=rt.root, version=version, redact=redact
+                target, block, root=rt.root, version=version, redact=redact, backup_name=backup
             )
             phase.facts["block_from"] = source
             return HostOutcome(host, phase.ok, phase.summary, phase.evidence())

@@ -123,6 +123,7 @@ def install_ops(
     root: PurePosixPath,
     version: str,
     redact: Any,
+    backup_name: str = "crontab.before",
 ) -> Program[PhaseResult]:
     """Back up what is there, install `block` in place of the stack's old one, keep the
     block with the release, read it back. Evidence: where, how many jobs, the backup."""
@@ -136,7 +137,7 @@ def install_ops(
         return PhaseResult(False, str(exc), facts={"target": target.describe()})
     keep = save_dir(root, version)
     saved = yield from phase.step(
-        redact, ["sh", "-c", _SAVE, "sh", str(keep), str(keep / "crontab.before")],
+        redact, ["sh", "-c", _SAVE, "sh", str(keep), str(keep / backup_name)],
         stdin=before, timeout=TIMEOUT,
     )  # fmt: skip
     if not saved.ok:
@@ -157,7 +158,7 @@ def install_ops(
     drift = compare(block, back if back is not None else "", target.stack)
     jobs = len(find(block, target.stack).jobs) if block else 0
     phase.facts.update(
-        target=target.describe(), jobs=jobs, backup=str(keep / "crontab.before"),
+        target=target.describe(), jobs=jobs, backup=str(keep / backup_name),
         verified=drift.as_dict(),
     )  # fmt: skip
     if back is None or not drift.ok:
@@ -165,7 +166,7 @@ def install_ops(
         phase.summary = f"installed, but reading it back: {why or drift.summary}"
         return phase
     phase.summary = (
-        f"{jobs} job(s) installed in {target.describe()} (before: {keep / 'crontab.before'})"
+        f"{jobs} job(s) installed in {target.describe()} (before: {keep / backup_name})"
         if block
         else f"no jobs: the block removed from {target.describe()}"
     )
