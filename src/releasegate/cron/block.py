@@ -151,7 +151,7 @@ def splice(text: str, stack: str, block: str | None) -> str:
     found = find(text, stack)
     if found.problems and found.span is None and "not read" in " ".join(found.problems):
         raise CronError(found.problems[0])
-    if any("markers" in p for p in found.problems):
+    if any("marker" in p for p in found.problems):
         raise CronError(
             f"the crontab's block of {stack} is damaged ({'; '.join(found.problems)}): "
             "fix it by hand (the backup is kept with the release)"

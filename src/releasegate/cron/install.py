@@ -98,7 +98,10 @@ def read_ops(target: Target) -> Program[tuple[str | None, str]]:
     """(the installed text or None, why not)."""
     result: CommandResult = yield cmd(target.read_argv(), timeout=TIMEOUT)
     text = _read_text(result, target)
-    return text, "" if text is not None else f"reading {target.describe()}: {result.describe()}"
+    if text is not None:
+        return text, ""
+    said = (result.stderr.strip().splitlines() or [""])[-1][:200]
+    return None, f"reading {target.describe()}: {result.describe()}" + (f": {said}" if said else "")
 
 
 def saved_block_ops(root: PurePosixPath, version: str, stack: str) -> Program[str | None]:
