@@ -193,6 +193,14 @@ class SqlCheckSpec(StrictModel):
     at_most: int | float | None = None
     empty: bool | None = None  # True: no rows; False: at least one row
 
+    @field_validator("sql")
+    @classmethod
+    def _one_statement(cls, value: str) -> str:
+        # A second statement could end the read-only transaction (releasegate.datachecks).
+        if ";" in value.strip().rstrip(";"):
+            fail("one statement only: the query must not contain ';' (but at its end)")
+        return value
+
     @model_validator(mode="after")
     def _one_expectation(self) -> Self:
         given = [

@@ -80,7 +80,7 @@ class ChecksFlow(DeployFlow):
                     self.emit(Event("check", stack.name, step="smoke", ok=c.ok, message=c.summary))
                 failed = [o for o in outcomes.values() if not o.ok]
                 summary = "; ".join(o.summary for o in failed) or f"{len(checks)} check(s) passed"
-                return not failed, summary, checks, {}
+                return self._with_data_checks(stack, (not failed, summary, checks, {}))
 
             res = self._step(out, stack, "smoke", run)
         finally:
