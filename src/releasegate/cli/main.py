@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cron",
         "Scheduled jobs: list and verify what each host has installed.",
     ),
+    "check": (
+        "releasegate.cli.check",
+        "check",
+        "Health check: preflight, smoke, data, cron, backup age, lock, ledger.",
+    ),
     "lint": ("releasegate.cli.lint", "lint", "Check compose files: no build:, no :latest."),
     "status": (
         "releasegate.cli.info",
