@@ -100,8 +100,13 @@ def read_ops(target: Target) -> Program[tuple[str | None, str]]:
     text = _read_text(result, target)
     if text is not None:
         return text, ""
+    return None, f"reading {target.describe()}: {_why(result)}"
+
+
+def _why(result: CommandResult) -> str:
+    """A failed command in one line: how it ended and the last line it said."""
     said = (result.stderr.strip().splitlines() or [""])[-1][:200]
-    return None, f"reading {target.describe()}: {result.describe()}" + (f": {said}" if said else "")
+    return result.describe() + (f": {said}" if said else "")
 
 
 def saved_block_ops(root: PurePosixPath, version: str, stack: str) -> Program[str | None]:
@@ -144,14 +149,14 @@ def install_ops(
         stdin=before, timeout=TIMEOUT,
     )  # fmt: skip
     if not saved.ok:
-        phase.summary = f"backing up {target.describe()} to {keep} failed: {saved.describe()}"
+        phase.summary = f"backing up {target.describe()} to {keep} failed: {_why(saved)}"
         return phase
     if target.kind == "cron.d" and block is None:
         wrote = yield from phase.step(redact, ["rm", "-f", "--", target.file], timeout=TIMEOUT)
     else:
         wrote = yield from phase.step(redact, target.write_argv(), stdin=after, timeout=TIMEOUT)
     if not wrote.ok:
-        phase.summary = f"installing into {target.describe()} failed: {wrote.describe()}"
+        phase.summary = f"installing into {target.describe()} failed: {_why(wrote)}"
         return phase
     yield from phase.step(
         redact, ["sh", "-c", _SAVE, "sh", str(keep), str(keep / "block")],
