@@ -16,7 +16,12 @@ from releasegate.cron.install import Target, expected_block, install_ops, saved_
 from releasegate.cron.schedule import CronInvalid, next_runs, validate
 from releasegate.transport.base import CommandResult
 
-ENV = {"RELEASEGATE_VERSION": "v2", "RELEASEGATE_PREVIOUS_VERSION": "v1", "API_TOKEN": "s3cr3t"}
+ENV = {
+    "RELEASEGATE_VERSION": "v2",
+    "RELEASEGATE_PREVIOUS_VERSION": "v1",
+    "API_TOKEN": "s3cr3t",
+    "DATABASE_URL": "postgresql://app:hunter2@db/app",
+}
 SYNC = Job("sync", "0 */6 * * *", ("python3", "sync.py", "--name", "it's 100% $(rm -rf /)"))
 
 
@@ -24,6 +29,7 @@ def test_a_line_is_quoted_for_sh_and_cron() -> None:
     line = job_line(SYNC, workdir="/srv/my app/current", env=ENV)
     assert line.startswith("0 */6 * * * cd '/srv/my app/current' && exec env ")
     assert "s3cr3t" not in line and "API_TOKEN" not in line  # secrets stay out
+    assert "hunter2" not in line and "DATABASE_URL" not in line
     assert "PREVIOUS_VERSION" not in line  # a deploy's fact, not a job's
     # What sh receives once cron has turned `\%` back into `%`: the argv exactly.
     shell = line[len("0 */6 * * * ") :].replace("\\%", "%")

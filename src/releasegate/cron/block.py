@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from releasegate.redact import SECRET_NAME
+from releasegate.redact import SECRET_NAME, url_secrets
 
 MAX_TEXT = 1024 * 1024  # bytes of a crontab judged at most
 BEGIN = "# BEGIN releasegate {stack}"
@@ -48,9 +48,12 @@ def quote(word: str) -> str:
 
 def job_env(env: Mapping[str, str]) -> dict[str, str]:
     """The release's environment as it may appear in a crontab: values whose names look
-    like secrets stay out (a crontab is no place for them; the app reads its own .env)."""
+    like secrets, and URLs carrying a password, stay out (a cron.d file is world-readable;
+    the app reads its secrets from its own .env)."""
     return {
-        k: v for k, v in sorted(env.items()) if not SECRET_NAME.search(k) and k not in _RUN_ONLY
+        k: v
+        for k, v in sorted(env.items())
+        if not SECRET_NAME.search(k) and k not in _RUN_ONLY and not ("://" in v and url_secrets(v))
     }
 
 
