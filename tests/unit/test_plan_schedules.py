@@ -102,6 +102,11 @@ def test_without_windows_or_jobs_the_plan_is_as_before(tmp_path: Path) -> None:
         ('"0 */6 * * *"', '"0 */6 * *"', "5 fields"),
         ("timezone: Europe/Moscow", "timezone: Europe/Atlantis", "not a known time zone"),
         ("max_backup_age: 26h", "max_backup_age: soon", "is not an age"),
+        (
+            "        at_least: 1\n",
+            "        at_least: 1\n      - {name: rows, sql: SELECT 1, source: db, equals: 1}\n",
+            "name 'rows' is already used",
+        ),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
