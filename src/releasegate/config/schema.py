@@ -48,6 +48,7 @@ from releasegate.errors import BadInput
 if TYPE_CHECKING:
     from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
+from releasegate.notify.config import NotifyConfig
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 
 
@@ -410,6 +411,7 @@ class StackConfig(StrictModel):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     migrations: MigrationsConfig | None = None
     approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
+    notify: NotifyConfig | None = None  # Apprise URLs for this stack (besides the top level's)
 
     _name: str = PrivateAttr(default="")
 
@@ -537,6 +539,7 @@ class Config(StrictModel):
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    notify: NotifyConfig | None = None  # Apprise URLs for every stack
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

@@ -156,7 +156,14 @@ class DeployFlow(RollbackFlow, MigrationOps):
                 "run_started",
                 stack.name,
                 message=f"deploy {version} to {stack.name}",
-                data={"action": "deploy", "version": version, "previous": previous},
+                data={
+                    "action": "deploy",
+                    "version": version,
+                    "previous": previous,
+                    "action_id": out.action_id,
+                    "forced": plan.forced,
+                    "reason": plan.reason,
+                },
             )
         )
         rollout = self.rollout_for(stack, hosts.labels, request.hosts.rollout)
