@@ -180,6 +180,10 @@ def plan_deploy(
         steps.append(Step("backup", title, {"files": files, "sources": sources}))
     steps += _release_steps(stack, version, facts, migrate=True)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
+    if getattr(stack, "watch", None) is not None:
+        from releasegate.watch.plan import watch_step
+
+        steps.append(watch_step(stack, version, facts.rollback_target))
     if stack.runtime != "compose":  # images are removed by `releasegate prune`
         steps.append(
             Step(

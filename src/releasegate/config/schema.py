@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 from releasegate.execution.rollout import SHARE_PATTERN
 from releasegate.notify.config import NotifyConfig
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
+from releasegate.watch.config import WatchConfig
 
 
 class StackCommands(StrictModel):
@@ -412,6 +413,7 @@ class StackConfig(StrictModel):
     migrations: MigrationsConfig | None = None
     approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
     notify: NotifyConfig | None = None  # Apprise URLs for this stack (besides the top level's)
+    watch: WatchConfig | None = None  # the window after going live; a failing check rolls back
 
     _name: str = PrivateAttr(default="")
 
