@@ -106,8 +106,14 @@ def test_deploy_notifies_mail_and_webhook_and_records_a_dead_target(
     by_title = {p["json"]["title"].rsplit(": ", 1)[1]: p["json"]["message"] for p in posts}
     assert set(by_title) == {"STARTED", "LIVE"}, by_title
     live = by_title["LIVE"]
-    for part in ("Stack: web-staging", "Environment: staging", "Version: v1", "By: tester",
-                 "Outcome: success", "Record: "):
+    for part in (
+        "Stack: web-staging",
+        "Environment: staging",
+        "Version: v1",
+        "By: tester",
+        "Outcome: success",
+        "Record: ",
+    ):
         assert part in live, live
     record = live.split("Record: ", 1)[1].splitlines()[0]
     assert record.endswith(".md") and open(record, encoding="utf-8").read()

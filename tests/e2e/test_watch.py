@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.test_notify import webhook  # noqa: F401 - a fixture
+
 pytestmark = pytest.mark.e2e
 
 # A sample app whose behaviour its MODE file picks: ok, errlog (writes an error line to its
@@ -148,8 +150,12 @@ def test_an_error_line_in_the_log_rolls_back(lab):
     assert lab.rg("watch", "web-staging", "staging").returncode == 4
 
 
-def test_a_5xx_rise_in_the_access_log_rolls_back(lab):
+def test_a_5xx_rise_in_the_access_log_rolls_back(lab, webhook):  # noqa: F811
     _setup(lab)
+    posts, hook_port = webhook
+    text = lab.config.read_text()
+    lab.config.write_text(text + f"notify:\n  urls: ['json://127.0.0.1:{hook_port}/h']\n"
+                          "  events: [watch_failed]\n")  # fmt: skip
     with Traffic(lab.ports["web-staging"]):
         assert lab.rg("deploy", "web-staging", "staging", "w1").returncode == 0
         out = lab.rg("deploy", "web-staging", "staging", "w3")
@@ -159,6 +165,9 @@ def test_a_5xx_rise_in_the_access_log_rolls_back(lab):
     [deploy] = [r for r in lab.history_json("--stack", "web-staging") if r["version"] == "w3"
                 and r["action"] == "deploy"]  # fmt: skip
     assert deploy["details"]["watch"]["outcome"] == "failed"
+    [post] = posts  # the team is told, once, that the window failed and why
+    assert post["json"]["title"].endswith("w3 on web-staging (staging): WATCH FAILED, ROLLED BACK")
+    assert "5xx share" in post["json"]["message"]
 
 
 def test_accept_ends_a_window_early_and_is_recorded(lab):
