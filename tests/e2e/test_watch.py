@@ -211,3 +211,23 @@ def test_ctrl_c_during_the_window_leaves_the_release_live(lab):
     # the next deploy sees a clean stack: nothing to recover, w4 is the last good one
     status = lab.rg("status", "--json")
     assert status.returncode == 0
+
+
+def test_a_killed_window_is_closed_by_the_next_run_and_the_release_stays(lab):
+    _setup(lab, duration=60)
+    proc = lab.rg_background("deploy", "web-staging", "staging", "w1")
+    lab.wait_for(lambda: _window(lab).get("status") == "running", "the window to open", 60)
+    proc.kill()  # SIGKILL: no handler runs, the rows stay `running`
+    proc.wait(timeout=30)
+    assert _window(lab)["status"] == "stale"
+    assert lab.rg("watch", "web-staging", "staging").returncode == 1  # its process is gone
+    assert lab.running_version("web-staging") == "w1"
+    lab.config.write_text(lab.config.read_text().replace("duration: 60", "duration: 1"))
+    out = lab.rg("deploy", "web-staging", "staging", "w4")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = lab.history_rows("--stack", "web-staging")
+    assert [r[3:6] for r in rows[:2]] == [
+        ["deploy", "w1", "success"],  # it was live and verified before its process died
+        ["watch-window", "w1", "interrupted"],
+    ]
+    assert not [r for r in rows if r[3] == "rollback"]  # nothing went back
