@@ -129,7 +129,9 @@ def test_an_error_line_in_the_log_rolls_back(lab):
         assert "watch" in first.stderr and "passed" in first.stderr
         out = lab.rg("deploy", "web-staging", "staging", "w2")
     assert out.returncode == 4, out.stdout + out.stderr
-    assert "watch failed" in out.stdout and "payment backend unreachable" in out.stdout
+    assert "ROLLED BACK: watch failed: log: 1 line(s) matching '(?i)error'" in out.stdout
+    assert "watch failed: watch failed" not in out.stdout
+    assert "payment backend unreachable" in out.stdout
     assert "rolled back to w1" in out.stdout
     assert lab.running_version("web-staging") == "w1"
     state = _window(lab)

@@ -153,8 +153,9 @@ def watch_failed(
     rollback), the deploy ends ROLLED BACK (exit 4) when that worked; the version brought
     back is marked verified again, so a stack promoting from this one never takes the
     version that failed its window."""
-    back: SwitchBack = switch_back or (lambda why: engine._go_back(run, "watch", why))
-    result = back(summary)
+    why = summary.removeprefix("watch failed: ")  # the way back says "watch failed: " itself
+    back: SwitchBack = switch_back or (lambda text: engine._go_back(run, "watch", text))
+    result = back(why)
     target = next((f for f in reversed(result.followups) if f.action == "rollback"), None)
     if result.status == "rolled_back" and target is not None and target.status == "success":
         try:
