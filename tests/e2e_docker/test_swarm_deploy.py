@@ -21,13 +21,19 @@ from tests.lab.swarm import build_image, image_ref, make_workspace, remove_stack
 pytestmark = pytest.mark.e2e
 
 V1, V2, V3 = sha_version("swarm-v1"), sha_version("swarm-v2"), sha_version("swarm-v3")
+V4 = sha_version("swarm-v4")  # healthy to Swarm, but its pages say V2: the smoke check fails
 MISSING = "sha-0000dead"
 
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, str]:
     require_swarm()
-    return {V1: build_image(V1), V2: build_image(V2), V3: build_image(V3, broken=True)}
+    return {
+        V1: build_image(V1),
+        V2: build_image(V2),
+        V3: build_image(V3, broken=True),
+        V4: build_image(V4, serves=V2),
+    }
 
 
 @pytest.fixture()
@@ -111,6 +117,14 @@ def test_v1_v2_promoted_then_unhealthy_v3_rolled_back_by_swarm(lab: ComposeWorks
     assert rollback["version"] == V2 and rollback["status"] == "success"
     # the rollback verified the earlier digests running again, and recorded them
     assert {i["digest"] for i in rollback["details"]["images"].values()} == {v2_digest}
+
+    # v4 converges (healthy), its smoke check fails: releasegate rolls each service back
+    out = lab.rg("deploy", "web-staging", "staging", V4)
+    assert out.returncode == 4, out.stdout + out.stderr
+    assert "smoke" in out.stdout and f"rolled back to {V2}" in out.stdout
+    assert "worker (docker service rollback)" in out.stdout + out.stderr, out.stderr
+    assert _specs(staging) == specs and _running_digests(staging) == {v2_digest}
+    assert lab.health("web-staging") == (200, health_body(V2))
 
     # status: each service's running digest and replicas
     rows = {r["stack"]: r for r in map(json.loads, lab.rg("status", "--json").stdout.splitlines())}

@@ -73,13 +73,14 @@ def image_ref(version: str) -> str:
     return f"{REGISTRY}/{REPOSITORY}:{version}"
 
 
-def build_image(version: str, *, broken: bool = False) -> str:
-    """The busybox web image of `version` (`broken`: no /health, so its healthcheck fails),
-    pushed to the lab registry; the local copy removed so Swarm really pulls."""
+def build_image(version: str, *, broken: bool = False, serves: str | None = None) -> str:
+    """The busybox web image of `version` (`broken`: no /health, so its healthcheck fails;
+    `serves`: the version its pages claim, for an image healthy to Swarm that fails its
+    smoke check), pushed to the lab registry; the local copy removed so Swarm really pulls."""
     ref = image_ref(version)
     with tempfile.TemporaryDirectory(prefix="rg-swarm-image-") as tmp:
         root = Path(tmp) / "root"
-        _write_root(root, version, broken)
+        _write_root(root, serves or version, broken)
         tar = subprocess.run(
             ["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner",
              "-C", str(root), "-c", "."],
@@ -128,7 +129,7 @@ def make_workspace(root: Path, *, wait_timeout: float = 60) -> ComposeWorkspace:
             f"    smoke:\n      - name: health\n"
             f"        http: http://127.0.0.1:{ports[stack]}/health\n"
             f'        body_contains: \'"version": "{{version}}"\'\n'
-            f"        retries: 10\n        interval: 0.5\n        timeout: 20\n"
+            f"        retries: 4\n        interval: 0.5\n        timeout: 10\n"
         )
     (root / "releasegate.yaml").write_text("stacks:\n" + "".join(blocks))
     return ComposeWorkspace(root, ports, stacks)
