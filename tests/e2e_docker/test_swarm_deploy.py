@@ -26,14 +26,16 @@ MISSING = "sha-0000dead"
 
 
 @pytest.fixture(scope="module")
-def images() -> dict[str, str]:
+def images() -> Iterator[dict[str, str]]:
     require_swarm()
-    return {
+    refs = {
         V1: build_image(V1),
         V2: build_image(V2),
         V3: build_image(V3, broken=True),
         V4: build_image(V4, serves=V2),
     }
+    yield refs
+    docker("image", "rm", *refs.values(), check=False)  # the engine's pulled copies
 
 
 @pytest.fixture()

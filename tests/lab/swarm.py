@@ -104,7 +104,10 @@ def remove_stack(name: str) -> None:
             "service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={name}",
             check=False,
         ).stdout.split()  # fmt: skip
-        if not left:
+        running = docker(
+            "ps", "-q", "--filter", f"label=com.docker.stack.namespace={name}", check=False
+        ).stdout.split()
+        if not left and not running:
             return
         subprocess.run(["sleep", "0.5"], check=False)
 

@@ -245,3 +245,14 @@ def test_config_and_plan_of_a_swarm_stack(tmp_path: Path) -> None:
     assert "rule no-latest" in titles["preflight"]  # prod: the seed's compose rules too
     assert "docker stack deploy web-prod" in titles["restart"]
     assert "docker service rollback" in titles["restart"]
+
+
+def test_a_swarm_stack_has_one_host(tmp_path: Path) -> None:
+    from releasegate.errors import ReleasegateError
+
+    (tmp_path / "releasegate.yaml").write_text(
+        "stacks:\n  shop:\n    env: prod\n    runtime: swarm\n    dir: /srv/shop\n"
+        "    hosts: [ssh://m1, ssh://m2]\n"
+    )
+    with pytest.raises(ReleasegateError, match="one host, a Swarm manager"):
+        load_config(tmp_path / "releasegate.yaml")

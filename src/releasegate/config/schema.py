@@ -436,6 +436,8 @@ class StackConfig(StrictModel):
             fail("artifacts: required for runtime releases")
         if self.runtime == "releases" and "compose" in self.model_fields_set:
             fail("compose: only for runtime compose")
+        if self.runtime == "swarm" and len(self.hosts) > 1:
+            fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
