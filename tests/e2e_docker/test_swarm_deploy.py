@@ -13,16 +13,24 @@ from pathlib import Path
 import pytest
 
 from tests.lab.compose_workspace import ComposeWorkspace
-from tests.lab.docker import docker
+from tests.lab.docker import REGISTRY, docker
 from tests.lab.images import health_body, sha_version
 from tests.lab.plans import last_json, planned, recorded, same_steps
-from tests.lab.swarm import build_image, image_ref, make_workspace, remove_stack, require_swarm
+from tests.lab.swarm import (
+    REPOSITORY,
+    build_image,
+    image_ref,
+    make_workspace,
+    remove_stack,
+    require_swarm,
+)
 
 pytestmark = pytest.mark.e2e
 
 V1, V2, V3 = sha_version("swarm-v1"), sha_version("swarm-v2"), sha_version("swarm-v3")
 V4 = sha_version("swarm-v4")  # healthy to Swarm, but its pages say V2: the smoke check fails
 MISSING = "sha-0000dead"
+REPOSITORY_REF = f"{REGISTRY}/{REPOSITORY}"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,10 @@ def images() -> Iterator[dict[str, str]]:
         V4: build_image(V4, serves=V2),
     }
     yield refs
-    docker("image", "rm", *refs.values(), check=False)  # the engine's pulled copies
+    # The engine's pulled copies: by tag (preflight, prepare) and by digest (the tasks).
+    pulled = docker("images", "-q", REPOSITORY_REF, check=False).stdout.split()
+    if pulled:
+        docker("image", "rm", "-f", *sorted(set(pulled)), check=False)
 
 
 @pytest.fixture()
