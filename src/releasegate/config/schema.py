@@ -422,7 +422,9 @@ class StackConfig(StrictModel):
     def _runtime_keys(cls, value: Any) -> Any:
         # `artifacts` is required (reported as a missing key) for releases only; a compose
         # stack's versions are image tags in a registry.
-        if isinstance(value, dict) and value.get("runtime") == "compose":
+        # A swarm stack is a compose file too (`compose:` names it, its version variable,
+        # its rules and wait_timeout); `compose.project` is the `docker stack` name.
+        if isinstance(value, dict) and value.get("runtime") in ("compose", "swarm"):
             value = {"compose": {}, **value}
             value.setdefault("artifacts", None)
             preflight = value.get("preflight")
@@ -438,6 +440,8 @@ class StackConfig(StrictModel):
             fail("artifacts: required for runtime releases")
         if self.runtime == "releases" and "compose" in self.model_fields_set:
             fail("compose: only for runtime compose")
+        if self.runtime == "swarm" and len(self.hosts) > 1:
+            fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
@@ -504,7 +508,7 @@ class StackConfig(StrictModel):
         """Paths relative to `dir` to back up before a change."""
         if self.backup.files is not None:
             return list(self.backup.files)
-        if self.runtime == "compose":
+        if self.runtime in ("compose", "swarm"):
             return [*self.compose_files, ".env"]
         return [f"shared/{entry}" for entry in self.shared]
 
