@@ -15,6 +15,9 @@ from releasegate.model import Plan, Step
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
 
+# Runtimes whose versions are image tags: pulled in prepare, promoted by digest.
+IMAGE_RUNTIMES = ("compose", "swarm")
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -46,6 +49,10 @@ def _preflight_step(stack: StackConfig) -> Step:
         rules += ["compose files valid (docker compose config)"]
         rules += [f"network {n} exists" for n in stack.compose_settings.networks]
         rules += [f"rule {r}" for r in stack.compose_rules]
+    if stack.runtime == "swarm":
+        from releasegate.runtimes.swarm_commands import preflight_rules
+
+        rules += preflight_rules(stack.compose_rules)
     return Step("preflight", "preflight: " + "; ".join(rules), {"rules": rules})
 
 
@@ -68,7 +75,7 @@ def _timeout(stack: StackConfig) -> str:
 
 def _prepare_step(stack: StackConfig, version: str, facts: Facts) -> Step:
     where = " on each host" if _many(facts) else ""
-    if stack.runtime == "compose":
+    if stack.runtime in IMAGE_RUNTIMES:
         title = f"pull images for {version}{where}: {facts.artifact or '(unknown)'}"
         return Step("prepare", title)
     if facts.prepared:
@@ -104,6 +111,10 @@ def _batch_steps(stack: StackConfig, version: str, facts: Facts) -> list[Step]:
             )
             if stack.commands.restart is not None:
                 restart += f"; run restart: {_cmd(stack.commands.restart)}"
+        elif stack.runtime == "swarm":
+            from releasegate.runtimes.swarm_commands import plan_titles
+
+            switch, restart = plan_titles(stack, version, facts.running)
         else:
             switch = f"switch {stack.dir}/current: {facts.running or '(none)'} -> {version}"
             restart = ""
@@ -147,7 +158,7 @@ def _cron_step(stack: StackConfig, target: str | None) -> list[Step]:
 
 def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
     gate = []
-    if migrate and stack.runtime == "compose" and stack.promote_from:
+    if migrate and stack.runtime in IMAGE_RUNTIMES and stack.promote_from:
         title = (
             f"promotion: the pulled images' digests must be those verified on {stack.promote_from}"
         )
@@ -173,7 +184,7 @@ def plan_deploy(
     steps += _window_step(stack, facts, forced)
     if stack.promote_from:
         title = f"promotion: {version} must be the version verified on {stack.promote_from}"
-        if stack.runtime != "compose":  # compose: the images' digests, once pulled
+        if stack.runtime not in IMAGE_RUNTIMES:  # images: their digests, once pulled
             title += ", with the artifact sha256 verified there"
         steps.append(
             Step(
@@ -208,7 +219,11 @@ def plan_deploy(
     steps += _release_steps(stack, version, facts, migrate=True)
     steps += _cron_step(stack, None)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
-    if stack.runtime != "compose":  # images are removed by `releasegate prune`
+    if getattr(stack, "watch", None) is not None:
+        from releasegate.watch.plan import watch_step
+
+        steps.append(watch_step(stack, version, facts.rollback_target))
+    if stack.runtime not in IMAGE_RUNTIMES:  # images are removed by `releasegate prune`
         steps.append(
             Step(
                 "cleanup",

@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "prune",
         "Remove images of a compose stack's old releases.",
     ),
+    "watch": (
+        "releasegate.cli.watch",
+        "watch",
+        "Follow a deploy's watch window; --accept --reason ends it early.",
+    ),
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
     "change": ("releasegate.cli.change", "change", "Change records: new, validate, approve, show."),

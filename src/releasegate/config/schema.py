@@ -54,7 +54,9 @@ from releasegate.errors import BadInput
 if TYPE_CHECKING:
     from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
+from releasegate.notify.config import NotifyConfig
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
+from releasegate.watch.config import WatchConfig
 
 
 class StackCommands(StrictModel):
@@ -441,6 +443,8 @@ class StackConfig(StrictModel):
     windows: WindowsConfig | None = None  # when a deploy may start (gates.windows)
     cron: CronConfig | None = None  # scheduled jobs installed with each release (cron/)
     check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)  # `releasegate check`
+    notify: NotifyConfig | None = None  # Apprise URLs for this stack (besides the top level's)
+    watch: WatchConfig | None = None  # the window after going live; a failing check rolls back
 
     _name: str = PrivateAttr(default="")
 
@@ -449,7 +453,9 @@ class StackConfig(StrictModel):
     def _runtime_keys(cls, value: Any) -> Any:
         # `artifacts` is required (reported as a missing key) for releases only; a compose
         # stack's versions are image tags in a registry.
-        if isinstance(value, dict) and value.get("runtime") == "compose":
+        # A swarm stack is a compose file too (`compose:` names it, its version variable,
+        # its rules and wait_timeout); `compose.project` is the `docker stack` name.
+        if isinstance(value, dict) and value.get("runtime") in ("compose", "swarm"):
             value = {"compose": {}, **value}
             value.setdefault("artifacts", None)
             preflight = value.get("preflight")
@@ -472,6 +478,8 @@ class StackConfig(StrictModel):
                     f"smoke check {check.name}: source '{check.source}' is not a database of "
                     f"backup.sources ({', '.join(sorted(databases)) or 'none is configured'})"
                 )
+        if self.runtime == "swarm" and len(self.hosts) > 1:
+            fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
@@ -538,7 +546,7 @@ class StackConfig(StrictModel):
         """Paths relative to `dir` to back up before a change."""
         if self.backup.files is not None:
             return list(self.backup.files)
-        if self.runtime == "compose":
+        if self.runtime in ("compose", "swarm"):
             return [*self.compose_files, ".env"]
         return [f"shared/{entry}" for entry in self.shared]
 
@@ -575,6 +583,7 @@ class Config(StrictModel):
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    notify: NotifyConfig | None = None  # Apprise URLs for every stack
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

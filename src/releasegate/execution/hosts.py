@@ -71,6 +71,10 @@ def _runtime_class(stack: StackConfig) -> Any:
         from releasegate.runtimes.compose import ComposeRuntime
 
         return ComposeRuntime
+    if stack.runtime == "swarm":
+        from releasegate.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime
     from releasegate.runtimes.releases import ReleasesRuntime
 
     return ReleasesRuntime

@@ -114,6 +114,10 @@ class ChecksFlow(DeployFlow):
         hosts = self._hosts(stack, "status")
         try:
             states = hosts.host_states()
+            services = next(
+                (s.details["services"] for s in hosts.survey().values() if "services" in s.details),
+                None,
+            )
             seen = Counter(v for v in states.values() if v and v != "unreachable")
             running = seen.most_common(1)[0][0] if seen else None
             health = hosts.health_flags(running)  # what runs: still there, answering?
@@ -186,4 +190,5 @@ class ChecksFlow(DeployFlow):
             warnings,
             states if many else None,
             mixed,
+            services,
         )

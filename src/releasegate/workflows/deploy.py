@@ -18,6 +18,7 @@ from releasegate.gates.promotion import promotion_check
 from releasegate.ledger.store import LedgerWriteFailed
 from releasegate.model import CheckResult, Event, Plan, Step
 from releasegate.plan import plan_deploy
+from releasegate.watch.flow import log_offsets, watch_failed, watch_step
 from releasegate.workflows.rollback import RollbackFlow
 from releasegate.workflows.steps import Run, StepBody
 
@@ -161,7 +162,14 @@ class DeployFlow(RollbackFlow, MigrationOps):
                 "run_started",
                 stack.name,
                 message=f"deploy {version} to {stack.name}",
-                data={"action": "deploy", "version": version, "previous": previous},
+                data={
+                    "action": "deploy",
+                    "version": version,
+                    "previous": previous,
+                    "action_id": out.action_id,
+                    "forced": plan.forced,
+                    "reason": plan.reason,
+                },
             )
         )
         rollout = self.rollout_for(stack, hosts.labels, request.hosts.rollout)
@@ -180,12 +188,15 @@ class DeployFlow(RollbackFlow, MigrationOps):
             "smoke": lambda s: self._smoke(run, s),
             "cron": lambda s: self._cron(run),
             "verify": lambda s: self._verify(run),
+            "watch": lambda s: watch_step(self, run),
             "cleanup": lambda s: self._cleanup(run),
         }
         try:
             for step in plan.steps:
                 if step.name == "lock":  # taken before the run opened
                     continue
+                if step.name == "switch" and "watch_from" not in out.details:
+                    out.details["watch_from"] = log_offsets(stack)  # the window reads from here
                 res = self._step(out, stack, step.name, partial(bodies[step.name], step))
                 if step.name == "backup" and "backup_id" in res.evidence:
                     out.details["backup"] = res.evidence["backup_id"]
@@ -201,6 +212,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     return self._go_back(run, step.name, res.summary)
                 if step.name == "verify":
                     return self._close(out, "failed", ExitCode.FAILED, res.summary)
+                if step.name == "watch":  # a check failed: the release goes back
+                    return watch_failed(self, run, res.summary)
             return self._close(
                 out, "success", ExitCode.OK, f"{version} is live on {stack.name}", notes=notes
             )
