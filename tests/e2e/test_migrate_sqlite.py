@@ -239,3 +239,33 @@ def test_a_project_that_ignores_the_variable_fails_its_rehearsal(sq: SqliteLab) 
     out = sq.rg("migrate", "status", STACK)
     assert out.returncode == 2 and "does not exist" in out.stdout + out.stderr
     assert not sq.db.exists()
+
+
+def test_on_prod_the_gate_wants_lint_clean_and_a_rehearsal(sq: SqliteLab) -> None:
+    sq.lab.config.write_text(
+        sq.lab.config.read_text().replace("    env: staging\n", "    env: prod\n", 1)
+    )
+    out = sq.rg("deploy", STACK, "prod", "v1")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    dj.add_migration(sq.project, "0002_scores")
+    dj.add_migration(sq.project, "0003_grade")
+    before = sq.digest()
+    code, result = sq.result("deploy", STACK, "prod", "v2")
+    assert code == 3, result  # refused: nothing ran
+    gate = {s["step"]: s for s in result["steps"]}["migration-gate"]["summary"]
+    assert "1 HIGH-risk lint finding(s)" in gate and "not rehearsed on v2" in gate
+    assert sq.digest() == before
+    assert sq.lab.running_version(STACK) == "v1"
+
+    # seed 003's way: the NOT NULL column waits; 0002 alone, rehearsed, deploys.
+    (sq.project / "supplier_eval" / "migrations" / "0003_grade.py").unlink()
+    out = sq.rg("backup", STACK, "prod")
+    assert out.returncode == 0, out.stdout + out.stderr
+    code, result = sq.result("migrate", "rehearse", STACK, "--version", "v2")
+    assert code == 0, result
+    code, result = sq.result("deploy", STACK, "prod", "v2")
+    assert code == 0, result
+    gate = {s["step"]: s for s in result["steps"]}["migration-gate"]["summary"]
+    assert "lint clean of HIGH, rehearsed" in gate
+    assert dj.applied(sq.db) == ["0001_initial", "0002_scores"]
