@@ -206,7 +206,7 @@ def test_history_filters_and_keyset_pages(app, workspace: Workspace) -> None:
 
 
 def test_recorded_text_is_escaped(app, workspace: Workspace) -> None:
-    hostile = '<script>alert(1)</script><img src=x onerror=alert(2)> \x1b]0;owned\x07'
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)> \x1b]0;owned\x07"
     with Ledger.open(str(workspace.root / ".releasegate" / "state.db")) as ledger:
         run = ledger.begin_action(
             stack="web-prod", env="prod", action="deploy", version="v9", reason=hostile,
