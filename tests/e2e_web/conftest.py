@@ -72,6 +72,8 @@ def make_workspace(root: Path) -> Workspace:
         text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert "releasegate serve" in last and str(root) in last, last  # how to open the dashboard
     for name, role in USERS.items():
         done = ws.rg("user", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD)
         assert done.returncode == 0, done.stderr

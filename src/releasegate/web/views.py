@@ -122,26 +122,30 @@ def stacks(site: Site, user: str) -> dict[str, Any]:
                     "warnings": st.warnings,
                     "hosts": st.hosts,
                     "mixed": st.mixed,
-                    "backup": _newest_backup(engine, ledger, st.stack),
+                    "backup": _newest_backup(site, ledger, st.stack),
                 }
             )
         return {"stacks": rows, "audit": audit_state(site, ledger)}
 
 
-def _newest_backup(engine: Engine, ledger: Ledger, stack: str) -> dict[str, Any] | None:
-    found = engine.backup_list(stack)
+def _newest_backup(site: Site, ledger: Ledger, stack: str) -> dict[str, Any] | None:
+    """The newest backup set (backup/sets.py, as `backup list` reads them) and whether a
+    `backup verify` of it succeeded (the ledger's backup-verify runs)."""
+    from releasegate.backup.sets import list_backups
+
+    found = list_backups(Path(site.config.backups_dir), stack)
     if not found:
         return None
     newest = found[0]
     verified = any(
-        rec.status == "success" and str(rec.details.get("backup")) == newest["id"]
+        rec.status == "success" and str(rec.details.get("backup")) == newest.id
         for rec in ledger.actions(stack=stack, action="backup-verify", last=50)
     )
     return {
-        "id": newest["id"],
-        "complete": newest["complete"],
-        "created_at": newest["created_at"],
-        "release": newest["release"],
+        "id": newest.id,
+        "complete": newest.complete,
+        "created_at": newest.manifest.get("created_at"),
+        "release": newest.release,
         "verified": verified,
     }
 
