@@ -133,7 +133,7 @@ class Users:
             return None
         digest = _token_hash(token)
         rows = self.db.execute(
-            "SELECT token_hash, user FROM web_tokens WHERE token_hash = :h", {"h": digest}
+            "SELECT token_hash, owner FROM web_tokens WHERE token_hash = :h", {"h": digest}
         )
         if not rows or not hmac.compare_digest(str(rows[0][0]), digest):
             return None
@@ -142,7 +142,7 @@ class Users:
     def tokens(self, name: str) -> list[tuple[str, str, str]]:
         """(short id, label, created) of a user's tokens: the id is the hash's first 12 digits."""
         rows = self.db.execute(
-            "SELECT token_hash, label, created FROM web_tokens WHERE user = :u ORDER BY created",
+            "SELECT token_hash, label, created FROM web_tokens WHERE owner = :u ORDER BY created",
             {"u": name},
         )
         return [(str(h)[:12], str(label), str(c)) for h, label, c in rows]
@@ -196,7 +196,7 @@ class Users:
     def remove(self, name: str, *, by: Actor) -> None:
         self._require(name)
         with self.db.write_transaction():
-            self.db.execute("DELETE FROM web_tokens WHERE user = :n", {"n": name})
+            self.db.execute("DELETE FROM web_tokens WHERE owner = :n", {"n": name})
             self.db.execute("DELETE FROM web_users WHERE name = :n", {"n": name})
         self._mark("user-remove", name, f"{by.user} removed {name}", by, {})
 
@@ -208,7 +208,8 @@ class Users:
         token = TOKEN_PREFIX + os.urandom(32).hex()
         with self.db.write_transaction():
             self.db.execute(
-                "INSERT INTO web_tokens (token_hash, user, label, created) VALUES (:h, :u, :l, :c)",
+                "INSERT INTO web_tokens (token_hash, owner, label, created)"
+                " VALUES (:h, :u, :l, :c)",
                 {"h": _token_hash(token), "u": name, "l": label, "c": _now()},
             )
         self._mark("token-add", name, f"{by.user} made a token for {name}", by, {"label": label})
@@ -218,9 +219,9 @@ class Users:
         self._require(name)
         with self.db.write_transaction():
             rows = self.db.execute(
-                "DELETE FROM web_tokens WHERE user = :u RETURNING token_hash", {"u": name}
+                "DELETE FROM web_tokens WHERE owner = :u RETURNING token_hash", {"u": name}
             ) if short_id is None else self.db.execute(
-                "DELETE FROM web_tokens WHERE user = :u AND substr(token_hash, 1, 12) = :s"
+                "DELETE FROM web_tokens WHERE owner = :u AND substr(token_hash, 1, 12) = :s"
                 " RETURNING token_hash",
                 {"u": name, "s": short_id},
             )  # fmt: skip

@@ -273,3 +273,24 @@ def test_api_token_reads_and_acts(app, workspace: Workspace) -> None:
     revoked = workspace.rg("user", "token", "olga", "--revoke", "all")
     assert revoked.returncode == 0, revoked.stderr
     assert api.get("/api/me").status_code == 401
+
+
+def test_an_operator_rolls_back_with_a_reason(app, workspace: Workspace) -> None:
+    client = sign_in(app, "olga")
+    token = csrf_of(client)
+    assert client.post("/stacks/web-prod/rollback", data={"csrf": token}).status_code == 400
+    done = client.post(
+        "/stacks/web-prod/rollback", data={"csrf": token, "reason": "INC-7 <b>bad</b> v2"}
+    )
+    assert done.status_code == 200, done.text
+    assert "rollback web-prod v1: success" in done.text
+    with Ledger.open(str(workspace.root / ".releasegate" / "state.db")) as ledger:
+        last = ledger.actions(action="rollback", stack="web-prod", last=1)[0]
+    assert (last.user, last.reason, last.version, last.status) == (
+        "olga", "INC-7 <b>bad</b> v2", "v1", "success",
+    )  # fmt: skip
+    run = client.get(f"/runs/{last.action_id}").text
+    assert "Execution record" in run and "olga" in run
+    assert "<b>bad</b>" not in run and "&lt;b&gt;bad&lt;/b&gt;" in run
+    status = workspace.rg("status", "--json")
+    assert '"running": "v1"' in status.stdout.split("web-prod", 1)[1].split("\n")[0]

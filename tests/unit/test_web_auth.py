@@ -132,3 +132,17 @@ def test_password_length() -> None:
     with pytest.raises(BadInput):
         check_password("x" * 2000)
     assert check_password("long enough!") == "long enough!"
+
+
+def test_serve_without_the_web_extra_names_it(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from releasegate.cli.main import run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
+    )
+    assert run(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "uvicorn" in err and "releasegate[web]" in err

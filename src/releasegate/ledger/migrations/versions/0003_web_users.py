@@ -28,11 +28,11 @@ def upgrade() -> None:
     op.create_table(
         "web_tokens",
         sa.Column("token_hash", sa.Text, primary_key=True),  # sha256 of a 256-bit token
-        sa.Column("user", sa.Text, nullable=False),
+        sa.Column("owner", sa.Text, nullable=False),  # the user ("user" is reserved in SQL)
         sa.Column("label", sa.Text, nullable=False),
         sa.Column("created", sa.Text, nullable=False),
     )
-    op.create_index("ix_web_tokens_user", "web_tokens", ["user"])
+    op.create_index("ix_web_tokens_owner", "web_tokens", ["owner"])
     # History filtered by who did it, newest first (keyset pagination on seq).
     op.create_index("ix_entries_user_seq", "entries", ["user", "seq"])
     op.create_index("ix_entries_action_seq", "entries", ["action", "seq"])
@@ -41,6 +41,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_entries_action_seq", "entries")
     op.drop_index("ix_entries_user_seq", "entries")
-    op.drop_index("ix_web_tokens_user", "web_tokens")
+    op.drop_index("ix_web_tokens_owner", "web_tokens")
     op.drop_table("web_tokens")
     op.drop_table("web_users")
