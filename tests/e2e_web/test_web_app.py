@@ -294,3 +294,18 @@ def test_an_operator_rolls_back_with_a_reason(app, workspace: Workspace) -> None
     assert "<b>bad</b>" not in run and "&lt;b&gt;bad&lt;/b&gt;" in run
     status = workspace.rg("status", "--json")
     assert '"running": "v1"' in status.stdout.split("web-prod", 1)[1].split("\n")[0]
+
+
+def test_cookies_are_secure_when_configured(workspace: Workspace) -> None:
+    app = app_for(workspace, secure_cookies=True)
+    client = TestClient(app, follow_redirects=False)
+    page = client.get("/login")
+    assert "secure" in page.headers["set-cookie"].lower()
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert token
+    client.cookies.set("rg_login", token[1])  # a Secure cookie is not kept over http
+    resp = client.post("/login", data={"csrf": token[1], "user": "vic", "password": PASSWORD})
+    assert resp.status_code == 303
+    cookie = resp.headers["set-cookie"].lower()
+    assert "rg_session=" in cookie and "secure" in cookie and "httponly" in cookie
+    assert "samesite=strict" in cookie
