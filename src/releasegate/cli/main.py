@@ -75,6 +75,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Tell the whole story on a sample app, no Docker needed.",
     ),
+    "serve": (
+        "releasegate.cli.serve",
+        "serve",
+        "The web dashboard: stacks, history, live runs, approvals, rollbacks.",
+    ),
+    "user": ("releasegate.cli.user", "user", "Dashboard users, roles and API tokens."),
     "migrate": (
         "releasegate.cli.migrate",
         "migrate",

@@ -574,6 +574,18 @@ class AuditConfig(StrictModel):
     sign_key: ResolvedPath | None = None
 
 
+class WebConfig(StrictModel):
+    """`releasegate serve` (the dashboard); its logic lives in releasegate.web."""
+
+    # SSO: an authenticating reverse proxy names the user in this header. Accepted only from
+    # `trusted_proxies` (peer addresses); the same header from any other peer is refused.
+    trusted_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Session cookies marked Secure: on when the dashboard is reached over TLS (a proxy's).
+    secure_cookies: bool = False
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+
+
 class Config(StrictModel):
     # Accepted at the top level but consumed by the loader before validation.
     ALSO_ALLOWED: ClassVar[tuple[str, ...]] = ("defaults",)
@@ -587,6 +599,7 @@ class Config(StrictModel):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     notify: NotifyConfig | None = None  # Apprise URLs for every stack
+    web: WebConfig = Field(default_factory=WebConfig)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

@@ -126,11 +126,14 @@ class ChecksFlow(DeployFlow):
         many = len(states) > 1 or "local" not in states
         last = self.ledger.last_deploy(name)
         verified = self.ledger.verified_version(name)
-        interrupted = [
-            a
-            for a in self.ledger.actions(stack=name, status="interrupted", last=3)
-            if last is None or a.seq >= last.seq
-        ]
+        # Only rows from the last deploy on (seq >= last.seq): a bounded scan, not the
+        # stack's whole history (the dashboard's stacks page on a 100,000-action ledger).
+        interrupted = self.ledger.actions(
+            stack=name,
+            status="interrupted",
+            last=3,
+            since_seq=last.seq - 1 if last is not None else None,
+        )
         warnings = []
         pending = self.needs_recovery(name)
         if pending is not None:
