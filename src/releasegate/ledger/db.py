@@ -113,11 +113,15 @@ class SQLiteDatabase:
 def make_engine(url: str | URL) -> Engine:
     """An Engine; SQLite engines emit real BEGIN (IMMEDIATE for writers) like SQLiteDatabase."""
     from sqlalchemy import create_engine, event
-    from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
+    from releasegate.ledger.url import engine_options, engine_url, missing_driver
+
+    parsed = engine_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url)
+        try:
+            return create_engine(parsed, **engine_options(parsed))
+        except ModuleNotFoundError as exc:  # the extra is not installed
+            raise missing_driver(parsed, exc) from None
     check_sqlite_version()
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
 
@@ -143,9 +147,17 @@ class SQLAlchemyDatabase:
     """Any SQLAlchemy URL; one connection, statements as ``text()``."""
 
     def __init__(self, url: str | URL) -> None:
+        from sqlalchemy.exc import DBAPIError
+
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
-        self._conn = self.engine.connect()
+        try:
+            self._conn = self.engine.connect()
+        except DBAPIError as exc:  # refused, a wrong password, no such database
+            self.engine.dispose()
+            from releasegate.ledger.url import connect_failed
+
+            raise connect_failed(self.engine.url.render_as_string(), exc) from None
         self._in_txn = False
 
     def _rows(self, sql: str, params: Params | None) -> list[Row]:
