@@ -5,6 +5,7 @@ when the driver is missing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -88,16 +89,17 @@ def test_concurrent_writers_keep_one_chain(
     assert pg_database.sql("SELECT count(DISTINCT seq), min(seq), max(seq) FROM entries") == (
         f"{total}\t1\t{total}"
     )
-    assert pg_database.sql(
-        "SELECT count(*) FROM entries e JOIN entries p ON p.seq = e.seq - 1"
-        " WHERE e.prev_hash <> p.hash"
-    ) == "0"
+    assert (
+        pg_database.sql(
+            "SELECT count(*) FROM entries e JOIN entries p ON p.seq = e.seq - 1"
+            " WHERE e.prev_hash <> p.hash"
+        )
+        == "0"
+    )
     assert pg_database.sql("SELECT count(DISTINCT prev_hash) FROM entries") == str(total)
     # Interleaved for real: writers took turns, not one after the other.
-    hosts = pg_database.sql(
-        "SELECT string_agg(host, ',' ORDER BY seq) FROM entries"
-    ).split(",")
-    switches = sum(1 for a, b in zip(hosts, hosts[1:], strict=False) if a != b)
+    hosts = pg_database.sql("SELECT string_agg(host, ',' ORDER BY seq) FROM entries").split(",")
+    switches = sum(1 for a, b in itertools.pairwise(hosts) if a != b)
     assert switches > workers, "the writers never ran side by side"
     monkeypatch.setenv("RELEASEGATE_STATE_PASSWORD", pg_database.server.password)
     monkeypatch.setenv("PGPASSFILE", "/dev/null")

@@ -108,8 +108,7 @@ def missing_driver(url: URL, exc: ModuleNotFoundError) -> ReleasegateError:
         )
     return BadInput(
         f"`state:` names the {backend} database, whose driver is not installed ({exc.name})",
-        hint="releasegate's ledger runs on SQLite (a path) or PostgreSQL "
-        f"(pip install '{EXTRA}')",
+        hint=f"releasegate's ledger runs on SQLite (a path) or PostgreSQL (pip install '{EXTRA}')",
     )
 
 
