@@ -21,11 +21,13 @@ def lock_status(app: App, as_json: bool) -> int:
 
     held = app.ledger.locks()
     here = app.actor.host
+    now = app.ledger.clock() if held else None  # heartbeats are judged on the ledger's clock
     for info in held:
-        state = locks.holder_state(info, here)
+        state = locks.holder_state(info, here, now)
         note = locks.state_note(info, state)
         if as_json:
-            print_json({**vars(info), "state": state, "note": note})
+            age = locks.heartbeat_age(info, now) if now else None
+            print_json({**vars(info), "state": state, "note": note, "heartbeat_age_s": age})
         else:
             app.console.print(f"{info.stack}: {locks.describe(info)} [{state}]", markup=False)
             app.console.print(f"  {note}", markup=False)

@@ -537,6 +537,9 @@ class Config(StrictModel):
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    # Seconds a stack lock's holder may stay silent (no heartbeat) before a run on another
+    # host takes its lock over (locks.py); it beats every third of it.
+    lock_lease: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

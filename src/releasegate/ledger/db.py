@@ -35,6 +35,9 @@ class Database(Protocol):
     ) -> Generator[Row, None, None]:
         """Yield rows of one query without holding them all in memory."""
 
+    def execute_many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """Run one statement for each parameter set (a batch of inserts)."""
+
     def write_transaction(self) -> AbstractContextManager[None]:
         """Serialize against every other writer, in this and other processes."""
 
@@ -66,6 +69,9 @@ class SQLiteDatabase:
 
     def execute(self, sql: str, params: Params | None = None) -> list[Row]:
         return self._conn.execute(sql, params or {}).fetchall()
+
+    def execute_many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        self._conn.executemany(sql, rows)
 
     def stream(
         self, sql: str, params: Params | None = None, batch: int = 2000
@@ -171,6 +177,17 @@ class SQLAlchemyDatabase:
             return self._rows(sql, params)
         with self._conn.begin():
             return self._rows(sql, params)
+
+    def execute_many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        from sqlalchemy import text
+
+        if not rows:
+            return
+        if self._in_txn:
+            self._conn.execute(text(sql), rows)
+            return
+        with self._conn.begin():
+            self._conn.execute(text(sql), rows)
 
     def stream(
         self, sql: str, params: Params | None = None, batch: int = 2000

@@ -57,7 +57,7 @@ _LOG_ROWS = (
     " FROM entries o LEFT JOIN entries c ON c.action_id = o.action_id AND c.kind = 'close'"
     " WHERE o.kind = 'open'"
 )
-_LOCK_COLS = 'stack, run_id, "user", host, pid, pid_start, since'
+_LOCK_COLS = 'stack, run_id, "user", host, pid, pid_start, since, heartbeat, lease_s'
 
 DEPLOY_ACTIONS = ("deploy", "rollback")
 
@@ -124,7 +124,7 @@ def _record(row: Sequence[Any]) -> ActionRecord:
 
 
 def _lock(row: Sequence[Any]) -> LockInfo:
-    stack, run_id, user, host, pid, pid_start, since = row
+    stack, run_id, user, host, pid, pid_start, since, heartbeat, lease_s = row
     return LockInfo(
         stack=stack,
         run_id=run_id,
@@ -133,11 +133,17 @@ def _lock(row: Sequence[Any]) -> LockInfo:
         pid=int(pid),
         pid_start=pid_start,
         since=datetime.fromisoformat(since),
+        heartbeat=datetime.fromisoformat(heartbeat) if heartbeat else None,
+        lease_s=float(lease_s) if lease_s is not None else None,
     )
 
 
+def _utc_text(when: datetime) -> str:
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _lock_params(info: LockInfo) -> dict[str, Any]:
-    since = info.since if info.since.tzinfo else info.since.replace(tzinfo=UTC)
     return {
         "stack": info.stack,
         "run_id": info.run_id,
@@ -145,7 +151,10 @@ def _lock_params(info: LockInfo) -> dict[str, Any]:
         "host": info.host,
         "pid": info.pid,
         "pid_start": info.pid_start,
-        "since": since.astimezone(UTC).isoformat(timespec="microseconds"),
+        "since": _utc_text(info.since),
+        # A new lock's first heartbeat is its taking.
+        "heartbeat": _utc_text(info.heartbeat or info.since),
+        "lease_s": info.lease_s,
     }
 
 
@@ -157,6 +166,7 @@ class Ledger:
         # What opening it had to fix (files at rest tightened), for the command line to show.
         self.notices: list[str] = []
         self.where = where  # the file or URL, for messages (a full disk names it)
+        self.url = where  # what Ledger.open takes to open this ledger again
 
     @classmethod
     def open(cls, url: str, *, force_sqlalchemy: bool = False, create: bool = True) -> Ledger:
@@ -211,6 +221,7 @@ class Ledger:
             raise
         ledger = cls(db, file or url)
         ledger.notices = notices
+        ledger.url = file or url
         return ledger
 
     def close(self) -> None:
@@ -665,7 +676,8 @@ class Ledger:
                 return _lock(rows[0])
             self._db.execute(
                 f"INSERT INTO locks ({_LOCK_COLS}) VALUES"  # noqa: S608
-                " (:stack, :run_id, :user, :host, :pid, :pid_start, :since)",
+                " (:stack, :run_id, :user, :host, :pid, :pid_start, :since, :heartbeat,"
+                " :lease_s)",
                 _lock_params(info),
             )
         return None
@@ -679,8 +691,9 @@ class Ledger:
         with self._writing():
             rows = self._db.execute(
                 'UPDATE locks SET run_id = :run_id, "user" = :user, host = :host, pid = :pid,'
-                " pid_start = :pid_start, since = :since"
-                " WHERE stack = :stack AND run_id = :expected RETURNING stack",
+                " pid_start = :pid_start, since = :since, heartbeat = :heartbeat,"
+                " lease_s = :lease_s WHERE stack = :stack AND run_id = :expected"
+                " RETURNING stack",
                 params,
             )
         return bool(rows)
@@ -695,6 +708,36 @@ class Ledger:
         with self._writing():
             rows = self._db.execute(sql + " RETURNING stack", params)
         return bool(rows)
+
+    def heartbeat(self, stack: str, run_id: str) -> bool:
+        """The holder's sign of life: refresh its lock's heartbeat (the database's clock).
+        False when ``run_id`` no longer holds the lock (taken over, or released by force).
+
+        Not a chain append: it does not take the chain head, so a heartbeat never waits
+        behind another machine's appends."""
+        params = {"stack": stack, "run_id": run_id, "now": _utc_text(self.clock())}
+        rows = self._db.execute(
+            "UPDATE locks SET heartbeat = :now WHERE stack = :stack AND run_id = :run_id"
+            " RETURNING stack",
+            params,
+        )
+        return bool(rows)
+
+    def clock(self) -> datetime:
+        """Now, by the clock every writer shares: the database server's for PostgreSQL
+        (machines' clocks drift; a lease judged on two clocks is judged on their skew), this
+        machine's for a SQLite file (every writer is on this machine)."""
+        if self._db.dialect == "postgresql":
+            rows = self._db.execute("SELECT clock_timestamp()")
+            now = rows[0][0]
+            if isinstance(now, datetime):
+                return now.astimezone(UTC)
+        return datetime.now(UTC)
+
+    def reopen(self) -> Ledger:
+        """A second connection to the same ledger (for a heartbeat thread: a connection is
+        never shared between threads)."""
+        return Ledger.open(self.url, create=False)
 
     def locks(self) -> list[LockInfo]:
         rows = self._db.execute(f"SELECT {_LOCK_COLS} FROM locks ORDER BY stack")  # noqa: S608
