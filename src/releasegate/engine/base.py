@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from releasegate.ledger import Ledger
 
 Emit = Callable[[Event], None]
+LOCK_REFUSAL = {"refused_by": "lock"}
 
 
 @dataclass(frozen=True)
@@ -360,7 +361,9 @@ class _Lock:
             )
         except LockHeld as exc:
             aid = e._begin(self.stack, self.action, self.version, notes=exc.message)
-            e.ledger.end_action(aid, "refused", notes=exc.message)
+            # Marked: a run refused at the lock never touched the stack, so it is not the
+            # stack's "last deploy" (that stays the holder's run, e.g. one that then died).
+            e.ledger.end_action(aid, "refused", notes=exc.message, details=LOCK_REFUSAL)
             raise
         # Another machine judges this holder by its heartbeat (locks.py).
         self.beat = locks.Heartbeat(e.ledger, self.stack.name, self.run_id, lease).start()

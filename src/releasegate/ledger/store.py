@@ -618,9 +618,18 @@ class Ledger:
             ensure_extends(self._db, (seq, hash_), what)
 
     def last_deploy(self, stack: str) -> ActionRecord | None:
-        """The newest top-level deploy or rollback of ``stack``, whatever its status."""
-        found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=1)
-        return found[0] if found else None
+        """The newest top-level deploy or rollback of ``stack``, whatever its status, except
+        runs refused at the stack lock: they never touched the stack (while they were
+        refused, the holder's run is what ran, and what may need recovery)."""
+        window = 8
+        while True:
+            found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=window)
+            for rec in reversed(found):
+                if not (rec.status == "refused" and rec.details.get("refused_by") == "lock"):
+                    return rec
+            if len(found) < window:
+                return None
+            window *= 4
 
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last row; LedgerTampered when the head row is missing."""
