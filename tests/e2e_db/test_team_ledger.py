@@ -29,10 +29,11 @@ from releasegate.ledger import Ledger
 # Imported before the start: the race is on the database, not on import times.
 import alembic.command, alembic.runtime.migration, psycopg, sqlalchemy.dialects.postgresql
 url, start, n, who = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+adapter = sys.argv[5]
 deadline = time.monotonic() + 60
 while not start.exists() and time.monotonic() < deadline:
     time.sleep(0.005)
-with Ledger.open(url) as led:
+with Ledger.open(url, force_sqlalchemy=adapter == "sqlalchemy") as led:
     for i in range(n):
         led.mark(stack="web", env="staging", action="note", version=f"{who}-{i}",
                  user="tester", host=who, pid=os.getpid())
@@ -52,11 +53,13 @@ def worker_env(db: Database) -> dict[str, str]:
     return env
 
 
-def run_workers(db: Database, tmp_path: Path, count: int, appends: int) -> None:
+def run_workers(
+    db: Database, tmp_path: Path, count: int, appends: int, adapter: str = "psycopg"
+) -> None:
     start = tmp_path / "start"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, url_of(db), str(start), str(appends), f"m{i}"],
+            [sys.executable, "-c", WORKER, url_of(db), str(start), str(appends), f"m{i}", adapter],
             env=worker_env(db),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -79,11 +82,13 @@ def test_two_processes_migrate_a_new_ledger_at_once(pg_database: Database, tmp_p
     assert pg_database.sql("SELECT count(*) FROM entries") == "4"
 
 
+@pytest.mark.parametrize("adapter", ["psycopg", "sqlalchemy"])
 def test_concurrent_writers_keep_one_chain(
-    pg_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adapter: str
 ) -> None:
+    """Both adapters: psycopg alone (what the CLI runs) and SQLAlchemy (any other URL)."""
     workers, appends = 6, 40
-    run_workers(pg_database, tmp_path, count=workers, appends=appends)
+    run_workers(pg_database, tmp_path, count=workers, appends=appends, adapter=adapter)
     total = workers * appends
     # One chain: seq 1..total without gaps or twins, each row on its predecessor's hash.
     assert pg_database.sql("SELECT count(DISTINCT seq), min(seq), max(seq) FROM entries") == (

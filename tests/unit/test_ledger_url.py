@@ -76,3 +76,27 @@ def test_config_refuses_a_password_with_file_and_line(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace("rg:hunter2@", "rg@"))
     assert quick_state_url(cfg) == "postgresql+psycopg://rg@127.0.0.1/led"
     assert load_config(cfg).state_url == "postgresql+psycopg://rg@127.0.0.1/led"
+
+
+def test_named_parameters_for_psycopg() -> None:
+    from releasegate.ledger.db import to_pyformat
+
+    assert to_pyformat("SELECT a FROM t WHERE s = :stack AND x::text = :x_1") == (
+        "SELECT a FROM t WHERE s = %(stack)s AND x::text = %(x_1)s"
+    )
+    assert to_pyformat("SELECT '50%' WHERE a = :a") == "SELECT '50%%' WHERE a = %(a)s"
+
+
+def test_libpq_params_take_the_password_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(lurl.PASSWORD_ENV, "from-env")
+    conninfo, params, shown = lurl.libpq_params("postgresql+psycopg://rg@127.0.0.1:5/led")
+    assert conninfo == "postgresql://rg@127.0.0.1:5/led"
+    assert params["password"] == "from-env" and params["connect_timeout"] > 0
+    assert "from-env" not in shown
+    monkeypatch.delenv(lurl.PASSWORD_ENV)
+    assert "password" not in lurl.libpq_params("postgresql://rg@h/led")[1]
+    assert lurl.uses_psycopg("postgresql+psycopg://h/x") and not lurl.uses_psycopg(
+        "postgresql+psycopg2://h/x"
+    )

@@ -13,6 +13,7 @@ from releasegate.errors import BadInput, ReleasegateError
 from releasegate.ledger.chain import CHAIN_SELECT, canonical_json, row_hash, verify_rows
 from releasegate.ledger.db import (
     Database,
+    PsycopgDatabase,
     SQLAlchemyDatabase,
     SQLiteDatabase,
     sqlite_path_from_url,
@@ -27,6 +28,7 @@ from releasegate.ledger.trust import (
     read_head,
     save_checkpoints,
 )
+from releasegate.ledger.url import uses_psycopg
 from releasegate.model import ActionRecord, ChainReport, LockInfo
 from releasegate.redact import mask_shapes
 
@@ -187,7 +189,10 @@ class Ledger:
                 if not create and not os.path.isfile(other):
                     raise _no_ledger(other)
                 notices = _private_sqlite(other)
-            db = SQLAlchemyDatabase(url)
+            if not force_sqlalchemy and uses_psycopg(url):
+                db = PsycopgDatabase(url)  # without SQLAlchemy's import, as for SQLite
+            else:
+                db = SQLAlchemyDatabase(url)
         else:
             if not path or path == ":memory:":
                 raise BadInput(

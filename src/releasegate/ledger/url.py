@@ -84,22 +84,45 @@ def engine_options(parsed: URL) -> dict[str, Any]:
     """create_engine() keyword arguments that bound every wait on a PostgreSQL server."""
     if parsed.get_backend_name() != "postgresql":
         return {}
+    return {"connect_args": engine_options_pg(), "pool_pre_ping": False}
+
+
+def uses_psycopg(url: str) -> bool:
+    """A PostgreSQL URL on psycopg (3): `postgresql+psycopg://`, or a bare `postgresql://`."""
+    scheme = url.partition("://")[0].lower()
+    return scheme in ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def libpq_params(url: str) -> tuple[str, dict[str, Any], str]:
+    """(conninfo, keyword parameters, the URL as it may be shown) for psycopg.connect():
+    libpq takes the URL itself once the `+psycopg` is gone; the password comes from
+    RELEASEGATE_STATE_PASSWORD when the URL has none (libpq reads PGPASSWORD/PGPASSFILE)."""
+    from releasegate.redact import mask_url
+
+    rest = url.split("://", 1)[1]
+    conninfo = "postgresql://" + rest
+    opts = engine_options_pg()
+    params: dict[str, Any] = dict(opts)
+    secret = os.environ.get(PASSWORD_ENV)
+    if secret and urlsplit(conninfo).password is None:
+        params["password"] = secret
+    return conninfo, params, mask_url(url)
+
+
+def engine_options_pg() -> dict[str, Any]:
     ms = 1000
     return {
-        "connect_args": {
-            "connect_timeout": CONNECT_TIMEOUT_S,
-            "options": f"-c lock_timeout={LOCK_TIMEOUT_S * ms}"
-            f" -c statement_timeout={STATEMENT_TIMEOUT_S * ms}"
-            f" -c idle_in_transaction_session_timeout={STATEMENT_TIMEOUT_S * ms}",
-            "application_name": "releasegate",
-        },
-        "pool_pre_ping": False,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "options": f"-c lock_timeout={LOCK_TIMEOUT_S * ms}"
+        f" -c statement_timeout={STATEMENT_TIMEOUT_S * ms}"
+        f" -c idle_in_transaction_session_timeout={STATEMENT_TIMEOUT_S * ms}",
+        "application_name": "releasegate",
     }
 
 
-def missing_driver(url: URL, exc: ModuleNotFoundError) -> ReleasegateError:
+def missing_driver(url: URL | str, exc: ModuleNotFoundError) -> ReleasegateError:
     """The error for a URL whose driver is not installed (not `internal error: ...`)."""
-    backend = url.get_backend_name()
+    backend = url if isinstance(url, str) else url.get_backend_name()
     if backend == "postgresql":
         return BadInput(
             f"`state:` is a PostgreSQL URL but its driver is not installed ({exc.name})",
