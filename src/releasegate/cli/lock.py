@@ -62,7 +62,8 @@ def lock_release(app: App, stack: str, force: bool, reason: str) -> int:
         # taken over or released between our read and now: nothing of ours to free
         app.console.print(f"the lock of {stack} changed hands meanwhile; nothing released")
         return 0
-    how = "by force " if state != "dead" else ""
+    gone = state in locks.GONE  # dead here, or its heartbeat lapsed elsewhere
+    how = "by force " if not gone else ""
     app.ledger.mark(
         stack=stack,
         env=cfg.env,
@@ -73,7 +74,7 @@ def lock_release(app: App, stack: str, force: bool, reason: str) -> int:
             "holder_run_id": info.run_id,
             "holder_pid": info.pid,
             "holder_host": info.host,
-            "forced": state != "dead",
+            "forced": not gone,
             "reason": reason,
         },
         user=app.actor.user,
