@@ -58,11 +58,6 @@ def password_problem(value: str) -> str | None:
     return None
 
 
-def is_postgres(url: str) -> bool:
-    scheme = url.partition("://")[0].lower()
-    return scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")
-
-
 def engine_url(url: str | URL) -> URL:
     """The URL to connect with: bare `postgresql://` on psycopg (3), and the password from
     RELEASEGATE_STATE_PASSWORD when the URL has none (libpq reads PGPASSWORD/PGPASSFILE
