@@ -64,6 +64,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
+    "state": ("releasegate.cli.state", "state", "Copy the ledger into PostgreSQL for a team."),
     "change": ("releasegate.cli.change", "change", "Change records: new, validate, approve, show."),
     "init": (
         "releasegate.cli.init",

@@ -600,6 +600,9 @@ class Config(StrictModel):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     notify: NotifyConfig | None = None  # Apprise URLs for every stack
     web: WebConfig = Field(default_factory=WebConfig)
+    # Seconds a stack lock's holder may stay silent (no heartbeat) before a run on another
+    # host takes its lock over (locks.py); it beats every third of it.
+    lock_lease: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

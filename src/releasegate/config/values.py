@@ -160,6 +160,10 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 
 def _state_path(value: str, info: ValidationInfo) -> str:
     if "://" in value:
+        from releasegate.ledger.url import password_problem
+
+        if problem := password_problem(value):  # a secret in a committed file
+            fail(problem)
         return value  # a SQLAlchemy URL, used as given
     if not value.strip():
         fail("must not be empty")
