@@ -42,6 +42,7 @@ READ_ONLY_COMMANDS = frozenset(
         "audit verify",
         "audit anchor",
         "backup list",
+        "user list",
     }
 )
 
