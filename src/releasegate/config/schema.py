@@ -44,6 +44,7 @@ from releasegate.config.values import (
     unique,
 )
 from releasegate.errors import BadInput
+from releasegate.flags.config import FlagsConfig
 
 if TYPE_CHECKING:
     from releasegate.artifacts import Limits
@@ -410,6 +411,7 @@ class StackConfig(StrictModel):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     migrations: MigrationsConfig | None = None
     approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
+    flags: FlagsConfig | None = None  # feature switches (releasegate.flags)
 
     _name: str = PrivateAttr(default="")
 
