@@ -41,6 +41,7 @@ READ_ONLY_COMMANDS = frozenset(
         "audit verify",
         "audit anchor",
         "backup list",
+        "flag history",
     }
 )
 

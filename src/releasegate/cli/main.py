@@ -60,6 +60,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Tell the whole story on a sample app, no Docker needed.",
     ),
+    "flag": (
+        "releasegate.cli.flag",
+        "flag",
+        "Feature switches: set, list, history, rollback (.env, flagd).",
+    ),
     "migrate": (
         "releasegate.cli.migrate",
         "migrate",
