@@ -18,6 +18,7 @@ from releasegate.gates.promotion import promotion_check
 from releasegate.ledger.store import LedgerWriteFailed
 from releasegate.model import CheckResult, Event, Plan, Step
 from releasegate.plan import plan_deploy
+from releasegate.workflows.flags import record_release_flags
 from releasegate.workflows.rollback import RollbackFlow
 from releasegate.workflows.steps import Run, StepBody
 
@@ -194,6 +195,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     return self._go_back(run, step.name, res.summary)
                 if step.name == "verify":
                     return self._close(out, "failed", ExitCode.FAILED, res.summary)
+            record_release_flags(self, run)  # the flags this release runs with, on its row
             return self._close(
                 out, "success", ExitCode.OK, f"{version} is live on {stack.name}", notes=notes
             )

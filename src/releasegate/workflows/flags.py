@@ -133,6 +133,7 @@ def restore_release_flags(engine: EngineBase, run: Run) -> StepBody:
         return True, "no flags configured", [], {}
     rec = release_flags(engine, stack, target)
     if rec is None:
+        record_release_flags(engine, run)  # what it runs with from now on
         return True, f"no flags were recorded with {target}: left as they are", [], {}
     snap: dict[str, Any] = rec.details["flags"]
     read = read_hosts(run.hosts, stack, cfg)
