@@ -375,12 +375,14 @@ class FlagsFlow(EngineBase):
         new_shown = state.shown(cfg, name, value)
         running = hosts.running_version()
         target = flagd.summary(request.targeting)
-        notes = f"{name} -> {new_shown if new_shown is not None else '(unset)'}"
-        notes += f" ({target})" if target else ""
-        if request.rollback_of:
-            notes += f"; rollback of {request.rollback_of[:12]}"
-        if request.reason:
-            notes += f": {request.reason}"
+
+        def noted(change: str) -> str:
+            text = change + (f" ({target})" if target else "")
+            if request.rollback_of:
+                text += f"; rollback of {request.rollback_of[:12]}"
+            return text + (f": {request.reason}" if request.reason else "")
+
+        notes = noted(f"{name} -> {_text(new_shown)}")
         out = RunOutcome(
             "flag", stack.name, stack.env, name, "running", ExitCode.FAILED, "", notes=notes
         )
@@ -467,6 +469,7 @@ class FlagsFlow(EngineBase):
         message = f"{name}: {old if old is not None else '(unset)'} -> "
         message += f"{new_shown if new_shown is not None else '(unset)'} on {stack.name}"
         message += f" ({target})" if target else ""
+        notes = noted(f"{name}: {_text(old)} -> {_text(new_shown)}")
         return self._close(out, "success", ExitCode.OK, message, notes=notes)
 
     def _flag_gate(self, stack: StackConfig, request: FlagRequest) -> StepBody:
