@@ -4,6 +4,7 @@ stays valid, names and values are refused where they could break a file or a com
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -201,3 +202,97 @@ def test_host_commands_are_argv() -> None:
     assert read_argv(path)[3:5] == ["sh", str(path)]
     assert write_argv(path)[-1] == str(path)
     assert str(path) not in read_argv(path)[2] and str(path) not in write_argv(path)[2]
+
+
+# ---- config, plan, state ---------------------------------------------------------------
+
+STACK = """
+stacks:
+  web:
+    env: staging
+    runtime: releases
+    dir: srv/web
+    artifacts: artifacts
+    commands:
+      restart: ["pm2", "reload", "web"]
+    flags:
+{flags}
+"""
+
+GOOD_FLAGS = """\
+      dotenv: shared/.env
+      flagd: shared/flags.json
+      declared:
+        SUPPLIER_EVAL_ENABLED: {type: bool, default: false, stores: [dotenv]}
+        supplier-eval: {type: bool, stores: [flagd]}
+        COLOR: {type: string, default: blue}
+        TOKEN: {type: string, secret: true, stores: [dotenv]}
+"""
+
+
+def _load(tmp_path: Any, flags: str) -> Any:
+    from releasegate.config import load_config
+
+    path = tmp_path / "releasegate.yaml"
+    path.write_text(STACK.format(flags=flags))
+    return load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        ("      apply: restart\n      declared: {A: {}}\n", "dotenv: PATH and/or flagd: PATH"),
+        ("      dotenv: /etc/x\n      declared: {A: {}}\n", "relative"),
+        ("      dotenv: ../x\n      declared: {A: {}}\n", ".."),
+        ("      dotenv: .env\n      declared: {new-x: {}}\n", "it lives in the dotenv file"),
+        ("      dotenv: .env\n      declared: {A: {type: bool, default: 3}}\n", "not a bool"),
+        ("      dotenv: .env\n      apply: reload\n      declared: {A: {}}\n", "reload: command"),
+        ("      dotenv: .env\n      declared: {A: {stores: [flagd]}}\n", "flagd is not configured"),
+        ("      dotenv: .env\n      declared: {'A=B': {}}\n", "not allowed"),
+        ("      dotenv: .env\n      declared: {}\n", "at least 1"),
+    ],
+)
+def test_config_errors(tmp_path: Any, flags: str, words: str) -> None:
+    from releasegate.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, flags)
+    assert words in err.value.message, err.value.message
+
+
+def test_rollback_plan_puts_flags_back_before_the_restart(tmp_path: Any) -> None:
+    from releasegate.plan import Facts, plan_rollback
+
+    stack = _load(tmp_path, GOOD_FLAGS).stack("web")
+    plan = plan_rollback(stack, "v1", Facts(running="v2", rollback_target=None, artifact="a/v1"))
+    assert [s.name for s in plan.steps] == [
+        "lock",
+        "prepare",
+        "switch",
+        "flags",
+        "restart",
+        "smoke",
+    ]
+    assert plan.steps[3].title == "put back the flags recorded with v1"
+
+
+def test_state_changes_one_flag_per_store_and_snapshots_mask_secrets(tmp_path: Any) -> None:
+    from releasegate.flags import state
+
+    cfg = _load(tmp_path, GOOD_FLAGS).stack("web").flags
+    files: dict[str, str | None] = {"dotenv": "TOKEN=abc\n# keep\n", "flagd": None}
+    assert cfg.stores_of("COLOR") == ["dotenv", "flagd"]
+    new = state.changed(cfg, files, "COLOR", "red", None)
+    assert new["dotenv"] == "TOKEN=abc\n# keep\nCOLOR=red\n"
+    assert json.loads(new["flagd"])["flags"]["COLOR"]["defaultVariant"] == "red"
+    both = {**files, **new}
+    assert state.value_of(state.states(cfg, both, "COLOR")).value == "red"
+    assert state.drift_in_stores(state.states(cfg, both, "COLOR")) == ""
+    both["dotenv"] = both["dotenv"].replace("COLOR=red", "COLOR=green")
+    assert "stores differ" in state.drift_in_stores(state.states(cfg, both, "COLOR"))
+    snap = state.snapshot(cfg, {"h1": both, "h2": {**both, "dotenv": "COLOR=red\n"}})
+    assert snap["TOKEN"] == {"secret": True}  # a secret's value is never kept
+    assert snap["SUPPLIER_EVAL_ENABLED"] == {"value": None, "targeting": None}
+    assert state.shown(cfg, "TOKEN", "abc") == "***"
+    with pytest.raises(BadInput):  # targeting needs a flagd store
+        state.changed(cfg, files, "SUPPLIER_EVAL_ENABLED", "true", flagd.users_rule("on", ["a"]))
