@@ -230,3 +230,29 @@ def test_flagd_targeting_is_written_and_listed(lab, tmp_path: Path):
     assert out.returncode == 0, out.stdout + out.stderr
     doc = json.loads((lab.root / "srv/web-staging/shared/flags.json").read_text())
     assert doc["flags"]["supplier-eval"]["targeting"]["if"][1] == "on"  # the beta group again
+
+
+def test_an_interrupted_change_is_closed_and_says_what_to_check(lab):
+    import os
+    import signal
+    import subprocess
+
+    from tests.cli import RELEASEGATE
+
+    add_flags(lab, "web-staging")
+    assert lab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
+    marker = lab.root / "paused"
+    env = {**lab.env(), "RELEASEGATE_PAUSE_AT": "restart", "RELEASEGATE_PAUSE_FILE": str(marker)}
+    proc = subprocess.Popen(
+        [RELEASEGATE, "flag", "set", "web-staging", "staging", "SUPPLIER_EVAL_ENABLED", "true"],
+        cwd=lab.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lab.procs.append(proc)
+    lab.wait_for(marker.exists, "the change to reach its restart")
+    os.kill(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "flag list web-staging staging" in stdout  # the hint: the write happened
+    [change] = flag_history(lab, "web-staging", "staging")
+    assert change["status"] == "aborted"
+    assert lab.rg("lock", "status", "--json").stdout.strip() == ""  # the lock was released

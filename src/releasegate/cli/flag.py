@@ -237,7 +237,7 @@ def flag_history(
         {
             "when": r.started_at,
             "user": r.user,
-            "flag": r.details.get("flag"),
+            "flag": r.details.get("flag") or r.version,  # a refusal by the lock: the name
             "old": r.details.get("old"),
             "new": r.details.get("new"),
             "targeting": r.details.get("targeting"),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate.engine.base import EngineBase, HostOptions, RunOutcome
 from releasegate.errors import BadInput, ExitCode
-from releasegate.execution.interrupts import safe_points
+from releasegate.execution.interrupts import Interrupted, safe_points
 from releasegate.flags import flagd, state, values
 from releasegate.flags.hostfiles import HostFiles, read_program, write_program
 from releasegate.model import CheckResult, Event
@@ -226,7 +226,7 @@ class FlagsFlow(EngineBase):
     ) -> list[ActionRecord]:
         stack = self.stack(name, env)
         rows = self.ledger.actions(stack=stack.name, action="flag", last=last)
-        return [r for r in rows if flag is None or r.details.get("flag") == flag]
+        return [r for r in rows if flag is None or (r.details.get("flag") or r.version) == flag]
 
     def flag_list(self, name: str, env: str, options: HostOptions | None = None) -> list[FlagRow]:
         stack = self.stack(name, env)
@@ -358,10 +358,30 @@ class FlagsFlow(EngineBase):
         token = os.urandom(6).hex()
         with safe_points(), self._locked(stack, "flag", request.name, token):
             hosts = self._hosts(stack, token, request.hosts)
+            opened: list[RunOutcome] = []
             try:
-                return self._flag_run(stack, cfg, hosts, request, value)
+                return self._flag_run(stack, cfg, hosts, request, value, opened)
+            except Interrupted as stop:
+                if not opened:
+                    raise
+                return self._flag_interrupted(opened[0], stop)
             finally:
                 hosts.close()
+
+    def _flag_interrupted(self, out: RunOutcome, stop: Interrupted) -> RunOutcome:
+        """Ctrl-C or SIGTERM: the step was recorded `aborted`; the run is closed so, and says
+        what to look at (a write may have reached some hosts)."""
+        where = out.steps[-1].step if out.steps else "start"
+        why = f"interrupted by {stop.name} during {where}"
+        written = any(s.step in ("write", "restore") for s in out.steps)
+        hint = (
+            f"the new value may be on some hosts: releasegate flag list {out.stack} {out.env}"
+            if written
+            else "nothing was written"
+        )
+        if out.ended_at is None:
+            self._close(out, "aborted", ExitCode(stop.exit_code), why, notes=why, hint=hint)
+        return out
 
     def _flag_run(
         self,
@@ -370,6 +390,7 @@ class FlagsFlow(EngineBase):
         hosts: StackHosts,
         request: FlagRequest,
         value: str | None,
+        opened: list[RunOutcome],
     ) -> RunOutcome:
         name = request.name
         new_shown = state.shown(cfg, name, value)
@@ -399,6 +420,7 @@ class FlagsFlow(EngineBase):
         out.action_id = self._begin(
             stack, "flag", name, notes=notes, reason=request.reason, details=dict(out.details)
         )
+        opened.append(out)
         self.emit(
             Event(
                 "run_started",
