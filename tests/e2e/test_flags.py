@@ -80,15 +80,24 @@ def test_flag_set_changes_what_the_app_answers_then_rolls_back(lab):
     # One line added; every other byte (the secret, the comment) as it was.
     assert env_text(lab, "web-staging") == before + "SUPPLIER_EVAL_ENABLED=true\n"
 
-    [change] = flag_history(lab, "web-staging", "staging")
+    again = lab.rg("flag", "set", "web-staging", "staging", "SUPPLIER_EVAL_ENABLED", "on")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already true on every host: nothing to change" in again.stdout
+    assert "restart" not in again.stderr  # nothing written, nothing restarted
+
+    change, same = flag_history(lab, "web-staging", "staging")
+    assert (same["old"], same["new"], same["status"]) == ("true", "true", "success")
     assert change["flag"] == "SUPPLIER_EVAL_ENABLED"
     assert (change["old"], change["new"]) == (None, "true")
     assert change["status"] == "success" and change["user"] == "tester"
     assert change["reason"] == "open to everyone" and change["release"] == "v1"
     steps = [r["action"] for r in lab.history_json("--steps", "--action", "flag")]
-    rows = lab.history_json("--steps", "--last", "6")
-    assert [r["action"] for r in rows] == ["flag", "gate", "read", "write", "restart", "smoke"]
-    assert steps == ["flag"]
+    rows = lab.history_json("--steps", "--last", "9")
+    assert [r["action"] for r in rows] == [
+        *("flag", "gate", "read", "write", "restart", "smoke"),
+        *("flag", "gate", "read"),  # the same value again: read, nothing more
+    ]
+    assert steps == ["flag", "flag"]  # steps have names of their own
 
     listed = lab.rg("flag", "list", "web-staging", "staging", "--json")
     assert listed.returncode == 0, listed.stdout

@@ -310,7 +310,7 @@ class FlagsFlow(EngineBase):
         done = [
             r
             for r in self.ledger.actions(stack=stack.name, action="flag", status="success")
-            if r.details.get("flag") == flag
+            if r.details.get("flag") == flag and not r.details.get("unchanged")
         ]
         if not done:
             raise BadInput(
@@ -358,6 +358,8 @@ class FlagsFlow(EngineBase):
         token = os.urandom(6).hex()
         with safe_points(), self._locked(stack, "flag", request.name, token):
             hosts = self._hosts(stack, token, request.hosts)
+            if decl.secret and value is not None:
+                hosts.redact.add(value)  # nor in a command's output or an answer's evidence
             opened: list[RunOutcome] = []
             try:
                 return self._flag_run(stack, cfg, hosts, request, value, opened)
@@ -442,6 +444,8 @@ class FlagsFlow(EngineBase):
             if bad:
                 return False, "; ".join(f"{h}: {why}" for h, why in bad.items()), [], {}
             olds = {h: state.value_of(state.states(cfg, f.texts, name)) for h, f in read.items()}
+            if cfg.declared[name].secret:
+                hosts.redact.add(*(o.value for o in olds.values() if o.value))
             first = next(iter(olds.values()))
             out.details["old"] = state.shown(cfg, name, first.value)
             if first.targeting and not cfg.declared[name].secret:
@@ -470,6 +474,11 @@ class FlagsFlow(EngineBase):
             return self._close(
                 out, "refused", ExitCode.REFUSED, exc.message, notes=f"refused: {exc.message}"
             )
+        if all(t == read[h].texts.get(st) for h, c in changes.items() for st, t in c.items()):
+            out.details["flags"] = state.snapshot(cfg, {h: f.texts for h, f in read.items()})
+            out.details["unchanged"] = True  # never "the previous value" of a rollback
+            message = f"{name} is already {_text(new_shown)} on every host: nothing to change"
+            return self._close(out, "success", ExitCode.OK, message, notes=noted(message))
         # What goes back on failure: each host's files as they were; a file that did not
         # exist keeps what else was written to it since, without this flag.
         olds = {
