@@ -265,3 +265,26 @@ def test_an_interrupted_change_is_closed_and_says_what_to_check(lab):
     [change] = flag_history(lab, "web-staging", "staging")
     assert change["status"] == "aborted"
     assert lab.rg("lock", "status", "--json").stdout.strip() == ""  # the lock was released
+
+
+def test_apply_reload_runs_the_reload_command_not_the_restart(lab):
+    cfg = yaml.safe_load(lab.config.read_text(encoding="utf-8"))
+    cfg["stacks"]["web-staging"]["flags"] = {
+        "dotenv": "shared/.env",
+        "apply": "reload",
+        # Run in the current release with the release's environment, like the restart.
+        "reload": ["sh", "-c", 'pwd -P >> "$RELEASEGATE_SHARED_DIR/reloads"'],
+        "declared": {"SUPPLIER_EVAL_ENABLED": {"type": "bool"}},
+    }
+    lab.config.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    assert lab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
+    shared = lab.root / "srv/web-staging/shared"
+    pid = (shared / "app.pid").read_text()
+    out = lab.rg("flag", "set", "web-staging", "staging", "SUPPLIER_EVAL_ENABLED", "true")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (shared / "reloads").read_text().splitlines() == [
+        str((lab.root / "srv/web-staging/releases/v1").resolve())
+    ]
+    assert (shared / "app.pid").read_text() == pid  # not restarted
+    steps = [r["action"] for r in lab.history_json("--steps", "--last", "6")]
+    assert steps == ["flag", "gate", "read", "write", "reload", "smoke"]
