@@ -22,6 +22,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "preflight": ("releasegate.cli.checks", "preflight", "Run a stack's preflight gates."),
     "smoke": ("releasegate.cli.checks", "smoke", "Run a stack's smoke checks against what runs."),
+    "cron": (
+        "releasegate.cli.cron",
+        "cron",
+        "Scheduled jobs: list and verify what each host has installed.",
+    ),
+    "check": (
+        "releasegate.cli.check",
+        "check",
+        "Health check: preflight, smoke, data, cron, backup age, lock, ledger.",
+    ),
     "lint": ("releasegate.cli.lint", "lint", "Check compose files: no build:, no :latest."),
     "status": (
         "releasegate.cli.info",
@@ -46,6 +56,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "releasegate.cli.compose",
         "prune",
         "Remove images of a compose stack's old releases.",
+    ),
+    "watch": (
+        "releasegate.cli.watch",
+        "watch",
+        "Follow a deploy's watch window; --accept --reason ends it early.",
     ),
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),

@@ -37,7 +37,7 @@ _SSH_USER = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
 _IPV6 = r"[0-9A-Fa-f:.]{2,45}"
 
-RUNTIMES = ("releases", "compose")
+RUNTIMES = ("releases", "compose", "swarm")
 PLANNED_RUNTIMES: tuple[str, ...] = ()
 
 
@@ -190,7 +190,7 @@ CommandName = Annotated[str, AfterValidator(_command_name)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Regex = Annotated[str, AfterValidator(_regex)]
 StatePath = Annotated[str, AfterValidator(_state_path)]
-Runtime = Annotated[Literal["releases", "compose"], BeforeValidator(_runtime)]
+Runtime = Annotated[Literal["releases", "compose", "swarm"], BeforeValidator(_runtime)]
 # A path relative to the config file, made absolute; Strict(False) takes the YAML string.
 ResolvedPath = Annotated[
     Path, BeforeValidator(_nonempty_path), Strict(False), AfterValidator(_resolve)

@@ -75,6 +75,8 @@ class StackStatus:
     warnings: list[str]
     hosts: dict[str, str | None] | None = None  # fleets: each host's version ("unreachable")
     mixed: bool = False  # fleets: hosts run different versions
+    # swarm: each service's image, running digest and replicas ("2/2"), as the survey saw them
+    services: dict[str, Any] | None = None
 
 
 def _failed_tail(evidence: Any, depth: int = 0) -> str:
@@ -224,7 +226,7 @@ class EngineBase(Recorder):
             {str(k): str(v) for k, v in stack.env_vars.items()},
         ]
         paths = [Path(str(stack.dir)) / "shared" / entry for entry in stack.shared]
-        if stack.runtime == "compose":
+        if stack.runtime in ("compose", "swarm"):
             paths.append(Path(str(stack.dir)) / ".env")  # secrets beside the version var
         for path in paths:
             if path.name.startswith(".env") and path.is_file():
