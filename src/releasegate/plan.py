@@ -256,6 +256,9 @@ def plan_rollback(stack: StackConfig, target: str, facts: Facts, *, reason: str 
     # Migrations are not undone by switching back; the release's own code must cope (seed 003).
     steps += _release_steps(stack, target, facts, migrate=False)
     steps += _cron_step(stack, target)
+    if stack.flags is not None:  # before the restart, so the release starts with its flags
+        at = next((i + 1 for i, s in enumerate(steps) if s.name == "switch"), len(steps))
+        steps.insert(at, Step("flags", f"put back the flags recorded with {target}"))
     return Plan(
         "rollback",
         stack.name,

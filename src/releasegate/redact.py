@@ -38,6 +38,11 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = sorted({s for s in secrets if len(s) >= _MIN_LEN}, key=len, reverse=True)
 
+    def add(self, *secrets: str) -> None:
+        """More values to mask from now on (a secret flag's new value)."""
+        kept = {*self._secrets, *(s for s in secrets if len(s) >= _MIN_LEN)}
+        self._secrets = sorted(kept, key=len, reverse=True)
+
     @classmethod
     def from_env(cls, *envs: Mapping[str, str]) -> Redactor:
         values = [v for env in envs for k, v in env.items() if SECRET_NAME.search(k)]

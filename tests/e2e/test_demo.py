@@ -38,5 +38,5 @@ def test_a_kept_demo_prints_record_paths_that_exist(tmp_path: Path) -> None:
     out = demo(tmp_path, "--dir", str(tmp_path / "ws"))
     assert out.returncode == 0, out.stdout + out.stderr
     records = re.findall(r"^record: (\S+)$", out.stdout, re.MULTILINE)
-    assert len(records) == 6  # one per deploy of the story
+    assert len(records) == 8  # one per deploy and flag change of the story
     assert all(Path(r).is_file() for r in records), records

@@ -43,6 +43,7 @@ READ_ONLY_COMMANDS = frozenset(
         "audit anchor",
         "backup list",
         "user list",
+        "flag history",
     }
 )
 

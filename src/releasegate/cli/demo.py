@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from releasegate.cli.app import App
 from releasegate.errors import BadInput, ExitCode, ReleasegateError
+
+if TYPE_CHECKING:
+    from releasegate.engine import RunOutcome
 
 # (headline, stack, env, version, expected exit code)
 STORY: list[tuple[str, str, str, str, ExitCode]] = [
@@ -50,7 +55,8 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
     Builds three versions of a small web app (v3 broken on purpose), a staging and
     a prod stack (prod promotes from staging), then: v1 to staging, v1 promoted
     to prod, v2 refused for prod, v2 staging then prod, v3 fails its smoke checks
-    on staging and is rolled back automatically; then the history and the audit.
+    on staging and is rolled back automatically; a feature switch is turned on
+    on staging and rolled back; then the history and the audit.
     """
     from releasegate.demo import workspace
     from releasegate.workflows.deploy import DeployRequest
@@ -77,13 +83,15 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
                 code = int(exc.exit_code)
             if code != expected:
                 failures.append(f"step {i}: exit {code}, expected {int(expected)}")
-        say("\n[bold cyan]7. The history, as the seed's deploy-history.log[/bold cyan]")
+        n = len(STORY) + 1
+        failures += _flag_story(app, ws.ports["web-staging"], n)
+        say(f"\n[bold cyan]{n + 2}. The history, as the seed's deploy-history.log[/bold cyan]")
         say("$ releasegate history --format log", style="dim")
         from releasegate.ledger import format_log_line
 
         for rec in app.ledger.actions():
             say(format_log_line(rec), markup=False)
-        say("\n[bold cyan]8. The ledger's hash chain is intact[/bold cyan]")
+        say(f"\n[bold cyan]{n + 3}. The ledger's hash chain is intact[/bold cyan]")
         say("$ releasegate audit verify", style="dim")
         report = app.ledger.verify_chain()
         say(
@@ -114,3 +122,57 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
         )
         say("The dashboard needs a kept workspace: `releasegate demo --dir DIR` says how")
     return ExitCode.FAILED if failures else ExitCode.OK
+
+
+FLAG = "SUPPLIER_EVAL_ENABLED"
+
+
+def _flag_story(app: App, port: int, n: int) -> list[str]:
+    """Seed 003's switch: turned on for everyone on staging, then rolled back (off)."""
+    from releasegate.workflows.flags import FlagRequest
+
+    say = app.console.print
+    failures: list[str] = []
+    steps: tuple[tuple[str, str, Callable[[], RunOutcome], int], ...] = (
+        (
+            f"{FLAG} is switched on on staging: .env edited, app restarted, smoked",
+            f"$ releasegate flag set web-staging staging {FLAG} true --reason 'open to everyone'",
+            lambda: app.engine().flag_set(
+                FlagRequest("web-staging", "staging", FLAG, "true", reason="open to everyone")
+            ),
+            200,
+        ),
+        (
+            f"{FLAG} is rolled back: the value before, restarted, smoked",
+            f"$ releasegate flag rollback web-staging staging {FLAG}",
+            lambda: app.engine().flag_rollback("web-staging", "staging", FLAG),
+            403,
+        ),
+    )
+    for i, (headline, command, run, answer) in enumerate(steps, n):
+        say(f"\n[bold cyan]{i}. {headline}[/bold cyan]")
+        say(command, style="dim")
+        try:
+            code = app.finish(run())
+        except ReleasegateError as exc:
+            say(f"[red]{exc.message}[/red]")
+            code = int(exc.exit_code)
+        seen = _features(port)
+        say(f"GET /features -> {seen}", style="dim")
+        if code != ExitCode.OK or seen != answer:
+            failures.append(f"step {i}: exit {code}, /features {seen}, expected 0 and {answer}")
+    return failures
+
+
+def _features(port: int) -> int:
+    """The sample app's answer on /features: 200 with a switch on, 403 without."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/features", timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0

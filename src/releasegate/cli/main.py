@@ -82,6 +82,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "The web dashboard: stacks, history, live runs, approvals, rollbacks.",
     ),
     "user": ("releasegate.cli.user", "user", "Dashboard users, roles and API tokens."),
+    "flag": (
+        "releasegate.cli.flag",
+        "flag",
+        "Feature switches: set, list, history, rollback (.env, flagd).",
+    ),
     "migrate": (
         "releasegate.cli.migrate",
         "migrate",

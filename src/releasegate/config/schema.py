@@ -50,6 +50,7 @@ from releasegate.config.values import (
     unique,
 )
 from releasegate.errors import BadInput
+from releasegate.flags.config import FlagsConfig
 
 if TYPE_CHECKING:
     from releasegate.artifacts import Limits
@@ -448,6 +449,7 @@ class StackConfig(StrictModel):
     check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)  # `releasegate check`
     notify: NotifyConfig | None = None  # Apprise URLs for this stack (besides the top level's)
     watch: WatchConfig | None = None  # the window after going live; a failing check rolls back
+    flags: FlagsConfig | None = None  # feature switches (releasegate.flags)
 
     _name: str = PrivateAttr(default="")
 

@@ -39,6 +39,15 @@ stacks:
     keep_releases: 3
     commands:
       restart: ["{python}", "-m", "releasegate.demo.service", "restart"]
+    # Feature switches (seed 003): written to shared/.env, the app restarted and smoked.
+    flags:
+      dotenv: shared/.env
+      apply: restart
+      declared:
+        SUPPLIER_EVAL_ENABLED:
+          type: bool
+          default: false
+          description: the supplier evaluation module, shipped dark
     smoke:
       - name: health
         http: http://127.0.0.1:{staging_port}/health

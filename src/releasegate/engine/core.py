@@ -8,7 +8,8 @@ hosts through one executor (releasegate.execution.hosts)."""
 from __future__ import annotations
 
 from releasegate.workflows.checks import ChecksFlow
+from releasegate.workflows.flags import FlagsFlow
 
 
-class Engine(ChecksFlow):
+class Engine(ChecksFlow, FlagsFlow):
     pass

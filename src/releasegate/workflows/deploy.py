@@ -19,6 +19,7 @@ from releasegate.ledger.store import LedgerWriteFailed
 from releasegate.model import CheckResult, Event, Plan, Step
 from releasegate.plan import plan_deploy
 from releasegate.watch.flow import log_offsets, watch_failed, watch_step
+from releasegate.workflows.flags import record_release_flags
 from releasegate.workflows.rollback import RollbackFlow
 from releasegate.workflows.steps import Run, StepBody
 
@@ -214,6 +215,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     return self._close(out, "failed", ExitCode.FAILED, res.summary)
                 if step.name == "watch":  # a check failed: the release goes back
                     return watch_failed(self, run, res.summary)
+            record_release_flags(self, run)  # the flags this release runs with, on its row
             return self._close(
                 out, "success", ExitCode.OK, f"{version} is live on {stack.name}", notes=notes
             )

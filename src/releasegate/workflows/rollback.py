@@ -25,6 +25,7 @@ from releasegate.execution.interrupts import Interrupted, safe_points
 from releasegate.identity import pid_alive
 from releasegate.model import ActionRecord, Event, Plan, Step
 from releasegate.plan import Facts, plan_restore, plan_rollback
+from releasegate.workflows.flags import restore_release_flags
 from releasegate.workflows.steps import Run, StepBody, StepsOps
 
 if TYPE_CHECKING:
@@ -200,6 +201,7 @@ class RollbackFlow(StepsOps, ComposeOps, CronOps):
             "restart": lambda s: self._restart(run, s),
             "smoke": lambda s: self._smoke(run, s),
             "cron": lambda s: self._cron(run, rollback=True),
+            "flags": lambda s: restore_release_flags(self, run),
         }
         try:
             for step in plan.steps:

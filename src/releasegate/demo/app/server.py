@@ -2,6 +2,11 @@
 
 Standard library only. A release whose VERSION file is followed by a line
 `broken` answers /health with 500: the demo's release that fails its smoke checks.
+
+Feature switches (seed 003's `SUPPLIER_EVAL_ENABLED=true`): the `*_ENABLED` variables of the
+`.env` beside it, read at start. Each one set to `true` is listed in /health's `features`
+and /features answers 200 instead of 403; `BROKEN_FEATURE_ENABLED=true` breaks /health (a
+switch whose change fails the smoke checks).
 """
 
 import argparse
@@ -13,15 +18,40 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 LINES = (HERE / "VERSION").read_text(encoding="utf-8").split()
 VERSION = LINES[0]
-BROKEN = "broken" in LINES[1:]
+
+
+def _switches() -> set[str]:
+    """The names of the `*_ENABLED` variables set to true in ./.env (quotes, `export ` and
+    an inline comment allowed)."""
+    try:
+        text = (HERE / ".env").read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    on = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip().endswith("_ENABLED"):
+            value = value.split(" #")[0].strip().strip("'\"")
+            on[key.strip()] = value.lower() == "true"
+    return {k for k, v in on.items() if v}
+
+
+FEATURES = _switches()
+BROKEN = "broken" in LINES[1:] or "BROKEN_FEATURE_ENABLED" in FEATURES
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             ok = not BROKEN
-            body = {"status": "ok" if ok else "error", "version": VERSION}
+            body: dict[str, object] = {"status": "ok" if ok else "error", "version": VERSION}
+            if FEATURES:
+                body["features"] = sorted(FEATURES)
             self._send(200 if ok else 500, json.dumps(body))
+        elif self.path == "/features":
+            on = bool(FEATURES - {"BROKEN_FEATURE_ENABLED"})
+            text = json.dumps({"enabled": sorted(FEATURES)})
+            self._send(200 if on else 403, text if on else json.dumps({"error": "not enabled"}))
         elif self.path == "/":
             self._send(200, f"<h1>sample app {VERSION}</h1>", "text/html")
         else:
