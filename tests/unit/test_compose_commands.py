@@ -33,12 +33,6 @@ def test_a_version_never_reaches_argv() -> None:
     assert cc.config_check(base) == [*head, "config", "--quiet"]
 
 
-def test_env_file_content_goes_on_stdin() -> None:
-    argv = cc.write_file_from_stdin(ROOT / ".env.tmp-x")
-    assert argv[:2] == ["sh", "-c"] and argv[-1] == f"{ROOT}/.env.tmp-x"
-    assert "$1" in argv[2] and "SECRET" not in " ".join(argv)
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -3,6 +3,7 @@ what a host is asked, in which order, and what the answers make of the phase."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -54,29 +55,41 @@ def _inspect(state: str, health: str | None) -> str:
     return json.dumps([item])
 
 
+def _is_read(op: Cmd) -> bool:
+    return op.argv[:2] == ("sh", "-c") and "base64" in op.argv[2]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def test_switch_reads_then_writes_the_env_in_one_round_trip(tmp_path: Path) -> None:
     rt = _runtime(tmp_path)
     env = "SECRET=hunter2\nIMAGE_TAG=v1\n"
-    phase, asked = _drive(
-        rt.switch_ops("v2"), lambda op: _ok(env) if op.argv[0] == "cat" else _ok()
-    )
+    phase, asked = _drive(rt.switch_ops("v2"), lambda op: _ok(_b64(env)) if _is_read(op) else _ok())
     assert phase.ok and phase.summary.startswith("IMAGE_TAG: v1 -> v2")
-    assert [op.argv[0] for op in asked] == ["cat", "sh"]
+    assert [_is_read(op) for op in asked] == [True, False]
     write = asked[1]
     assert write.stdin == "SECRET=hunter2\nIMAGE_TAG=v2\n"  # the content travels on stdin
     assert "hunter2" not in " ".join(write.argv) and "hunter2" not in json.dumps(phase.commands)
 
 
-def test_a_failed_write_removes_the_half_written_file(tmp_path: Path) -> None:
+def test_an_env_that_cannot_be_read_is_never_rewritten(tmp_path: Path) -> None:
+    # Before, a failed read counted as an empty .env: the switch wrote IMAGE_TAG alone over it.
     rt = _runtime(tmp_path)
-    failed = _ok(code=1, stderr="releasegate: command 2 of the chain failed (exit 1)")
+    unreadable = _ok(code=1, stderr="not a readable file: .env")
+    phase, asked = _drive(rt.switch_ops("v2"), lambda op: unreadable if _is_read(op) else _ok())
+    assert not phase.ok and "not a readable file" in phase.summary
+    assert len(asked) == 1
 
-    def answer(op: Cmd) -> CommandResult:
-        return {"cat": _ok("IMAGE_TAG=v1\n"), "sh": failed}.get(op.argv[0], _ok())
 
-    phase, asked = _drive(rt.switch_ops("v2"), answer)
+def test_a_failed_write_fails_the_switch(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    failed = _ok(code=1, stderr="no folder /srv/run")
+    phase, _ = _drive(
+        rt.switch_ops("v2"), lambda op: _ok(_b64("IMAGE_TAG=v1\n")) if _is_read(op) else failed
+    )
     assert not phase.ok and "could not write IMAGE_TAG" in phase.summary
-    assert asked[-1].argv[:3] == ("rm", "-f", "--") and asked[-1].argv[3].endswith(".env.tmp-tok")
 
 
 def test_restart_waits_for_health_then_records_digests(tmp_path: Path) -> None:

@@ -199,9 +199,9 @@ def test_host_commands_are_argv() -> None:
 
     path = PurePosixPath("/srv/app/shared/.env; rm -rf /")
     # The path is a positional parameter of the shell, never part of its script.
-    assert read_argv(path)[3:5] == ["sh", str(path)]
+    assert read_argv(path, 1)[3:5] == ["sh", str(path)]
     assert write_argv(path)[-1] == str(path)
-    assert str(path) not in read_argv(path)[2] and str(path) not in write_argv(path)[2]
+    assert str(path) not in read_argv(path, 1)[2] and str(path) not in write_argv(path)[2]
 
 
 # ---- config, plan, state ---------------------------------------------------------------

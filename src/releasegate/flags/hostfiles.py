@@ -12,38 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from releasegate import hosttext
 from releasegate.ops import Program, cmd
 from releasegate.runtimes.base import PhaseResult
-from releasegate.transport.base import OUTPUT_LIMIT, CommandResult
+from releasegate.transport.base import CommandResult
 
-# A flag file larger than this is refused, never read whole: it stays under the transports'
-# output bound (OUTPUT_LIMIT characters), past which the middle of an output is cut.
+# A flag file larger than this is refused (releasegate.hosttext reads it exactly, in chunks).
 MAX_BYTES = 15_000
-assert MAX_BYTES < OUTPUT_LIMIT
-MISSING = 3  # the read's exit status when the file does not exist
 
-_READ = 'if [ -e "$1" ]; then exec head -c "$2" -- "$1"; fi; [ -L "$1" ] && exit 1; exit 3'
-
-_WRITE = """\
-target=$(readlink -f -- "$1") || { echo "cannot resolve $1" >&2; exit 1; }
-dir=${target%/*}
-[ -d "$dir" ] || { echo "no folder $dir" >&2; exit 1; }
-tmp=$(mktemp -- "$dir/.releasegate-flags.XXXXXX") || exit 1
-if cat > "$tmp" && { [ ! -e "$target" ] || chmod --reference="$target" -- "$tmp"; } \\
-   && mv -f -T -- "$tmp" "$target"; then exit 0; fi
-rm -f -- "$tmp"; exit 1
-"""
-
-
-def read_argv(path: PurePosixPath) -> list[str]:
-    """Print at most MAX_BYTES + 1 bytes of `path` (one more tells a file that is too big);
-    exit 3 when there is no such file."""
-    return ["sh", "-c", _READ, "sh", str(path), str(MAX_BYTES + 1)]
-
-
-def write_argv(path: PurePosixPath) -> list[str]:
-    """Replace `path` (or what it links to) atomically with stdin."""
-    return ["sh", "-c", _WRITE, "sh", str(path)]
+read_argv = hosttext.read_argv
+write_argv = hosttext.write_argv
 
 
 @dataclass
@@ -60,18 +38,11 @@ def read_program(paths: dict[str, PurePosixPath]) -> Program[HostFiles]:
     """Each store's file on the host (store -> path)."""
     found = HostFiles(True)
     for store, path in paths.items():
-        result: CommandResult = yield cmd(read_argv(path), timeout=30)
-        if result.exit_code == MISSING and not result.error:
-            found.texts[store] = None
-            continue
-        if not result.ok:
-            found.ok, found.lost = False, result.exit_code == -1 and bool(result.error)
-            found.error = f"cannot read {path}: {result.describe()}"
+        read = yield from hosttext.read_program(path, max_bytes=MAX_BYTES)
+        if not read.ok:
+            found.ok, found.lost, found.error = False, read.lost, read.error
             return found
-        if len(result.stdout.encode("utf-8", "replace")) > MAX_BYTES:
-            found.ok, found.error = False, f"{path} is larger than {MAX_BYTES} bytes"
-            return found
-        found.texts[store] = result.stdout
+        found.texts[store] = read.text
     return found
 
 

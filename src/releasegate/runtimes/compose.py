@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from releasegate import hosttext
 from releasegate.model import CheckResult
-from releasegate.ops import Program, Sleep, chain_failure, cmd, done
+from releasegate.ops import Program, Sleep, cmd, done
 from releasegate.redact import Redactor
 from releasegate.runtimes import compose_commands as cc
 from releasegate.runtimes import releases_commands as rc
@@ -140,11 +141,13 @@ class ComposeRuntime:
             return HostSurvey(False, probe.error or probe.describe(), probe=probe, lost=lost)
         texts: dict[str, str] = {}
         for name in [*self.files, ".env"]:
-            read: CommandResult = yield cmd(cc.read_file(self.root / name), timeout=30)
-            if read.ok:
-                texts[name] = read.stdout
-            elif read.exit_code == -1 and read.error:
+            read = yield from hosttext.read_program(self.root / name)
+            if read.lost:
                 return HostSurvey(False, read.error, probe=probe, lost=True)
+            if not read.ok:  # too big, not text, unreadable: never half a file
+                return HostSurvey(False, read.error, probe=probe)
+            if read.text is not None:
+                texts[name] = read.text
         self.learn_files({n: t for n, t in texts.items() if n != ".env"})
         containers = yield from self.containers_ops()
         root = rc.parse_survey(probe.stdout).root_exists
@@ -348,20 +351,18 @@ class ComposeRuntime:
         argv), given the old file's mode, then renamed over it; one round trip after the read."""
         phase = PhaseResult(True, "")
         env_path = self.root / ".env"
-        current: CommandResult = yield cmd(cc.read_file(env_path), timeout=30)
-        text = current.stdout if current.ok else ""
+        current = yield from hosttext.read_program(env_path)
+        if not current.ok:  # an unreadable or oversized .env is never rewritten from a guess
+            phase.ok, phase.summary = False, current.error
+            return phase
+        text = current.text or ""
         old = cc.env_value(text, self.var)
-        tmp = self.root / f".env.tmp-{self.token}"
-        steps = [cc.write_file_from_stdin(tmp)]
-        if current.ok:
-            steps.append(cc.copy_mode(env_path, tmp))
-        steps.append(cc.rename(tmp, env_path))
         written = yield from phase.chain(
-            self.redact, steps, stdin=cc.set_env_value(text, self.var, version)
+            self.redact,
+            [hosttext.write_argv(env_path)],
+            stdin=cc.set_env_value(text, self.var, version),
         )
         if not written.ok:
-            if chain_failure(written) is not None:  # the host answered: tidy up
-                yield cmd(["rm", "-f", "--", str(tmp)], timeout=30)
             phase.summary = f"could not write {self.var} to {env_path}: {self._tail(written)}"
             return phase
         phase.summary = f"{self.var}: {old or '(unset)'} -> {version} in {env_path}"

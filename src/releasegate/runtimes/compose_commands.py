@@ -68,23 +68,6 @@ def docker_root() -> list[str]:
     return ["docker", "info", "--format", "{{.DockerRootDir}}"]
 
 
-def read_file(path: PurePosixPath) -> list[str]:
-    return ["cat", "--", str(path)]
-
-
-def write_file_from_stdin(path: PurePosixPath) -> list[str]:
-    # The content (an .env holds secrets) travels on stdin, never in argv where `ps` shows it.
-    return ["sh", "-c", 'umask 077 && cat > "$1"', "sh", str(path)]
-
-
-def copy_mode(reference: PurePosixPath, target: PurePosixPath) -> list[str]:
-    return ["chmod", "--reference", str(reference), "--", str(target)]
-
-
-def rename(src: PurePosixPath, dest: PurePosixPath) -> list[str]:
-    return ["mv", "-T", "--", str(src), str(dest)]
-
-
 # ---- parsers ------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from releasegate import hosttext
 from releasegate.model import CheckResult
 from releasegate.ops import Program, Sleep, cmd, done
 from releasegate.redact import Redactor, read_env_file
@@ -87,15 +88,15 @@ class SwarmRuntime(ComposeRuntime):
             tasks += sc.parse_tasks(found.stdout)
         return sorted(services, key=lambda s: s.name), tasks
 
-    def _files_ops(self) -> Program[dict[str, str] | str]:
+    def _files_ops(self) -> Program[dict[str, str] | hosttext.HostText]:
         """The stack files and .env as the host has them (name -> text), or why not."""
         texts: dict[str, str] = {}
         for name in [*self.files, ".env"]:
-            read: CommandResult = yield cmd(cc.read_file(self.root / name), timeout=30)
-            if read.ok:
-                texts[name] = read.stdout
-            elif read.exit_code == -1 and read.error:
-                return read.error
+            read = yield from hosttext.read_program(self.root / name)
+            if not read.ok:  # lost, too big, unreadable: never half a file
+                return read
+            if read.text is not None:
+                texts[name] = read.text
         return texts
 
     def _images(self, version: str) -> list[str]:
@@ -124,8 +125,8 @@ class SwarmRuntime(ComposeRuntime):
             lost = probe.exit_code == -1 and bool(probe.error)
             return HostSurvey(False, probe.error or probe.describe(), probe=probe, lost=lost)
         texts = yield from self._files_ops()
-        if isinstance(texts, str):
-            return HostSurvey(False, texts, probe=probe, lost=True)
+        if isinstance(texts, hosttext.HostText):
+            return HostSurvey(False, texts.error, probe=probe, lost=texts.lost)
         self._texts = texts
         self.learn_files({n: t for n, t in texts.items() if n != ".env"})
         services, tasks = yield from self.state_ops()
@@ -243,8 +244,8 @@ class SwarmRuntime(ComposeRuntime):
     def _deploy_env(self, version: str) -> Program[dict[str, str]]:
         """`docker stack deploy` reads no .env: its values (the switch just wrote the
         version there) travel in the command's environment, never in argv."""
-        read: CommandResult = yield cmd(cc.read_file(self.root / ".env"), timeout=30)
-        env = read_env_file(read.stdout if read.ok else "")
+        read = yield from hosttext.read_program(self.root / ".env")
+        env = read_env_file(read.text or "")
         env[self.var] = version
         return env
 
