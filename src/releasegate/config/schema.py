@@ -48,6 +48,7 @@ from releasegate.errors import BadInput
 if TYPE_CHECKING:
     from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
+from releasegate.proxy.config import ProxyConfig
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 
 
@@ -410,6 +411,7 @@ class StackConfig(StrictModel):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     migrations: MigrationsConfig | None = None
     approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
+    proxy: ProxyConfig | None = None  # blue/green slots behind a real proxy (releasegate.proxy)
 
     _name: str = PrivateAttr(default="")
 
@@ -434,6 +436,8 @@ class StackConfig(StrictModel):
             fail("artifacts: required for runtime releases")
         if self.runtime == "releases" and "compose" in self.model_fields_set:
             fail("compose: only for runtime compose")
+        if self.proxy is not None and (self.runtime != "releases" or self.on_ssh_hosts):
+            fail("proxy: slots are built for runtime releases on the local host only (for now)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
