@@ -14,6 +14,7 @@ from releasegate.model import Plan, Step
 
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
+    from releasegate.proxy.slots import SlotFacts
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Facts:
     artifact: str | None  # where the version's artifact was found (None: missing)
     prepared: bool = False  # releases/<version> already complete on every host
     rollout: Rollout | None = None  # the hosts in batches (one host: one batch)
+    slots: SlotFacts | None = None  # stacks with `proxy:`: the live slot, each slot's version
 
 
 def _cmd(spec: Any) -> str:
@@ -126,6 +128,16 @@ def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: b
             f"promotion: the pulled images' digests must be those verified on {stack.promote_from}"
         )
         gate.append(Step("content-gate", title, {"source": stack.promote_from}))
+    if stack.proxy is not None and facts.slots is not None:  # blue/green behind a proxy
+        from releasegate.proxy.slots import slot_steps
+
+        steps, prepare = slot_steps(stack, version, facts.slots, rollback=not migrate)
+        return [
+            *([_prepare_step(stack, version, facts)] if prepare else []),
+            *gate,
+            *_migrate_step(stack, migrate),
+            *steps,
+        ]
     return [
         _prepare_step(stack, version, facts),
         *gate,

@@ -174,6 +174,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
             "smoke": lambda s: self._smoke(run, s),
             "verify": lambda s: self._verify(run),
             "cleanup": lambda s: self._cleanup(run),
+            **self.slot_bodies(run),  # stacks with `proxy:` (workflows/slots.py)
         }
         try:
             for step in plan.steps:
@@ -190,8 +191,12 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     continue
                 if step.name in _STOPS:
                     return self._stop(run, step.name, res.summary, res.checks)
-                if step.name in ("switch", "restart", "smoke"):
+                if step.name in ("switch", "restart", "smoke", "switch-traffic"):
                     return self._go_back(run, step.name, res.summary)
+                if step.name in ("start-slot", "smoke-slot"):  # the traffic never moved
+                    return self._slot_not_live(run, step.name, res.summary)
+                if step.name in ("drain", "stop-old-slot"):  # live already: recorded, go on
+                    continue
                 if step.name == "verify":
                     return self._close(out, "failed", ExitCode.FAILED, res.summary)
             return self._close(

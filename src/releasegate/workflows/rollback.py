@@ -24,7 +24,8 @@ from releasegate.execution.interrupts import Interrupted, safe_points
 from releasegate.identity import pid_alive
 from releasegate.model import ActionRecord, Event, Plan, Step
 from releasegate.plan import Facts, plan_restore, plan_rollback
-from releasegate.workflows.steps import Run, StepBody, StepsOps
+from releasegate.workflows.slots import SlotOps
+from releasegate.workflows.steps import Run, StepBody, read_slot_facts
 
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
@@ -46,7 +47,7 @@ class RollbackRequest:
     hosts: HostOptions = field(default_factory=HostOptions)
 
 
-class RollbackFlow(StepsOps, ComposeOps):
+class RollbackFlow(SlotOps, ComposeOps):
     # -- planning -------------------------------------------------------------------------------
     def _rollback_target(self, stack: StackConfig, exclude: str | None) -> str | None:
         good = [v for v in self.ledger.good_versions(stack.name) if v != exclude]
@@ -85,6 +86,7 @@ class RollbackFlow(StepsOps, ComposeOps):
             artifact=hosts.describe_artifact(target),
             prepared=hosts.is_prepared(target),
             rollout=rollout,
+            slots=read_slot_facts(stack),
         )
         return plan_rollback(stack, target, facts, reason=reason)
 
@@ -198,6 +200,7 @@ class RollbackFlow(StepsOps, ComposeOps):
             "switch": lambda s: self._switch(run, s),
             "restart": lambda s: self._restart(run, s),
             "smoke": lambda s: self._smoke(run, s),
+            **self.slot_bodies(run),  # stacks with `proxy:` (workflows/slots.py)
         }
         try:
             for step in plan.steps:
