@@ -75,9 +75,9 @@ def make_stack(root: Path, kind: str, *, drain_s: float = 0.5, keep_old: bool = 
                 "name": "health",
                 "http": f"{proxy.url}/health",
                 "body_contains": "version {version}",
-                "retries": 50,
+                "retries": 30,
                 "interval": 0.1,
-                "timeout": 15,
+                "timeout": 6,
             }
         ],
         "preflight": {"disk_free_min_percent": 1},

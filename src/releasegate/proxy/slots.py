@@ -102,6 +102,8 @@ def slot_steps(
             data,
         )
     )
+    # Through the proxy as users reach it: a failure here goes back to the old slot.
+    steps.append(Step("smoke", f"smoke {version} through the proxy: {names}", data))
     if old is not None:
         steps.append(Step("drain", f"drain slot {old}: {proxy.drain_s:g}s", data))
         if proxy.keep_old:
