@@ -96,15 +96,13 @@ def bench_proxy(kind: str, runs: int, work: Path) -> dict[str, Any]:
     url = stack.proxy.url + "/"
     try:
         must(stack.rg("deploy", "web", "staging", "v1"))
-        must(stack.rg("deploy", "web", "staging", "v2"))
         base = steady(url)
         kept_d, new_d, kept_r, new_r = LoadResult(), LoadResult(), LoadResult(), LoadResult()
         rollback_s: list[float] = []
         switch_ms: list[float] = []
-        for i in range(runs):
-            version = "v1" if i % 2 == 0 else "v2"
-            other = "v2" if version == "v1" else "v1"
-            # A deploy of `version`: `other` is live, `version` may still run warm.
+        for _ in range(runs):
+            # v1 is live; v2 starts in the free slot and takes the traffic; v1 stays warm.
+            version, other = "v2", "v1"
             with (
                 Load(url, clients=CLIENTS, keepalive=True) as k,
                 Load(url, clients=CLIENTS, keepalive=False) as n,
@@ -114,7 +112,7 @@ def bench_proxy(kind: str, runs: int, work: Path) -> dict[str, Any]:
                 time.sleep(0.2)
             _merge(kept_d, k.result)
             _merge(new_d, n.result)
-            # Its rollback: back to `other`, which still runs in the other slot.
+            # Its rollback: back to v1, which still runs in the other slot (a switch).
             with (
                 Load(url, clients=CLIENTS, keepalive=True) as k,
                 Load(url, clients=CLIENTS, keepalive=False) as n,

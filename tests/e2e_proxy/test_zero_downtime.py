@@ -82,6 +82,11 @@ def _last_run_steps(stack: SlotStack) -> str:
 @pytest.mark.parametrize("stack", ["nginx"], indirect=True)
 def test_smoke_failing_on_its_slot_never_gets_traffic(stack: SlotStack) -> None:
     ok(stack.rg("deploy", "web", "staging", "v1"))
+    dry = stack.rg("deploy", "web", "staging", "v3", "--dry-run")
+    ok(dry)
+    assert (
+        "start v3 in slot green" in dry.stdout and "nginx: send traffic to slot green" in dry.stdout
+    )
     with Load(stack.proxy.url + "/", clients=2) as load:
         run = stack.rg("deploy", "web", "staging", "v3")
     assert run.returncode != 0
