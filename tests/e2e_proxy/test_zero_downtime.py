@@ -85,7 +85,7 @@ def test_smoke_failing_on_its_slot_never_gets_traffic(stack: SlotStack) -> None:
     dry = stack.rg("deploy", "web", "staging", "v3", "--dry-run")
     ok(dry)
     assert (
-        "start v3 in slot green" in dry.stdout and "nginx: send traffic to slot green" in dry.stdout
+        "start v3 in slot blue" in dry.stdout and "nginx: send traffic to slot blue" in dry.stdout
     )
     with Load(stack.proxy.url + "/", clients=2) as load:
         run = stack.rg("deploy", "web", "staging", "v3")

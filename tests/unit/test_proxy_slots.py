@@ -131,3 +131,18 @@ def test_proxy_only_for_local_releases_stacks(tmp_path: Path) -> None:
     )
     with pytest.raises(BadInput, match="proxy"):
         load(tmp_path, compose)
+
+
+def test_slot_files_hold_only_a_version(tmp_path: Path) -> None:
+    from releasegate.workflows.slots import read_slot_version, slot_file, write_slot_version
+
+    stack = load(tmp_path)
+    assert read_slot_version(stack, "blue") is None
+    write_slot_version(stack, "blue", "v1")
+    assert read_slot_version(stack, "blue") == "v1"
+    slot_file(stack, "green").write_text("../../etc; rm -rf /\n")  # edited by hand: ignored
+    assert read_slot_version(stack, "green") is None
+    slot_file(stack, "green").write_bytes(b"v" * 10_000)  # too long to be a version
+    assert read_slot_version(stack, "green") is None
+    write_slot_version(stack, "blue", None)
+    assert not slot_file(stack, "blue").exists()
