@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 from dataclasses import dataclass
 
 from releasegate import names
+from releasegate.errors import BadInput
+
+# The machine this process runs on, as the ledger and the locks record it: the hostname, or
+# RELEASEGATE_HOST_ID where hostnames are not unique (containers, CI runners that all say
+# `runner`) and in the tests that play several machines on one.
+HOST_ID_ENV = "RELEASEGATE_HOST_ID"
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -54,4 +62,20 @@ def current_actor() -> Actor:
     user = os.environ.get("RELEASEGATE_USER") or getpass.getuser()
     names.check("user", user)
     pid = os.getpid()
-    return Actor(user=user, host=socket.gethostname(), pid=pid, pid_start=process_start(pid))
+    return Actor(user=user, host=host_id(), pid=pid, pid_start=process_start(pid))
+
+
+def host_id() -> str:
+    """RELEASEGATE_HOST_ID if set (checked: it reaches the ledger and messages), else the
+    hostname. Two machines must never share one: a lock's holder on "this host" is judged
+    by its pid, which means nothing on another machine."""
+    given = os.environ.get(HOST_ID_ENV)
+    if given is None:
+        return socket.gethostname()
+    if not _HOST_RE.fullmatch(given):
+        raise BadInput(
+            f"{HOST_ID_ENV}={given[:80]!r} is not a host name",
+            hint="letters, digits, '.', ':', '-' and '_', at most 128, starting with a "
+            "letter or digit",
+        )
+    return given

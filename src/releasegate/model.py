@@ -106,6 +106,10 @@ class LockInfo:
     pid: int
     pid_start: str  # process start time token, to tell a reused pid from the holder
     since: datetime  # UTC
+    # The holder's last sign of life (the ledger database's clock) and how long it may stay
+    # silent before another machine takes its lock over; None from an older releasegate.
+    heartbeat: datetime | None = field(default=None, compare=False)
+    lease_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

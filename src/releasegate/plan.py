@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
     from releasegate.proxy.slots import SlotFacts
 
+# Runtimes whose versions are image tags: pulled in prepare, promoted by digest.
+IMAGE_RUNTIMES = ("compose", "swarm")
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -27,6 +30,7 @@ class Facts:
     artifact: str | None  # where the version's artifact was found (None: missing)
     prepared: bool = False  # releases/<version> already complete on every host
     rollout: Rollout | None = None  # the hosts in batches (one host: one batch)
+    window: Any = None  # the deploy window's verdict now (gates.windows.Verdict), if any
     slots: SlotFacts | None = None  # stacks with `proxy:`: the live slot, each slot's version
 
 
@@ -47,6 +51,10 @@ def _preflight_step(stack: StackConfig) -> Step:
         rules += ["compose files valid (docker compose config)"]
         rules += [f"network {n} exists" for n in stack.compose_settings.networks]
         rules += [f"rule {r}" for r in stack.compose_rules]
+    if stack.runtime == "swarm":
+        from releasegate.runtimes.swarm_commands import preflight_rules
+
+        rules += preflight_rules(stack.compose_rules)
     return Step("preflight", "preflight: " + "; ".join(rules), {"rules": rules})
 
 
@@ -69,7 +77,7 @@ def _timeout(stack: StackConfig) -> str:
 
 def _prepare_step(stack: StackConfig, version: str, facts: Facts) -> Step:
     where = " on each host" if _many(facts) else ""
-    if stack.runtime == "compose":
+    if stack.runtime in IMAGE_RUNTIMES:
         title = f"pull images for {version}{where}: {facts.artifact or '(unknown)'}"
         return Step("prepare", title)
     if facts.prepared:
@@ -105,6 +113,10 @@ def _batch_steps(stack: StackConfig, version: str, facts: Facts) -> list[Step]:
             )
             if stack.commands.restart is not None:
                 restart += f"; run restart: {_cmd(stack.commands.restart)}"
+        elif stack.runtime == "swarm":
+            from releasegate.runtimes.swarm_commands import plan_titles
+
+            switch, restart = plan_titles(stack, version, facts.running)
         else:
             switch = f"switch {stack.dir}/current: {facts.running or '(none)'} -> {version}"
             restart = ""
@@ -121,9 +133,34 @@ def _batch_steps(stack: StackConfig, version: str, facts: Facts) -> list[Step]:
     return steps
 
 
+def _window_step(stack: StackConfig, facts: Facts, forced: bool) -> list[Step]:
+    if stack.windows is None or facts.window is None:
+        return []
+    verdict = facts.window
+    title = f"deploy window: {'OPEN' if verdict.open else 'CLOSED'}: {verdict.describe()}"
+    if forced and not verdict.open:
+        title += " (FORCED: the gate records but does not stop)"
+    return [Step("window", title, {"verdict": verdict.as_dict()})]
+
+
+def _cron_step(stack: StackConfig, target: str | None) -> list[Step]:
+    """After the switch: the release's scheduled jobs, on every host that runs it."""
+    if stack.cron is None:
+        return []
+    from releasegate.cron.install import Target
+
+    where = Target.of(stack.name, stack.cron).describe()
+    if target is not None:  # a rollback: the jobs that went with the target release
+        title = f"put back the scheduled jobs installed with {target} in {where}"
+    else:
+        names = ", ".join(j.name for j in stack.cron.jobs) or "none (the block is removed)"
+        title = f"install scheduled jobs in {where}: {names} (what was there backed up first)"
+    return [Step("cron", title)]
+
+
 def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: bool) -> list[Step]:
     gate = []
-    if migrate and stack.runtime == "compose" and stack.promote_from:
+    if migrate and stack.runtime in IMAGE_RUNTIMES and stack.promote_from:
         title = (
             f"promotion: the pulled images' digests must be those verified on {stack.promote_from}"
         )
@@ -156,9 +193,10 @@ def plan_deploy(
     skip_backup: bool = False,
 ) -> Plan:
     steps = [Step("lock", f"take the lock of {stack.name}")]
+    steps += _window_step(stack, facts, forced)
     if stack.promote_from:
         title = f"promotion: {version} must be the version verified on {stack.promote_from}"
-        if stack.runtime != "compose":  # compose: the images' digests, once pulled
+        if stack.runtime not in IMAGE_RUNTIMES:  # images: their digests, once pulled
             title += ", with the artifact sha256 verified there"
         steps.append(
             Step(
@@ -191,8 +229,17 @@ def plan_deploy(
         title = "back up " + "; ".join(what) + (f" (before {version})" if sources else "")
         steps.append(Step("backup", title, {"files": files, "sources": sources}))
     steps += _release_steps(stack, version, facts, migrate=True)
+    steps += _cron_step(stack, None)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
-    if stack.runtime != "compose":  # images are removed by `releasegate prune`
+    if getattr(stack, "watch", None) is not None:
+        from releasegate.watch.plan import watch_step
+
+        steps.append(watch_step(stack, version, facts.rollback_target))
+        if stack.proxy is not None and facts.slots is not None:  # the old slot stayed warm
+            from releasegate.proxy.slots import stop_after_watch
+
+            steps += stop_after_watch(stack, facts.slots)
+    if stack.runtime not in IMAGE_RUNTIMES:  # images are removed by `releasegate prune`
         steps.append(
             Step(
                 "cleanup",
@@ -224,6 +271,7 @@ def plan_rollback(stack: StackConfig, target: str, facts: Facts, *, reason: str 
     steps = [Step("lock", f"take the lock of {stack.name}")]
     # Migrations are not undone by switching back; the release's own code must cope (seed 003).
     steps += _release_steps(stack, target, facts, migrate=False)
+    steps += _cron_step(stack, target)
     return Plan(
         "rollback",
         stack.name,

@@ -139,7 +139,7 @@ CASES = [
         STACK.replace("runtime: releases", "runtime: relases"),
         [
             f"{F}:4: stacks.web.runtime: unknown runtime 'relases' (did you mean 'releases'?)"
-            " (available: releases, compose)"
+            " (available: releases, compose, swarm)"
         ],
         id="unknown-runtime",
     ),

@@ -43,7 +43,7 @@ def test_defaults_per_tool(tmp_path: Path) -> None:
 
 
 def test_database_must_be_a_database_source(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="must name a backup source of kind postgres or mysql"):
+    with pytest.raises(ConfigError, match="must name a backup source of kind postgres, mysql or"):
         load(tmp_path, "      tool: sql\n      database: uploads\n")
     with pytest.raises(ConfigError, match=r"\(sources: shop\)"):
         load(tmp_path, "      tool: sql\n      database: nope\n")
@@ -66,3 +66,21 @@ def test_unknown_tool_and_bad_history_table(tmp_path: Path) -> None:
         load(tmp_path, "      tool: flyway\n      database: shop\n")
     with pytest.raises(ConfigError, match="history_table"):
         load(tmp_path, "      tool: sql\n      database: shop\n      history_table: x; drop\n")
+
+
+def test_a_sqlite_source_may_be_the_migrations_database(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "        - {name: uploads, kind: files, paths: [media/]}\n",
+        "        - {name: uploads, kind: files, paths: [media/]}\n"
+        "        - {name: local, kind: sqlite, path: shared/db.sqlite3}\n",
+    )
+    path = tmp_path / "releasegate.yaml"
+    section = "      tool: django\n      database: local\n      path_env: DATABASE_PATH\n"
+    path.write_text(text + section, encoding="utf-8")
+    cfg = load_config(path).stack("shop-prod").migrations
+    assert cfg.database == "local" and cfg.path_env == "DATABASE_PATH"
+    path.write_text(text + "      tool: django\n      database: local\n", encoding="utf-8")
+    assert load_config(path).stack("shop-prod").migrations.path_env is None
+    with pytest.raises(ConfigError, match="path_env"):
+        path.write_text(text + section.replace("DATABASE_PATH", "not a name"), encoding="utf-8")
+        load_config(path)

@@ -202,6 +202,14 @@ CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("# DROP TABLE x;\nSELECT 1", "mysql", []),
     # case and layout do not matter
     ("alter   table\n  x\n  drop\n  column y", "postgresql", [("drop-column", "HIGH")]),
+    # SQLite: Django's table rebuild is one change (more in test_migration_sqliterules.py)
+    (
+        'CREATE TABLE "new__t" ("a" int NOT NULL, "b" int NULL); INSERT INTO "new__t" '
+        '("a", "b") SELECT "a", "b" FROM "t"; DROP TABLE "t"; '
+        'ALTER TABLE "new__t" RENAME TO "t"',
+        "sqlite",
+        [("table-rebuild", "MEDIUM")],
+    ),
 ]
 
 

@@ -146,3 +146,15 @@ def test_slot_files_hold_only_a_version(tmp_path: Path) -> None:
     assert read_slot_version(stack, "green") is None
     write_slot_version(stack, "blue", None)
     assert not slot_file(stack, "blue").exists()
+
+
+def test_with_a_watch_window_the_old_slot_stops_after_it(tmp_path: Path) -> None:
+    text = CONFIG + "    watch: {duration: 60, interval: 5}\n"
+    plan = plan_deploy(load(tmp_path, text), "v2", facts(SlotFacts("blue", {"blue": "v1"})))
+    order = names(plan)
+    assert order.count("stop-old-slot") == 1
+    assert order.index("switch-traffic") < order.index("watch") < order.index("stop-old-slot")
+    assert plan.steps[order.index("stop-old-slot")].details["old"] == "blue"
+    # A rollback has no window: the slot it leaves stops after the drain.
+    warm = SlotFacts("green", {"blue": "v1", "green": "v2"})
+    assert names(plan_rollback(load(tmp_path, text), "v1", facts(warm)))[-1] == "stop-old-slot"

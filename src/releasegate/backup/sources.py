@@ -892,6 +892,11 @@ class SQLiteSource:
         return Path(self.path)
 
     @property
+    def database(self) -> str:
+        """What a migration tool is pointed at: the file's absolute path."""
+        return str(self.db_path.resolve())
+
+    @property
     def kind(self) -> str:
         return "sqlite"
 
@@ -986,24 +991,98 @@ class SQLiteSource:
             shutil.rmtree(scratch.path.parent, ignore_errors=True)
 
     def restore_live(self, file: Path, *, secrets: Mapping[str, str]) -> str:
-        """Decompress beside the live file, then copy it in with the backup API (so that
-        the live file's WAL and locks are honoured rather than replaced under the app)."""
+        """Decompress beside the live file and check the copy, then put it in:
+
+        - with the backup API into the live file (one transaction on the destination, so
+          all or nothing; SQLite first recovers whatever -wal or hot -journal lies beside
+          the live file, so leftovers cannot mix into the result, and an app's open
+          connection sees the restored data);
+        - when the live file no longer opens as a database (the reason to restore, often),
+          by an atomic rename over it, after its -wal, -shm and -journal are moved aside:
+          SQLite would otherwise replay the old file's WAL or journal into the new one.
+
+        Either way the live file must then pass `PRAGMA quick_check`."""
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.db_path.with_name(f".{self.db_path.name}.{uuid.uuid4().hex[:8]}.restore")
         try:
             _decompress(self.name, file, tmp)
-            with (
-                closing(sqlite3.connect(_sqlite_uri(tmp, "ro"), uri=True)) as src,
-                closing(sqlite3.connect(self.db_path, timeout=60)) as dst,
-            ):
-                src.backup(dst)
+            try:
+                _sqlite_check(tmp, "PRAGMA integrity_check")
+            except sqlite3.Error as exc:
+                raise BackupFailed(
+                    f"{self.name!r}: {file.name} does not hold a sound database: {exc}",
+                    source=self.name,
+                ) from None
+            try:
+                with (
+                    closing(sqlite3.connect(_sqlite_uri(tmp, "ro"), uri=True)) as src,
+                    closing(sqlite3.connect(self.db_path, timeout=60)) as dst,
+                ):
+                    src.backup(dst)
+                how = f"copied into {self.db_path} with the SQLite backup API"
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise BackupFailed(
+                        f"{self.name!r}: restore over {self.db_path} failed: {exc} (a writer "
+                        "still holds it: stop the app first)",
+                        source=self.name,
+                    ) from None
+                aside = replace_sqlite_file(tmp, self.db_path)
+                how = (
+                    f"{self.db_path} did not take the copy ({exc}): replaced by the restored "
+                    "file atomically"
+                    + (f"; moved aside and removed {', '.join(aside)}" if aside else "")
+                )
+            try:
+                _sqlite_check(self.db_path, "PRAGMA quick_check")
+            except sqlite3.Error as exc:
+                raise BackupFailed(
+                    f"{self.name!r}: {self.db_path} fails quick_check after the restore: {exc}",
+                    source=self.name,
+                ) from None
         except sqlite3.Error as exc:
             raise BackupFailed(
                 f"{self.name!r}: restore over {self.db_path} failed: {exc}", source=self.name
             ) from None
         finally:
             tmp.unlink(missing_ok=True)
-        return f"copied into {self.db_path} with the SQLite backup API"
+        return how
+
+
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _sqlite_check(path: Path, pragma: str) -> None:
+    """Raise sqlite3.DatabaseError unless `pragma` (integrity_check / quick_check) says ok."""
+    with closing(sqlite3.connect(_sqlite_uri(path, "ro"), uri=True, timeout=60)) as conn:
+        rows = [str(row[0]) for row in conn.execute(pragma).fetchmany(20)]
+    if rows != ["ok"]:
+        raise sqlite3.DatabaseError("; ".join(rows))
+
+
+def replace_sqlite_file(new: Path, live: Path) -> list[str]:
+    """Put `new` in place of `live` by rename (atomic on one filesystem), with the old
+    file's -wal, -shm and -journal moved aside first and removed after: a leftover WAL or
+    hot journal would be replayed into the new file on its next open and corrupt it.
+    Writers must be stopped (a process that keeps the old file open keeps the old data).
+    Returns the side files that were moved aside."""
+    token = uuid.uuid4().hex[:8]
+    aside: list[tuple[Path, Path]] = []
+    for suffix in SQLITE_SIDECARS:
+        side = live.with_name(live.name + suffix)
+        if side.exists():
+            stale = live.with_name(f".{live.name}{suffix}.{token}.stale")
+            os.replace(side, stale)
+            aside.append((side, stale))
+    os.replace(new, live)
+    fd = os.open(live.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename is durable before the old side files go
+    finally:
+        os.close(fd)
+    for _, stale in aside:
+        stale.unlink(missing_ok=True)
+    return [side.name for side, _ in aside]
 
 
 def _decompress(source: str, file: Path, target: Path) -> int:

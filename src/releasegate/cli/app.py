@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from releasegate.engine import Engine, RunOutcome
     from releasegate.ledger import Ledger
     from releasegate.model import Event
+    from releasegate.notify import Notifier
 
 
 # Commands that only read the ledger: they refuse a `state:` where no ledger exists rather
@@ -41,6 +42,7 @@ READ_ONLY_COMMANDS = frozenset(
         "audit verify",
         "audit anchor",
         "backup list",
+        "user list",
     }
 )
 
@@ -181,7 +183,19 @@ class App:
     def engine(self) -> Engine:
         from releasegate.engine import Engine
 
-        return Engine(self.config, self.ledger, actor=self.actor, emit=self.render_event)
+        return Engine(self.config, self.ledger, actor=self.actor, emit=self._emit)
+
+    @cached_property
+    def notifier(self) -> Notifier | None:
+        """`notify:` in the config: Apprise deliveries of runs' events (else None)."""
+        from releasegate.notify import notifier_for
+
+        return notifier_for(self.config, self.ledger, self.actor)
+
+    def _emit(self, event: Event) -> None:
+        self.render_event(event)
+        if self.notifier is not None:
+            self.notifier.on_event(event)  # a deploy started: announced, not waited for
 
     # -- events ------------------------------------------------------------------------------
     def render_event(self, event: Event) -> None:
@@ -244,6 +258,12 @@ class App:
                     f"the execution record could not be written: {exc.strerror or exc}"
                 )
             self.show_notices(notices)
+            notifier = self.__dict__.get("notifier")  # set up only by an engine's run
+            if notifier is not None:  # after the record: the message names its path
+                self.show_notices(
+                    [f"notification {d.target} failed: {d.detail}" for d in notifier.finished(out)
+                     if not d.ok]
+                )  # fmt: skip
         if self.json:
             print_json(
                 {

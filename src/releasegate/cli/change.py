@@ -48,6 +48,26 @@ def _store(app: App, ref: str | None = None) -> ChangeStore:
     return ChangeStore(Path(folder))
 
 
+def _notify_approval(
+    app: App, change_id: str, title: str, risk: str, why: str, path: str, stack: str | None = None
+) -> None:
+    """`notify:` in releasegate.yaml: tell the team a change waits for approvals."""
+    try:
+        config = app.config
+    except BadInput:  # no releasegate.yaml: nobody to notify
+        return
+    if stack is not None and stack not in config.stacks:
+        stack = None
+    from releasegate.notify.hooks import notify_approval_needed
+
+    env = config.stacks[stack].env if stack else LEDGER_ENV
+    failed = notify_approval_needed(
+        config, app.ledger, app.actor, change_id=change_id, title=title, risk=risk, why=why,
+        path=path, stack=stack or LEDGER_STACK, env=env,
+    )  # fmt: skip
+    app.show_notices([f"notification {d.target} failed: {d.detail}" for d in failed if not d.ok])
+
+
 def _mark(app: App, action: str, change_id: str, notes: str, details: dict[str, Any]) -> bool:
     """Record a fact in the ledger when there is a releasegate.yaml; False when there is none."""
     try:
@@ -128,6 +148,8 @@ def change_new(app: App, change_id: str, title: str, risk: str) -> int:
     store = _store(app)
     path = store.create(change_id, title=title, risk=risk, author=app.actor.user)
     _mark(app, "change-new", change_id, title, {"risk": risk.upper(), "path": str(path)})
+    if risk.upper() != "LOW":
+        _notify_approval(app, change_id, title, risk.upper(), "approvals needed", str(path))
     app.console.print(f"created {path}")
     app.console.print(f"fill it in, then: releasegate change validate {change_id}", style="dim")
     return 0
@@ -420,6 +442,10 @@ def change_run(
         )
     approvals = _approvals(app, rec, (stack_name,) if stack_name else ())
     if not approvals.approved:
+        _notify_approval(
+            app, rec.doc.id, rec.doc.title, rec.doc.risk or "?",
+            f"run refused: {approvals.summary()} approval(s)", str(rec.path), stack_name,
+        )  # fmt: skip
         key = " --key KEY" if approvals.signed_required else ""
         raise Refused(
             f"change {rec.doc.id} ({rec.doc.risk}) has {approvals.summary()} approval(s)",

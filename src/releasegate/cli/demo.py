@@ -102,10 +102,15 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
     if workdir:
         say(f"\nThe workspace stays in {root}: cd {root} && releasegate history")
         say(f"Each run's execution record (Markdown) is in {app.config.records_dir}")
+        say(
+            f"The dashboard: cd {root} && releasegate user add admin --role admin && "
+            "releasegate serve  (then open http://127.0.0.1:8642/)"
+        )
     else:
         shutil.rmtree(root, ignore_errors=True)
         say(
             "\nThe workspace was temporary and is gone, with each run's execution record: "
             "`releasegate demo --dir DIR` keeps them (then: cd DIR && releasegate history)"
         )
+        say("The dashboard needs a kept workspace: `releasegate demo --dir DIR` says how")
     return ExitCode.FAILED if failures else ExitCode.OK

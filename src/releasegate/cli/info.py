@@ -51,6 +51,11 @@ def status(app: App, as_json: bool) -> int:
         elif row.hosts is not None:
             for host, state in row.hosts.items():
                 app.console.print(f"{safe(row.stack)} {safe(host)}: {safe(state or 'no release')}")
+        for service, seen in sorted((row.services or {}).items()):
+            app.console.print(
+                f"{safe(row.stack)} service {safe(service)}: {safe(seen.get('image', '?'))}"
+                f"@{safe(seen.get('digest') or '?')} {safe(seen.get('replicas', '?'))}"
+            )
         for warning in row.warnings:
             app.console.print(f"[yellow]warning[/yellow] {safe(row.stack)}: {safe(warning)}")
     return 0

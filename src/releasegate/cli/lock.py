@@ -21,11 +21,13 @@ def lock_status(app: App, as_json: bool) -> int:
 
     held = app.ledger.locks()
     here = app.actor.host
+    now = app.ledger.clock() if held else None  # heartbeats are judged on the ledger's clock
     for info in held:
-        state = locks.holder_state(info, here)
+        state = locks.holder_state(info, here, now)
         note = locks.state_note(info, state)
         if as_json:
-            print_json({**vars(info), "state": state, "note": note})
+            age = locks.heartbeat_age(info, now) if now else None
+            print_json({**vars(info), "state": state, "note": note, "heartbeat_age_s": age})
         else:
             app.console.print(f"{info.stack}: {locks.describe(info)} [{state}]", markup=False)
             app.console.print(f"  {note}", markup=False)
@@ -60,7 +62,8 @@ def lock_release(app: App, stack: str, force: bool, reason: str) -> int:
         # taken over or released between our read and now: nothing of ours to free
         app.console.print(f"the lock of {stack} changed hands meanwhile; nothing released")
         return 0
-    how = "by force " if state != "dead" else ""
+    gone = state in locks.GONE  # dead here, or its heartbeat lapsed elsewhere
+    how = "by force " if not gone else ""
     app.ledger.mark(
         stack=stack,
         env=cfg.env,
@@ -71,7 +74,7 @@ def lock_release(app: App, stack: str, force: bool, reason: str) -> int:
             "holder_run_id": info.run_id,
             "holder_pid": info.pid,
             "holder_host": info.host,
-            "forced": state != "dead",
+            "forced": not gone,
             "reason": reason,
         },
         user=app.actor.user,

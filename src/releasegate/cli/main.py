@@ -22,6 +22,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "preflight": ("releasegate.cli.checks", "preflight", "Run a stack's preflight gates."),
     "smoke": ("releasegate.cli.checks", "smoke", "Run a stack's smoke checks against what runs."),
+    "cron": (
+        "releasegate.cli.cron",
+        "cron",
+        "Scheduled jobs: list and verify what each host has installed.",
+    ),
+    "check": (
+        "releasegate.cli.check",
+        "check",
+        "Health check: preflight, smoke, data, cron, backup age, lock, ledger.",
+    ),
     "lint": ("releasegate.cli.lint", "lint", "Check compose files: no build:, no :latest."),
     "status": (
         "releasegate.cli.info",
@@ -47,8 +57,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "prune",
         "Remove images of a compose stack's old releases.",
     ),
+    "watch": (
+        "releasegate.cli.watch",
+        "watch",
+        "Follow a deploy's watch window; --accept --reason ends it early.",
+    ),
     "lock": ("releasegate.cli.lock", "lock", "Show or release stack locks."),
     "audit": ("releasegate.cli.audit", "audit", "Verify the ledger's hash chain."),
+    "state": ("releasegate.cli.state", "state", "Copy the ledger into PostgreSQL for a team."),
     "change": ("releasegate.cli.change", "change", "Change records: new, validate, approve, show."),
     "init": (
         "releasegate.cli.init",
@@ -60,6 +76,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Tell the whole story on a sample app, no Docker needed.",
     ),
+    "serve": (
+        "releasegate.cli.serve",
+        "serve",
+        "The web dashboard: stacks, history, live runs, approvals, rollbacks.",
+    ),
+    "user": ("releasegate.cli.user", "user", "Dashboard users, roles and API tokens."),
     "migrate": (
         "releasegate.cli.migrate",
         "migrate",

@@ -29,6 +29,7 @@ RULE_HELP: dict[str, str] = {
         "MEDIUM  CREATE INDEX without CONCURRENTLY (PostgreSQL); LOW on MySQL (online)"
     ),
     "add-foreign-key-without-not-valid": "MEDIUM  ADD FOREIGN KEY without NOT VALID (PostgreSQL)",
+    "table-rebuild": "MEDIUM  SQLite: table rebuilt (new__T, copy, drop, rename), as Django does",
 }
 
 _RULE_LIST = "\n".join(f"  {rule:<34} {text}" for rule, text in RULE_HELP.items())
@@ -40,7 +41,8 @@ table for long.
 With STACK: the SQL of the stack's pending migrations, as the tool prints it (Django
 sqlmigrate, Alembic upgrade --sql, Prisma's migration.sql, the SQL files), checked by
 Squawk (PostgreSQL; its rule ids map to a risk) and by releasegate's rules below for what
-Squawk did not report, and alone for MySQL. With --sql FILE: releasegate's rules on files,
+Squawk did not report, and alone for MySQL and SQLite (where Django's table rebuild is
+read as one change). With --sql FILE: releasegate's rules on files,
 no stack and no database needed.
 
 Backward-compatible migrations pass: new nullable columns (ADD COLUMN y text NULL) and new
@@ -101,7 +103,7 @@ def migrate() -> None:
 )
 @click.option(
     "--dialect",
-    type=click.Choice(["postgresql", "mysql"]),
+    type=click.Choice(["postgresql", "mysql", "sqlite"]),
     default="postgresql",
     show_default=True,
     help="SQL dialect (mysql also covers MariaDB).",
@@ -133,7 +135,7 @@ def lint(
         return _lint_stack(cctx.find_object(App), stack, threshold, as_json)
     findings: list[Finding] = []
     for path in files:
-        findings.extend(lint_file(path, "mysql" if dialect == "mysql" else "postgresql"))
+        findings.extend(lint_file(path, dialect))  # type: ignore[arg-type]
     failing = at_or_above(findings, threshold)
     code = ExitCode.REFUSED if failing else ExitCode.OK
 
@@ -365,23 +367,36 @@ def rehearse(app: App, stack: str, version: str, backup_id: str | None, as_json:
 
 @migrate.command()
 @click.argument("stack")
-@click.option("--to", "to", required=True, help="Django APP.NAME (or APP.zero), Alembic REV.")
+@click.option("--to", "to", default=None, help="Django APP.NAME (or APP.zero), Alembic REV.")
+@click.option(
+    "--to-release",
+    "release",
+    default=None,
+    metavar="VERSION",
+    help="The migrations VERSION ran on when it was last deployed here (the ledger's record).",
+)
 @click.option("--reason", default="", help="Why (required for env prod).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
-def rollback(app: App, stack: str, to: str, reason: str, as_json: bool) -> int:
+def rollback(
+    app: App, stack: str, to: str | None, release: str | None, reason: str, as_json: bool
+) -> int:
     """Undo migrations with the tool's own downgrade, after a backup of the database.
 
     Django: migrate APP NAME (APP.zero undoes the app's migrations, seed 003); Alembic:
-    downgrade REV. Prisma and SQL files have no down migrations: refused, with the hint
-    to restore the backup taken before the deploy (rollback --with-db, or restore).
+    downgrade REV. --to-release VERSION goes back to what VERSION's deploy recorded (per
+    Django app its last migration, or zero); it only goes back, never forward. Prisma and
+    SQL files have no down migrations: refused, with the hint to restore the backup taken
+    before the deploy (rollback --with-db, or restore).
 
     \b
     Examples:
       releasegate migrate rollback shop-staging --to shop.0002_order_note
+      releasegate migrate rollback taizhang-prod --to supplier_eval.zero --reason "seed 003"
+      releasegate migrate rollback taizhang-prod --to-release v41 --reason "v42 reverted"
       releasegate migrate rollback billing-prod --to a1b2c3d4e5f6 --reason "INC-7"
 
     Exit codes: 0 rolled back, 3 refused, 1 the tool failed, 2 bad input.
     """
     app.json = as_json
-    return app.finish(_ops(app).migrate_rollback(stack, to, reason=reason))
+    return app.finish(_ops(app).migrate_rollback(stack, to, reason=reason, release=release))

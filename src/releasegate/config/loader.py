@@ -142,7 +142,8 @@ def _unique_names(source: Source, at: KeyPath, items: Any, *, use_default: bool)
     first: dict[str, int] = {}
     for index, item in enumerate(items):
         # A check that is not exactly one kind is reported by the schema already.
-        if not isinstance(item, dict) or (use_default and ("http" in item) == ("command" in item)):
+        kinds = sum(k in item for k in ("http", "command", "sql")) if isinstance(item, dict) else 0
+        if not isinstance(item, dict) or (use_default and kinds != 1):
             continue
         explicit = "name" in item
         name = item.get("name") if explicit or not use_default else default_check_name(item)

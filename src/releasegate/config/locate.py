@@ -63,7 +63,10 @@ def quick_state_url(path: Path) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
     if "://" in value:
-        return value  # a SQLAlchemy URL, used as given
+        from releasegate.ledger.url import password_problem
+
+        # A password in the file: the full loader refuses it with file:line.
+        return None if password_problem(value) else value
     return _resolve(path, value)
 
 

@@ -21,6 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from releasegate.config.schedules import (
+    CronConfig,
+    HealthCheckConfig,
+    SqlCheckSpec,
+    WindowsConfig,
+)
 from releasegate.config.values import (
     CommandName,
     CommandSpec,
@@ -48,8 +54,10 @@ from releasegate.errors import BadInput
 if TYPE_CHECKING:
     from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
+from releasegate.notify.config import NotifyConfig
 from releasegate.proxy.config import ProxyConfig
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
+from releasegate.watch.config import WatchConfig
 
 
 class StackCommands(StrictModel):
@@ -74,6 +82,8 @@ def default_check_name(item: dict[str, Any]) -> str:
         return "command:" + command.split()[0]
     if isinstance(command, list) and command and isinstance(command[0], str):
         return "command:" + command[0]
+    if isinstance(item.get("sql"), str):
+        return f"sql:{item.get('source')}"
     return "check"
 
 
@@ -118,15 +128,27 @@ class CommandCheck(SmokeCheck):
     expect_output: str | None = None  # substring of stdout
 
 
-RUN_KEYS = ("http", "command")
+class SqlCheck(SqlCheckSpec, SmokeCheck):
+    """A read-only query on a backup source, its answer held to an expectation
+    (releasegate.datachecks): seed 004's post-deploy data checks."""
+
+    KIND: ClassVar[str] = "sql"
+    retries: Annotated[int, Field(ge=0)] = 0  # a query's answer does not improve by waiting
+    timeout: Annotated[float, Field(gt=0, le=600)] = 10.0  # the statement's time limit
+
+
+RUN_KEYS = ("http", "command", "sql")
 
 
 def _check_kind(value: Any) -> Any:
     if not isinstance(value, dict):
-        fail("expected a mapping with `http: URL` or `command: ...`")
+        fail("expected a mapping with `http: URL`, `command: ...` or `sql: QUERY`")
     if "http" in value and "command" in value:
         fail("has both 'http' and 'command': a check is one or the other; split it in two")
-    if "http" not in value and "command" not in value:
+    if sum(k in value for k in RUN_KEYS) > 1:
+        given = " and ".join(f"'{k}'" for k in RUN_KEYS if k in value)
+        fail(f"has {given}: a check is one kind; split it")
+    if not any(k in value for k in RUN_KEYS):
         hints = [f"'{m}' for '{k}'" for k in value if (m := close_match(k, RUN_KEYS))]
         suffix = f" (did you mean {', '.join(hints)}?)" if hints else ""
         fail("needs either 'http: URL' or 'command: ...'" + suffix)
@@ -134,9 +156,17 @@ def _check_kind(value: Any) -> Any:
 
 
 # Tags name the branch in error locations; errors.py skips them when it maps a location to keys.
+def _kind_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return next((k for k in ("http", "sql") if k in value), "command")
+    return "command"
+
+
 AnyCheck = Annotated[
-    Annotated[HttpCheck, Tag("http")] | Annotated[CommandCheck, Tag("command")],
-    Discriminator(lambda v: "http" if isinstance(v, dict) and "http" in v else "command"),
+    Annotated[HttpCheck, Tag("http")]
+    | Annotated[CommandCheck, Tag("command")]
+    | Annotated[SqlCheck, Tag("sql")],
+    Discriminator(_kind_tag),
     BeforeValidator(_check_kind),
 ]
 
@@ -307,10 +337,13 @@ class MigrationsConfig(StrictModel):
     when rehearsing."""
 
     tool: MigrationTool
-    database: Label  # a backup source of kind postgres or mysql (connection, password_env)
+    database: Label  # a backup source of kind postgres, mysql or sqlite (connection, password_env)
     dir: ResolvedPath | None = None  # where the tool runs; default: the stack's dir
     command: ArgvCommand | None = None  # default per tool (DEFAULT_MIGRATION_COMMANDS)
     url_env: EnvVarName = "DATABASE_URL"
+    # sqlite: also set this variable to the database file's path (e.g. DATABASE_PATH), for
+    # settings that read a path rather than a URL
+    path_env: EnvVarName | None = None
     path: RelPath | None = None  # sql: the folder of NNNN_name.sql; prisma: prisma/migrations
     history_table: Annotated[str, Field(pattern=_SQL_IDENT)] = "releasegate_schema_history"
     apps: Annotated[list[Label], AfterValidator(unique("app"))] = Field(default_factory=list)
@@ -411,6 +444,11 @@ class StackConfig(StrictModel):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     migrations: MigrationsConfig | None = None
     approvals: ApprovalsConfig | None = None  # change records naming (or run on) this stack
+    windows: WindowsConfig | None = None  # when a deploy may start (gates.windows)
+    cron: CronConfig | None = None  # scheduled jobs installed with each release (cron/)
+    check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)  # `releasegate check`
+    notify: NotifyConfig | None = None  # Apprise URLs for this stack (besides the top level's)
+    watch: WatchConfig | None = None  # the window after going live; a failing check rolls back
     proxy: ProxyConfig | None = None  # blue/green slots behind a real proxy (releasegate.proxy)
 
     _name: str = PrivateAttr(default="")
@@ -420,7 +458,9 @@ class StackConfig(StrictModel):
     def _runtime_keys(cls, value: Any) -> Any:
         # `artifacts` is required (reported as a missing key) for releases only; a compose
         # stack's versions are image tags in a registry.
-        if isinstance(value, dict) and value.get("runtime") == "compose":
+        # A swarm stack is a compose file too (`compose:` names it, its version variable,
+        # its rules and wait_timeout); `compose.project` is the `docker stack` name.
+        if isinstance(value, dict) and value.get("runtime") in ("compose", "swarm"):
             value = {"compose": {}, **value}
             value.setdefault("artifacts", None)
             preflight = value.get("preflight")
@@ -436,16 +476,25 @@ class StackConfig(StrictModel):
             fail("artifacts: required for runtime releases")
         if self.runtime == "releases" and "compose" in self.model_fields_set:
             fail("compose: only for runtime compose")
+        databases = {s.name for s in self.backup.sources if s.kind != "files"}
+        for check in self.smoke:  # a `sql` check reads a database source (datachecks)
+            if isinstance(check, SqlCheck) and check.source not in databases:
+                fail(
+                    f"smoke check {check.name}: source '{check.source}' is not a database of "
+                    f"backup.sources ({', '.join(sorted(databases)) or 'none is configured'})"
+                )
+        if self.runtime == "swarm" and len(self.hosts) > 1:
+            fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
         if self.proxy is not None and (self.runtime != "releases" or self.on_ssh_hosts):
             fail("proxy: slots are built for runtime releases on the local host only (for now)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
-            if kind not in ("postgres", "mysql"):
-                known = [n for n, k in kinds.items() if k in ("postgres", "mysql")]
+            if kind not in ("postgres", "mysql", "sqlite"):
+                known = [n for n, k in kinds.items() if k in ("postgres", "mysql", "sqlite")]
                 fail(
                     f"migrations.database: '{self.migrations.database}' must name a backup "
-                    "source of kind postgres or mysql"
+                    "source of kind postgres, mysql or sqlite"
                     + (f" (sources: {', '.join(known)})" if known else " (none is configured)")
                 )
         return self
@@ -504,7 +553,7 @@ class StackConfig(StrictModel):
         """Paths relative to `dir` to back up before a change."""
         if self.backup.files is not None:
             return list(self.backup.files)
-        if self.runtime == "compose":
+        if self.runtime in ("compose", "swarm"):
             return [*self.compose_files, ".env"]
         return [f"shared/{entry}" for entry in self.shared]
 
@@ -529,6 +578,18 @@ class AuditConfig(StrictModel):
     sign_key: ResolvedPath | None = None
 
 
+class WebConfig(StrictModel):
+    """`releasegate serve` (the dashboard); its logic lives in releasegate.web."""
+
+    # SSO: an authenticating reverse proxy names the user in this header. Accepted only from
+    # `trusted_proxies` (peer addresses); the same header from any other peer is refused.
+    trusted_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Session cookies marked Secure: on when the dashboard is reached over TLS (a proxy's).
+    secure_cookies: bool = False
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+
+
 class Config(StrictModel):
     # Accepted at the top level but consumed by the loader before validation.
     ALSO_ALLOWED: ClassVar[tuple[str, ...]] = ("defaults",)
@@ -541,6 +602,11 @@ class Config(StrictModel):
     stacks: Annotated[dict[StackName, StackConfig], Field(min_length=1)]
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    notify: NotifyConfig | None = None  # Apprise URLs for every stack
+    web: WebConfig = Field(default_factory=WebConfig)
+    # Seconds a stack lock's holder may stay silent (no heartbeat) before a run on another
+    # host takes its lock over (locks.py); it beats every third of it.
+    lock_lease: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     _path: Path = PrivateAttr(default=Path("releasegate.yaml"))
 

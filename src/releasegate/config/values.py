@@ -37,7 +37,7 @@ _SSH_USER = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
 _IPV6 = r"[0-9A-Fa-f:.]{2,45}"
 
-RUNTIMES = ("releases", "compose")
+RUNTIMES = ("releases", "compose", "swarm")
 PLANNED_RUNTIMES: tuple[str, ...] = ()
 
 
@@ -160,6 +160,10 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 
 def _state_path(value: str, info: ValidationInfo) -> str:
     if "://" in value:
+        from releasegate.ledger.url import password_problem
+
+        if problem := password_problem(value):  # a secret in a committed file
+            fail(problem)
         return value  # a SQLAlchemy URL, used as given
     if not value.strip():
         fail("must not be empty")
@@ -190,7 +194,7 @@ CommandName = Annotated[str, AfterValidator(_command_name)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Regex = Annotated[str, AfterValidator(_regex)]
 StatePath = Annotated[str, AfterValidator(_state_path)]
-Runtime = Annotated[Literal["releases", "compose"], BeforeValidator(_runtime)]
+Runtime = Annotated[Literal["releases", "compose", "swarm"], BeforeValidator(_runtime)]
 # A path relative to the config file, made absolute; Strict(False) takes the YAML string.
 ResolvedPath = Annotated[
     Path, BeforeValidator(_nonempty_path), Strict(False), AfterValidator(_resolve)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from releasegate.ledger import Ledger
 
 Emit = Callable[[Event], None]
+LOCK_REFUSAL = {"refused_by": "lock"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class StackStatus:
     warnings: list[str]
     hosts: dict[str, str | None] | None = None  # fleets: each host's version ("unreachable")
     mixed: bool = False  # fleets: hosts run different versions
+    # swarm: each service's image, running digest and replicas ("2/2"), as the survey saw them
+    services: dict[str, Any] | None = None
 
 
 def _failed_tail(evidence: Any, depth: int = 0) -> str:
@@ -224,7 +227,7 @@ class EngineBase(Recorder):
             {str(k): str(v) for k, v in stack.env_vars.items()},
         ]
         paths = [Path(str(stack.dir)) / "shared" / entry for entry in stack.shared]
-        if stack.runtime == "compose":
+        if stack.runtime in ("compose", "swarm"):
             paths.append(Path(str(stack.dir)) / ".env")  # secrets beside the version var
         for path in paths:
             if path.name.startswith(".env") and path.is_file():
@@ -348,6 +351,7 @@ class _Lock:
 
     def __enter__(self) -> None:
         e = self.engine
+        lease = float(getattr(e.config, "lock_lease", locks.DEFAULT_LEASE_S))
         try:
             locks.acquire(
                 e.ledger,
@@ -355,15 +359,30 @@ class _Lock:
                 env=self.stack.env,
                 run_id=self.run_id,
                 actor=e.actor,
+                lease_s=lease,
             )
         except LockHeld as exc:
             aid = e._begin(self.stack, self.action, self.version, notes=exc.message)
-            e.ledger.end_action(aid, "refused", notes=exc.message)
+            # Marked: a run refused at the lock never touched the stack, so it is not the
+            # stack's "last deploy" (that stays the holder's run, e.g. one that then died).
+            e.ledger.end_action(aid, "refused", notes=exc.message, details=LOCK_REFUSAL)
             raise
+        # Another machine judges this holder by its heartbeat (locks.py).
+        self.beat = locks.Heartbeat(e.ledger, self.stack.name, self.run_id, lease).start()
 
     def __exit__(self, *exc: object) -> None:
         from releasegate.ledger.store import LedgerWriteFailed
 
+        self.beat.stop()
+        if self.beat.lost:
+            self.engine.emit(
+                Event(
+                    "message",
+                    self.stack.name,
+                    message="this run's lock was taken over while it ran (its heartbeat "
+                    "lapsed): `releasegate history` shows by whom",
+                )
+            )
         try:
             locks.release(self.engine.ledger, self.stack.name, self.run_id)
         except LedgerWriteFailed:

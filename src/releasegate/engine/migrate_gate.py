@@ -84,7 +84,8 @@ def run_migrations(ops: MigrationOps, stack: StackConfig, version: str) -> StepB
     adapter = ops.adapter(stack)
     before = status_with_drift(adapter)
     if not before.pending:
-        return True, "no pending migrations", [], {"head": before.head}
+        # what this release runs on, for `migrate rollback --to-release` later
+        return True, "no pending migrations", [], {"head": before.head, "applied": before.applied}
     redact = ops._redactor(stack)
     result = adapter.apply()
     output = redact((result.stdout + result.stderr).strip()[-2000:])

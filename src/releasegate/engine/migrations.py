@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from releasegate import names
 from releasegate.engine.backups import BackupOps
 from releasegate.engine.base import RunOutcome
-from releasegate.errors import BadInput, ExitCode
+from releasegate.errors import BadInput, ExitCode, Refused
 from releasegate.migrations.model import Status
 from releasegate.model import CheckResult
 
@@ -77,6 +77,13 @@ class MigrationOps(BackupOps):
 
         cfg = stack.migration_settings
         source = self._db_source(stack)
+        if source.kind == "sqlite" and database is None and not source.db_path.is_file():
+            # Django would create an empty file there: a wrong path must not look like a
+            # new database with every migration pending.
+            raise BadInput(
+                f"the SQLite database {source.db_path} of source {source.name} does not exist",
+                hint="check backup.sources[].path; a new app's first migrate is run once by hand",
+            )
         ctx = ToolContext(
             tool=cfg.tool,
             argv=tuple(cfg.argv),
@@ -89,6 +96,7 @@ class MigrationOps(BackupOps):
             apps=tuple(cfg.apps),
             timeout=cfg.timeout,
             actor=self.actor.user,
+            path_env=cfg.path_env,
         )
         return adapter_for(ctx)
 
@@ -244,6 +252,10 @@ class MigrationOps(BackupOps):
                 message = f"could not restore backup {item.id}: {res.summary}"
             else:
                 verdict, message = self._rehearse_on(out, stack, adapter, scratch["db"], source)
+                if source.kind == "sqlite":
+                    verdict, message = self._live_untouched(
+                        out, stack, adapter, live, verdict, message
+                    )
         finally:
             if "db" in scratch:
                 made = scratch["db"]
@@ -344,29 +356,112 @@ class MigrationOps(BackupOps):
             f"{out.details.get('backup')} in {took.get('s', 0):.1f}s: pass"
         )
 
+    def _live_untouched(
+        self,
+        out: RunOutcome,
+        stack: StackConfig,
+        adapter: Any,
+        live: Status,
+        verdict: str,
+        message: str,
+    ) -> tuple[str, str]:
+        """SQLite: the live file's history must not have moved during the rehearsal. Django's
+        default settings name the file itself (`BASE_DIR / 'db.sqlite3'`); a project that
+        does not read the variable would have migrated production instead of the copy."""
+        cfg = stack.migration_settings
+
+        def check() -> StepBody:
+            now = adapter.status()
+            moved = sorted(set(now.applied) ^ set(live.applied))
+            ev = {"applied_before": live.applied, "applied_after": now.applied}
+            if moved:
+                wanted = cfg.url_env + (f" or {cfg.path_env}" if cfg.path_env else "")
+                return (
+                    False,
+                    "the live database's history changed during the rehearsal "
+                    f"({', '.join(moved)}): the tool did not use the copy; its settings "
+                    f"must read {wanted}",
+                    [],
+                    ev,
+                )
+            return True, "the live database's history is unchanged", [], ev
+
+        res = self._step(out, stack, "live-untouched", check)
+        return (verdict, message) if res.ok else ("fail", res.summary)
+
     # -- rollback ------------------------------------------------------------------------------
-    def migrate_rollback(self, name: str, to: str, *, reason: str) -> RunOutcome:
-        """The tool's own downgrade to `to`, after a backup of the database; recorded."""
+    def release_migrations(self, stack: StackConfig, version: str) -> tuple[str, list[str]]:
+        """(deploy id, applied migrations) of the newest successful deploy of `version` on
+        this stack, from its migrate step's record; the rows are checked, a forgery fails."""
+        from releasegate.migrations.targets import recorded_applied
+
+        names.check("version", version)
+        for rec in reversed(self.ledger.actions(stack=stack.name, action="deploy")):
+            if rec.version != version or rec.status != "success":
+                continue
+            self.ledger.ensure_action_trusted(rec.action_id)
+            for step in self.ledger.children(rec.action_id):
+                if step.action == "migrate" and step.status == "success":
+                    self.ledger.ensure_action_trusted(step.action_id)
+                    applied = recorded_applied(step.details)
+                    if applied is not None:
+                        return rec.action_id, applied
+            raise BadInput(
+                f"the deploy of {version} ({rec.action_id}) recorded no migration state",
+                hint="name the migration: --to APP.NAME (Django) or --to REVISION (Alembic)",
+            )
+        raise BadInput(
+            f"no successful deploy of {version} on {stack.name} in the ledger",
+            hint="releasegate history --action deploy; or name the migration with --to",
+        )
+
+    def migrate_rollback(
+        self, name: str, to: str | None, *, reason: str, release: str | None = None
+    ) -> RunOutcome:
+        """The tool's own downgrade to `to`, or to the migrations `release` ran on when it
+        was last deployed here (the ledger's record), after a backup of the database."""
         from releasegate.backup.from_config import sources_for
+        from releasegate.migrations.targets import rollback_targets
 
         stack = self._migration_stack(name)
         action = "migrate-rollback"
+        if (to is None) == (release is None):
+            raise BadInput("give --to NAME or --to-release VERSION (one of them)")
+        goal = to if to is not None else f"release {release}"
         if stack.env == "prod" and not reason.strip():
             return self._refuse(
-                stack, action, "", f"migrate rollback to {to} on prod needs --reason",
+                stack, action, "", f"migrate rollback to {goal} on prod needs --reason",
                 "say why, e.g. --reason 'release 42 rolled back; its migration too'",
             )  # fmt: skip
         adapter = self.adapter(stack)
         if stack.migration_settings.tool in ("prisma", "sql"):
-            adapter.rollback(to, status=None)  # raises Refused with the restore hint
+            adapter.rollback(to or "", status=None)  # raises Refused with the restore hint
+        recorded: tuple[str, list[str]] | None = None
+        if release is not None:
+            recorded = self.release_migrations(stack, release)
         token = os.urandom(6).hex()
         with self._locked(stack, action, "", token):
             out = RunOutcome(action, stack.name, stack.env, "", "running", ExitCode.FAILED, "")
-            out.details = {"to": to}
+            out.details = {"to": goal}
+            if recorded is not None:
+                out.details.update(release=release, release_deploy=recorded[0])
             out.action_id = self._begin(
-                stack, action, "", notes=f"to {to}", reason=reason, details={"to": to}
+                stack, action, "", notes=f"to {goal}", reason=reason, details=dict(out.details)
             )
             before = adapter.status()
+            targets = [to] if to is not None else []
+            if recorded is not None:
+                try:
+                    targets = rollback_targets(stack.migration_settings.tool, before, recorded[1])
+                except (BadInput, Refused) as exc:  # nothing was changed
+                    status = "refused" if isinstance(exc, Refused) else "failed"
+                    return self._close(out, status, exc.exit_code, exc.message, hint=exc.hint)
+                out.details["targets"] = targets
+                if not targets:
+                    return self._close(
+                        out, "success", ExitCode.OK,
+                        f"the migrations are already those {release} ran on",
+                    )  # fmt: skip
             db_sources = [
                 s for s in sources_for(stack) if s.name == stack.migration_settings.database
             ]
@@ -380,11 +475,14 @@ class MigrationOps(BackupOps):
             out.details["backup"] = res.evidence.get("backup_id")
 
             def downgrade() -> StepBody:
-                result = adapter.rollback(to, status=before)
-                ev = {"argv": list(result.argv), "output": _tail(result.stdout + result.stderr)}
-                if not result.ok:
-                    return False, f"downgrade failed: {result.describe()}", [], ev
-                return True, f"downgraded to {to}", [], ev
+                ev: dict[str, Any] = {"targets": targets}
+                for target in targets:
+                    result = adapter.rollback(target, status=before)
+                    ev["argv"] = list(result.argv)
+                    ev["output"] = _tail(result.stdout + result.stderr)
+                    if not result.ok:
+                        return False, f"downgrade to {target} failed: {result.describe()}", [], ev
+                return True, f"downgraded to {', '.join(targets)}", [], ev
 
             res = self._step(out, stack, "downgrade", downgrade)
             if not res.ok:
@@ -403,7 +501,7 @@ class MigrationOps(BackupOps):
                 )
 
             self._step(out, stack, "verify", verify)
-            return self._close(out, "success", ExitCode.OK, f"migrations rolled back to {to}")
+            return self._close(out, "success", ExitCode.OK, f"migrations rolled back to {goal}")
 
 
 def _resolve_problem(

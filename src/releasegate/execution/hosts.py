@@ -71,6 +71,10 @@ def _runtime_class(stack: StackConfig) -> Any:
         from releasegate.runtimes.compose import ComposeRuntime
 
         return ComposeRuntime
+    if stack.runtime == "swarm":
+        from releasegate.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime
     from releasegate.runtimes.releases import ReleasesRuntime
 
     return ReleasesRuntime
@@ -313,6 +317,8 @@ class StackHosts:
     def _smoke_ops(self, host: str, rt: HostRuntime, version: str) -> Program[HostOutcome]:
         results: list[CheckResult] = []
         for check in self.stack.smoke:
+            if check.kind == "sql":  # once per step, from this machine (releasegate.datachecks)
+                continue
             url = None
             if isinstance(check, HttpCheck):
                 url = check.http.replace("{host}", self.addresses[host])

@@ -13,6 +13,7 @@ from releasegate.errors import BadInput, ReleasegateError
 from releasegate.ledger.chain import CHAIN_SELECT, canonical_json, row_hash, verify_rows
 from releasegate.ledger.db import (
     Database,
+    PsycopgDatabase,
     SQLAlchemyDatabase,
     SQLiteDatabase,
     sqlite_path_from_url,
@@ -27,6 +28,7 @@ from releasegate.ledger.trust import (
     read_head,
     save_checkpoints,
 )
+from releasegate.ledger.url import uses_psycopg
 from releasegate.model import ActionRecord, ChainReport, LockInfo
 from releasegate.redact import mask_shapes
 
@@ -57,7 +59,7 @@ _LOG_ROWS = (
     " FROM entries o LEFT JOIN entries c ON c.action_id = o.action_id AND c.kind = 'close'"
     " WHERE o.kind = 'open'"
 )
-_LOCK_COLS = 'stack, run_id, "user", host, pid, pid_start, since'
+_LOCK_COLS = 'stack, run_id, "user", host, pid, pid_start, since, heartbeat, lease_s'
 
 DEPLOY_ACTIONS = ("deploy", "rollback")
 
@@ -124,7 +126,7 @@ def _record(row: Sequence[Any]) -> ActionRecord:
 
 
 def _lock(row: Sequence[Any]) -> LockInfo:
-    stack, run_id, user, host, pid, pid_start, since = row
+    stack, run_id, user, host, pid, pid_start, since, heartbeat, lease_s = row
     return LockInfo(
         stack=stack,
         run_id=run_id,
@@ -133,11 +135,17 @@ def _lock(row: Sequence[Any]) -> LockInfo:
         pid=int(pid),
         pid_start=pid_start,
         since=datetime.fromisoformat(since),
+        heartbeat=datetime.fromisoformat(heartbeat) if heartbeat else None,
+        lease_s=float(lease_s) if lease_s is not None else None,
     )
 
 
+def _utc_text(when: datetime) -> str:
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _lock_params(info: LockInfo) -> dict[str, Any]:
-    since = info.since if info.since.tzinfo else info.since.replace(tzinfo=UTC)
     return {
         "stack": info.stack,
         "run_id": info.run_id,
@@ -145,7 +153,10 @@ def _lock_params(info: LockInfo) -> dict[str, Any]:
         "host": info.host,
         "pid": info.pid,
         "pid_start": info.pid_start,
-        "since": since.astimezone(UTC).isoformat(timespec="microseconds"),
+        "since": _utc_text(info.since),
+        # A new lock's first heartbeat is its taking.
+        "heartbeat": _utc_text(info.heartbeat or info.since),
+        "lease_s": info.lease_s,
     }
 
 
@@ -157,6 +168,7 @@ class Ledger:
         # What opening it had to fix (files at rest tightened), for the command line to show.
         self.notices: list[str] = []
         self.where = where  # the file or URL, for messages (a full disk names it)
+        self.url = where  # what Ledger.open takes to open this ledger again
 
     @classmethod
     def open(cls, url: str, *, force_sqlalchemy: bool = False, create: bool = True) -> Ledger:
@@ -177,7 +189,10 @@ class Ledger:
                 if not create and not os.path.isfile(other):
                     raise _no_ledger(other)
                 notices = _private_sqlite(other)
-            db = SQLAlchemyDatabase(url)
+            if not force_sqlalchemy and uses_psycopg(url):
+                db = PsycopgDatabase(url)  # without SQLAlchemy's import, as for SQLite
+            else:
+                db = SQLAlchemyDatabase(url)
         else:
             if not path or path == ":memory:":
                 raise BadInput(
@@ -211,6 +226,7 @@ class Ledger:
             raise
         ledger = cls(db, file or url)
         ledger.notices = notices
+        ledger.url = file or url
         return ledger
 
     def close(self) -> None:
@@ -400,6 +416,8 @@ class Ledger:
         since_seq: int | None = None,
         parent_id: str | None = None,
         open_only: bool = False,
+        user: str | None = None,
+        before_seq: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """The filters as SQL appended to _ACTIONS (aliases o = open row, c = close row)."""
         where: list[str] = []
@@ -430,6 +448,12 @@ class Ledger:
         if since_seq is not None:
             where.append("o.seq > :since_seq")
             params["since_seq"] = since_seq
+        if user is not None:
+            where.append('o."user" = :user')
+            params["user"] = user
+        if before_seq is not None:
+            where.append("o.seq < :before_seq")
+            params["before_seq"] = before_seq
         return "".join(f" AND {w}" for w in where), params
 
     def _actions(self, *, last: int | None = None, **filters: Any) -> list[ActionRecord]:
@@ -498,6 +522,55 @@ class Ledger:
             top_level_only=top_level_only,
             since_seq=since_seq,
         )
+
+    def page(
+        self,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        stack: str | None = None,
+        env: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        user: str | None = None,
+        forced: bool | None = None,
+    ) -> list[ActionRecord]:
+        """Top-level actions newest first, at most ``limit``, older than ``before_seq``: keyset
+        pagination (the dashboard's history), as fast on page 1000 as on page 1."""
+        where, params = self._where(
+            stack=stack,
+            env=env,
+            actions=(action,) if action is not None else (),
+            status=status,
+            forced=forced,
+            user=user,
+            before_seq=before_seq,
+        )
+        params["limit"] = max(0, int(limit))
+        rows = self._db.execute(_ACTIONS + where + " ORDER BY o.seq DESC LIMIT :limit", params)
+        return [_record(r) for r in rows]
+
+    def entries_after(
+        self, seq: int, *, limit: int, stack: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows written after ``seq`` (oldest first, at most ``limit``): (seq, ts, kind,
+        action_id, parent_id, stack, env, action, version, status, notes, user). What a live
+        view polls for: a run's steps as they are opened and closed."""
+        sql = (
+            "SELECT seq, ts, kind, action_id, parent_id, stack, env, action, version, status,"
+            ' notes, "user" FROM entries WHERE seq > :seq'
+        )
+        params: dict[str, Any] = {"seq": int(seq), "limit": max(0, int(limit))}
+        if stack is not None:
+            sql += " AND stack = :stack"
+            params["stack"] = stack
+        return self._db.execute(sql + " ORDER BY seq LIMIT :limit", params)
+
+    @property
+    def database(self) -> Database:
+        """The state database itself, for the tables that live beside the ledger (the
+        dashboard's users); the ledger's own rows are written only through this class."""
+        return self._db
 
     def children(self, action_id: str) -> list[ActionRecord]:
         """The steps of a run, chronological."""
@@ -607,9 +680,18 @@ class Ledger:
             ensure_extends(self._db, (seq, hash_), what)
 
     def last_deploy(self, stack: str) -> ActionRecord | None:
-        """The newest top-level deploy or rollback of ``stack``, whatever its status."""
-        found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=1)
-        return found[0] if found else None
+        """The newest top-level deploy or rollback of ``stack``, whatever its status, except
+        runs refused at the stack lock: they never touched the stack (while they were
+        refused, the holder's run is what ran, and what may need recovery)."""
+        window = 8
+        while True:
+            found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=window)
+            for rec in reversed(found):
+                if not (rec.status == "refused" and rec.details.get("refused_by") == "lock"):
+                    return rec
+            if len(found) < window:
+                return None
+            window *= 4
 
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last row; LedgerTampered when the head row is missing."""
@@ -665,7 +747,8 @@ class Ledger:
                 return _lock(rows[0])
             self._db.execute(
                 f"INSERT INTO locks ({_LOCK_COLS}) VALUES"  # noqa: S608
-                " (:stack, :run_id, :user, :host, :pid, :pid_start, :since)",
+                " (:stack, :run_id, :user, :host, :pid, :pid_start, :since, :heartbeat,"
+                " :lease_s)",
                 _lock_params(info),
             )
         return None
@@ -679,8 +762,9 @@ class Ledger:
         with self._writing():
             rows = self._db.execute(
                 'UPDATE locks SET run_id = :run_id, "user" = :user, host = :host, pid = :pid,'
-                " pid_start = :pid_start, since = :since"
-                " WHERE stack = :stack AND run_id = :expected RETURNING stack",
+                " pid_start = :pid_start, since = :since, heartbeat = :heartbeat,"
+                " lease_s = :lease_s WHERE stack = :stack AND run_id = :expected"
+                " RETURNING stack",
                 params,
             )
         return bool(rows)
@@ -695,6 +779,36 @@ class Ledger:
         with self._writing():
             rows = self._db.execute(sql + " RETURNING stack", params)
         return bool(rows)
+
+    def heartbeat(self, stack: str, run_id: str) -> bool:
+        """The holder's sign of life: refresh its lock's heartbeat (the database's clock).
+        False when ``run_id`` no longer holds the lock (taken over, or released by force).
+
+        Not a chain append: it does not take the chain head, so a heartbeat never waits
+        behind another machine's appends."""
+        params = {"stack": stack, "run_id": run_id, "now": _utc_text(self.clock())}
+        rows = self._db.execute(
+            "UPDATE locks SET heartbeat = :now WHERE stack = :stack AND run_id = :run_id"
+            " RETURNING stack",
+            params,
+        )
+        return bool(rows)
+
+    def clock(self) -> datetime:
+        """Now, by the clock every writer shares: the database server's for PostgreSQL
+        (machines' clocks drift; a lease judged on two clocks is judged on their skew), this
+        machine's for a SQLite file (every writer is on this machine)."""
+        if self._db.dialect == "postgresql":
+            rows = self._db.execute("SELECT clock_timestamp()")
+            now = rows[0][0]
+            if isinstance(now, datetime):
+                return now.astimezone(UTC)
+        return datetime.now(UTC)
+
+    def reopen(self) -> Ledger:
+        """A second connection to the same ledger (for a heartbeat thread: a connection is
+        never shared between threads)."""
+        return Ledger.open(self.url, create=False)
 
     def locks(self) -> list[LockInfo]:
         rows = self._db.execute(f"SELECT {_LOCK_COLS} FROM locks ORDER BY stack")  # noqa: S608

@@ -44,8 +44,20 @@ def created_objects(sql: str, dialect: Dialect) -> list[SchemaObject]:
         return _ident(name, dialect)
 
     found: list[SchemaObject] = []
-    for statement in split_statements(sql, dialect):
-        s = statement.normalised
+    statements = split_statements(sql, dialect)
+    groups = {}
+    if dialect == "sqlite":  # a table rebuild creates only its added columns
+        from releasegate.migrations.sqliterules import rebuilds
+
+        groups = {r.start: r for r in rebuilds(statements)}
+    i = 0
+    while i < len(statements):
+        if (r := groups.get(i)) is not None:
+            found.extend(SchemaObject("column", key(r.table), c) for c in r.added)
+            i = r.end
+            continue
+        s = statements[i].normalised
+        i += 1
         if m := CREATE_TABLE.match(s):
             found.append(SchemaObject("table", key(m.group(1))))
         elif m := CREATE_INDEX.match(s):
@@ -71,8 +83,9 @@ class SchemaFacts:
     indexes: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def norm(self, name: str) -> str:
-        # MySQL compares column and (on most setups) table names without case.
-        return name.lower() if self.dialect == "mysql" else name
+        # MySQL compares column and (on most setups) table names without case; SQLite
+        # compares every identifier without case.
+        return name.lower() if self.dialect in ("mysql", "sqlite") else name
 
     def lookup(self, obj: SchemaObject) -> str | None:
         t, n = self.norm(obj.table), self.norm(obj.name)
@@ -102,6 +115,27 @@ _MY = {
 }
 
 
+# SQLite: the catalog is sqlite_master, a table's columns come from pragma_table_info
+# (the table-valued form needs SQLite 3.16, 2017).
+_SQLITE = {
+    "tables": "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
+    "AND name NOT LIKE 'sqlite_%'",
+    "columns": "SELECT m.name, p.name, p.type, CASE p.\"notnull\" WHEN 1 THEN 'NO' ELSE 'YES' "
+    "END, coalesce(p.dflt_value, 'NULL') FROM sqlite_master AS m "
+    "JOIN pragma_table_info(m.name) AS p WHERE m.type = 'table'",
+    "indexes": "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index'",
+}
+_CATALOG = {
+    "postgresql": ("information_schema.tables", "information_schema.columns", "pg_indexes"),
+    "mysql": (
+        "information_schema.tables",
+        "information_schema.columns",
+        "information_schema.statistics",
+    ),
+    "sqlite": ("sqlite_master", "pragma_table_info", "sqlite_master"),
+}
+
+
 def facts_from_rows(
     dialect: Dialect,
     tables: Sequence[Sequence[str]],
@@ -109,18 +143,15 @@ def facts_from_rows(
     indexes: Sequence[Sequence[str]],
 ) -> SchemaFacts:
     facts = SchemaFacts(dialect)
+    in_tables, in_columns, where = _CATALOG[dialect]
     for row in tables:
         if len(row) >= 2:
-            facts.tables[facts.norm(row[0])] = (
-                f"information_schema.tables: {row[0]} ({row[1].lower()})"
-            )
+            facts.tables[facts.norm(row[0])] = f"{in_tables}: {row[0]} ({row[1].lower()})"
     for row in columns:
         if len(row) >= 5:
             facts.columns[(facts.norm(row[0]), facts.norm(row[1]))] = (
-                f"information_schema.columns: {row[0]}.{row[1]} {row[2]} "
-                f"nullable={row[3]} default={row[4]}"
+                f"{in_columns}: {row[0]}.{row[1]} {row[2]} nullable={row[3]} default={row[4]}"
             )
-    where = "pg_indexes" if dialect == "postgresql" else "information_schema.statistics"
     for row in indexes:
         if len(row) >= 2:
             facts.indexes[(facts.norm(row[0]), facts.norm(row[1]))] = (
@@ -130,8 +161,10 @@ def facts_from_rows(
 
 
 def schema_facts(client: DbClient, database: str) -> SchemaFacts:
-    q = _PG if client.dialect == "postgresql" else _MY
-    dialect: Dialect = "postgresql" if client.dialect == "postgresql" else "mysql"
+    dialect: Dialect = (
+        client.dialect if client.dialect in ("postgresql", "sqlite") else "mysql"  # type: ignore[assignment]
+    )
+    q = {"postgresql": _PG, "sqlite": _SQLITE}.get(dialect, _MY)
     return facts_from_rows(
         dialect,
         client.query(database, q["tables"]),

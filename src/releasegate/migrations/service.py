@@ -79,5 +79,7 @@ def lint_sql_by_migration(
 
 
 def lint_pending(adapter: Adapter, status: Status) -> LintReport:
-    dialect: Dialect = "postgresql" if adapter.dialect == "postgresql" else "mysql"
+    dialect: Dialect = {"postgresql": "postgresql", "sqlite": "sqlite"}.get(
+        adapter.dialect, "mysql"
+    )  # type: ignore[assignment]
     return lint_sql_by_migration(adapter.migration_sql(status.pending), dialect)

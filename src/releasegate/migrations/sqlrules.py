@@ -32,8 +32,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Protocol
 
-Dialect = Literal["postgresql", "mysql"]
-DIALECTS: tuple[Dialect, ...] = ("postgresql", "mysql")
+Dialect = Literal["postgresql", "mysql", "sqlite"]
+DIALECTS: tuple[Dialect, ...] = ("postgresql", "mysql", "sqlite")
 
 
 class Risk(StrEnum):
@@ -68,6 +68,10 @@ RULES: dict[str, str] = {
     "add-foreign-key-without-not-valid": (
         "MEDIUM: ADD FOREIGN KEY without NOT VALID (PostgreSQL: locks both tables to validate)"
     ),
+    "table-rebuild": (
+        "MEDIUM: SQLite: a table rebuilt (create new__T, copy every row, drop T, rename), "
+        "as Django does for what ALTER TABLE cannot: the database is locked while it copies"
+    ),
 }
 
 
@@ -101,6 +105,8 @@ def split_statements(sql: str, dialect: Dialect = "postgresql") -> list[Statemen
     statement's line is where its first non-comment character is. Empty statements (only
     comments or whitespace) are dropped."""
     mysql = dialect == "mysql"
+    backticks = dialect in ("mysql", "sqlite")  # SQLite reads `x` as an identifier too
+    dollars = dialect == "postgresql"
     statements: list[Statement] = []
     raw: list[str] = []  # the statement as written
     norm: list[str] = []  # comments -> space, literals -> '' / $$ $$
@@ -134,7 +140,7 @@ def split_statements(sql: str, dialect: Dialect = "postgresql") -> list[Statemen
                 if sql.startswith("*/", j):
                     depth -= 1
                     j += 2
-                elif not mysql and sql.startswith("/*", j):
+                elif dollars and sql.startswith("/*", j):
                     depth += 1
                     j += 2
                 else:
@@ -160,7 +166,7 @@ def split_statements(sql: str, dialect: Dialect = "postgresql") -> list[Statemen
         if not start_line:
             start_line = line
         # quoted text
-        if c in "'\"" or (mysql and c == "`"):
+        if c in "'\"" or (backticks and c == "`"):
             backslash = mysql or (
                 c == "'" and i > 0 and sql[i - 1] in "eE" and not _prev_is_word(sql, i - 1)
             )
@@ -182,7 +188,7 @@ def split_statements(sql: str, dialect: Dialect = "postgresql") -> list[Statemen
             line += chunk.count("\n")
             i = j
             continue
-        if c == "$" and not mysql and not _prev_is_word(sql, i):
+        if c == "$" and dollars and not _prev_is_word(sql, i):
             m = _DOLLAR_TAG.match(sql, i)
             if m:
                 tag = m.group(0)
@@ -273,6 +279,10 @@ def lint_sql(sql: str, *, file: str = "<sql>", dialect: Dialect = "postgresql") 
     """The findings of one migration file's SQL, in statement order."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    if dialect == "sqlite":
+        from releasegate.migrations.sqliterules import lint_sqlite
+
+        return lint_sqlite(split_statements(sql, dialect), file)
     findings: list[Finding] = []
     created: set[str] = set()
     for statement in split_statements(sql, dialect):

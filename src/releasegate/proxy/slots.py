@@ -106,8 +106,17 @@ def slot_steps(
     steps.append(Step("smoke", f"smoke {version} through the proxy: {names}", data))
     if old is not None:
         steps.append(Step("drain", f"drain slot {old}: {proxy.drain_s:g}s", data))
-        if proxy.keep_old:
-            pass  # the old slot stays up (a watch window stops it, or the next deploy)
-        else:
+        # keep_old: it stays up (the next deploy restarts it); a deploy with a watch window
+        # stops it after the window (stop_after_watch), so a failing check can switch back.
+        if not proxy.keep_old and (rollback or getattr(stack, "watch", None) is None):
             steps.append(Step("stop-old-slot", f"stop slot {old} (its stop command)", data))
     return steps, not warm
+
+
+def stop_after_watch(stack: StackConfig, slots: SlotFacts) -> list[Step]:
+    """A deploy with a watch window: the old slot stops once the window passed."""
+    proxy = stack.proxy
+    if proxy is None or proxy.keep_old or slots.live is None:
+        return []
+    data = {"slot": slots.free, "old": slots.live, "address": proxy.address(slots.free)}
+    return [Step("stop-old-slot", f"stop slot {slots.live} after the watch window", data)]

@@ -105,6 +105,8 @@ class HostSurvey:
     lost: bool = False  # the host could not be reached
     # A compose host's files as read (name -> text; .env included): memory only, secrets.
     files: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # What else the runtime saw, for `status` (a swarm stack: each service's digest, replicas).
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 class HostRuntime(Protocol):

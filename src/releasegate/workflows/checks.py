@@ -80,7 +80,7 @@ class ChecksFlow(DeployFlow):
                     self.emit(Event("check", stack.name, step="smoke", ok=c.ok, message=c.summary))
                 failed = [o for o in outcomes.values() if not o.ok]
                 summary = "; ".join(o.summary for o in failed) or f"{len(checks)} check(s) passed"
-                return not failed, summary, checks, {}
+                return self._with_data_checks(stack, (not failed, summary, checks, {}))
 
             res = self._step(out, stack, "smoke", run)
         finally:
@@ -114,6 +114,10 @@ class ChecksFlow(DeployFlow):
         hosts = self._hosts(stack, "status")
         try:
             states = hosts.host_states()
+            services = next(
+                (s.details["services"] for s in hosts.survey().values() if "services" in s.details),
+                None,
+            )
             seen = Counter(v for v in states.values() if v and v != "unreachable")
             running = seen.most_common(1)[0][0] if seen else None
             health = hosts.health_flags(running)  # what runs: still there, answering?
@@ -122,11 +126,14 @@ class ChecksFlow(DeployFlow):
         many = len(states) > 1 or "local" not in states
         last = self.ledger.last_deploy(name)
         verified = self.ledger.verified_version(name)
-        interrupted = [
-            a
-            for a in self.ledger.actions(stack=name, status="interrupted", last=3)
-            if last is None or a.seq >= last.seq
-        ]
+        # Only rows from the last deploy on (seq >= last.seq): a bounded scan, not the
+        # stack's whole history (the dashboard's stacks page on a 100,000-action ledger).
+        interrupted = self.ledger.actions(
+            stack=name,
+            status="interrupted",
+            last=3,
+            since_seq=last.seq - 1 if last is not None else None,
+        )
         warnings = []
         pending = self.needs_recovery(name)
         if pending is not None:
@@ -186,4 +193,5 @@ class ChecksFlow(DeployFlow):
             warnings,
             states if many else None,
             mixed,
+            services,
         )

@@ -18,6 +18,7 @@ from releasegate.gates.promotion import promotion_check
 from releasegate.ledger.store import LedgerWriteFailed
 from releasegate.model import CheckResult, Event, Plan, Step
 from releasegate.plan import plan_deploy
+from releasegate.watch.flow import log_offsets, watch_failed, watch_step
 from releasegate.workflows.rollback import RollbackFlow
 from releasegate.workflows.steps import Run, StepBody
 
@@ -48,6 +49,7 @@ class DeployRequest:
 
 # A step's failure ends the run this way: (status, exit code, ledger notes, hint).
 _STOPS: dict[str, tuple[str, ExitCode, str, str]] = {
+    "window": ("refused", ExitCode.REFUSED, "refused: outside the deploy window", ""),
     "promotion": ("refused", ExitCode.REFUSED, "refused: not verified on the source stack", ""),
     "preflight": ("refused", ExitCode.REFUSED, "refused: preflight failed", ""),
     "migration-gate": (
@@ -104,6 +106,10 @@ class DeployFlow(RollbackFlow, MigrationOps):
         facts = self.facts(stack, hosts, request.version, rollout, exclude=request.version)
         if request.reprepare:
             facts = type(facts)(**{**facts.__dict__, "prepared": False})
+        if stack.windows is not None:
+            from releasegate.gates.windows import judge, now
+
+            facts = type(facts)(**{**facts.__dict__, "window": judge(stack.windows, now())})
         return plan_deploy(
             stack,
             request.version,
@@ -156,12 +162,20 @@ class DeployFlow(RollbackFlow, MigrationOps):
                 "run_started",
                 stack.name,
                 message=f"deploy {version} to {stack.name}",
-                data={"action": "deploy", "version": version, "previous": previous},
+                data={
+                    "action": "deploy",
+                    "version": version,
+                    "previous": previous,
+                    "action_id": out.action_id,
+                    "forced": plan.forced,
+                    "reason": plan.reason,
+                },
             )
         )
         rollout = self.rollout_for(stack, hosts.labels, request.hosts.rollout)
         run = Run(stack, hosts, plan, out, previous, rollout)
         bodies: dict[str, Callable[[Step], StepBody]] = {
+            "window": lambda s: self._window(run),
             "promotion": lambda s: self._promotion(run),
             "preflight": lambda s: self._preflight(run),
             "migration-gate": lambda s: self._migration_gate(run),
@@ -172,7 +186,9 @@ class DeployFlow(RollbackFlow, MigrationOps):
             "switch": lambda s: self._switch(run, s),
             "restart": lambda s: self._restart(run, s),
             "smoke": lambda s: self._smoke(run, s),
+            "cron": lambda s: self._cron(run),
             "verify": lambda s: self._verify(run),
+            "watch": lambda s: watch_step(self, run),
             "cleanup": lambda s: self._cleanup(run),
             **self.slot_bodies(run),  # stacks with `proxy:` (workflows/slots.py)
         }
@@ -180,6 +196,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
             for step in plan.steps:
                 if step.name == "lock":  # taken before the run opened
                     continue
+                if step.name == "switch" and "watch_from" not in out.details:
+                    out.details["watch_from"] = log_offsets(stack)  # the window reads from here
                 res = self._step(out, stack, step.name, partial(bodies[step.name], step))
                 if step.name == "backup" and "backup_id" in res.evidence:
                     out.details["backup"] = res.evidence["backup_id"]
@@ -191,7 +209,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     continue
                 if step.name in _STOPS:
                     return self._stop(run, step.name, res.summary, res.checks)
-                if step.name in ("switch", "restart", "smoke", "switch-traffic"):
+                if step.name in ("switch", "restart", "smoke", "cron", "switch-traffic"):
                     return self._go_back(run, step.name, res.summary)
                 if step.name in ("start-slot", "smoke-slot"):  # the traffic never moved
                     return self._slot_not_live(run, step.name, res.summary)
@@ -199,6 +217,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     continue
                 if step.name == "verify":
                     return self._close(out, "failed", ExitCode.FAILED, res.summary)
+                if step.name == "watch":  # a check failed: the release goes back
+                    return watch_failed(self, run, res.summary)
             return self._close(
                 out, "success", ExitCode.OK, f"{version} is live on {stack.name}", notes=notes
             )
@@ -213,6 +233,16 @@ class DeployFlow(RollbackFlow, MigrationOps):
             return out
 
     # -- step bodies ------------------------------------------------------------------------------
+    def _window(self, run: Run) -> StepBody:
+        from datetime import datetime
+
+        from releasegate.gates.windows import window_check
+
+        step = next(s for s in run.plan.steps if s.name == "window")
+        when = datetime.fromisoformat(step.details["verdict"]["now"])  # the plan's moment
+        check = window_check(run.stack.windows, when, forced=run.plan.forced)
+        return check.ok, check.summary, [check], {}
+
     def _promotion(self, run: Run) -> StepBody:
         check = self._promotion_check(run, lambda: run.hosts.first.content(run.out.version))
         return check.ok, check.summary, [check], {}
@@ -305,7 +335,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
         status, code, notes, hint = _STOPS[step]
         if step == "promotion":
             notes = f"refused: not verified on {run.stack.promote_from}"
-        if step in ("promotion", "preflight"):
+        if step in ("promotion", "preflight", "window"):
             hint = next((c.hint for c in checks if not c.ok and c.hint), hint)
         tampered = [c.evidence["tampered_row"] for c in checks if "tampered_row" in c.evidence]
         if tampered:  # a gate read a forged row: refused, and said to be tampering

@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from releasegate import locks, names
+from releasegate.cron.flow import CronOps
 from releasegate.engine.base import HostOptions, RunOutcome
 from releasegate.engine.compose_ops import ComposeOps
 from releasegate.errors import BadInput, ExitCode
@@ -47,7 +48,7 @@ class RollbackRequest:
     hosts: HostOptions = field(default_factory=HostOptions)
 
 
-class RollbackFlow(SlotOps, ComposeOps):
+class RollbackFlow(SlotOps, ComposeOps, CronOps):
     # -- planning -------------------------------------------------------------------------------
     def _rollback_target(self, stack: StackConfig, exclude: str | None) -> str | None:
         good = [v for v in self.ledger.good_versions(stack.name) if v != exclude]
@@ -200,6 +201,7 @@ class RollbackFlow(SlotOps, ComposeOps):
             "switch": lambda s: self._switch(run, s),
             "restart": lambda s: self._restart(run, s),
             "smoke": lambda s: self._smoke(run, s),
+            "cron": lambda s: self._cron(run, rollback=True),
             **self.slot_bodies(run),  # stacks with `proxy:` (workflows/slots.py)
         }
         try:

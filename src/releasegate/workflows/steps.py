@@ -144,7 +144,21 @@ class StepsOps(EngineBase):
                 self.emit(
                     Event("check", run.stack.name, step="smoke", ok=check.ok, message=check.summary)
                 )
-        return self._host_step(run, step, outcomes, switching=False)
+        hosts = self._host_step(run, step, outcomes, switching=False)
+        if run.plan.action != "deploy":  # going back changes the code, not the data
+            return hosts
+        return self._with_data_checks(run.stack, hosts)
+
+    def _with_data_checks(self, stack: StackConfig, body: StepBody) -> StepBody:
+        """The stack's `sql` checks (releasegate.datachecks), run once after the hosts'."""
+        from releasegate.datachecks import run_data_checks, sql_checks, with_data
+
+        if not sql_checks(stack):
+            return body
+        data = run_data_checks(stack, self._secrets(stack))
+        for check in data:
+            self.emit(Event("check", stack.name, step="smoke", ok=check.ok, message=check.summary))
+        return with_data(body, data)
 
     def _cleanup(self, run: Run) -> StepBody:
         stack = run.stack

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from releasegate.errors import BadInput, Refused
-from releasegate.migrations.dbclient import DbClient
+from releasegate.migrations.dbclient import QUERY_TIMEOUT, DbClient
 from releasegate.migrations.model import Status, ToolFailed
 from releasegate.transport.base import CommandResult
 from releasegate.transport.local import LocalTransport
@@ -36,6 +36,21 @@ def literal(value: str) -> str:
     return "'" + value.replace("\\", "").replace("'", "''") + "'"
 
 
+def table_exists(client: DbClient, database: str, table: str) -> bool:
+    """Whether `table` (a plain identifier, checked in config) exists in `database`."""
+    if client.dialect == "sqlite":
+        from releasegate.migrations import sqlitedb
+
+        return sqlitedb.table_exists(database, table, deadline_s=QUERY_TIMEOUT)
+    schema = "current_schema()" if client.dialect == "postgresql" else "DATABASE()"
+    rows = client.query(
+        database,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+        f"{schema} AND table_name = {literal(table)}",
+    )
+    return bool(rows) and rows[0][0].strip() not in ("", "0")
+
+
 @dataclass(frozen=True)
 class ToolContext:
     tool: str
@@ -49,9 +64,13 @@ class ToolContext:
     apps: tuple[str, ...] = ()
     timeout: float = 3600.0
     actor: str = "releasegate"
+    path_env: str | None = None  # sqlite: also the file's path in this variable
 
     def env(self) -> dict[str, str]:
-        return {self.url_env: self.client.url(self.database)}
+        return {
+            self.url_env: self.client.url(self.database),
+            **self.client.path_env(self.database, self.path_env),
+        }
 
     def run(self, *args: str, timeout: float | None = None) -> CommandResult:
         """The tool with `args`; output redacted (the URL's password never shows)."""

@@ -13,8 +13,8 @@ from releasegate.migrations.model import Migration, Status
 from releasegate.migrations.tools.base import (
     FolderAdapter,
     check_name,
-    literal,
     no_rollback,
+    table_exists,
 )
 from releasegate.transport.base import CommandResult
 
@@ -58,13 +58,7 @@ def merge(names: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[list[Mig
 
 class PrismaAdapter(FolderAdapter):
     def _rows(self) -> list[list[str]]:
-        schema = "current_schema()" if self.dialect == "postgresql" else "DATABASE()"
-        exists = self.ctx.client.query(
-            self.ctx.database,
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-            f"{schema} AND table_name = {literal(TABLE)}",
-        )
-        if not exists or exists[0][0].strip() in ("", "0"):
+        if not table_exists(self.ctx.client, self.ctx.database, TABLE):
             return []
         sql = ROWS_SQL if self.dialect == "mysql" else ROWS_SQL.replace("AS char", "AS text")
         return self.ctx.client.query(self.ctx.database, sql)

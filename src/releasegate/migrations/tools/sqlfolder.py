@@ -18,6 +18,7 @@ from releasegate.migrations.tools.base import (
     check_name,
     literal,
     no_rollback,
+    table_exists,
 )
 from releasegate.transport.base import CommandResult
 
@@ -77,13 +78,7 @@ class SqlFolderAdapter(FolderAdapter):
         return self.ctx.history_table  # checked against a plain identifier pattern in config
 
     def _table_exists(self) -> bool:
-        schema = "current_schema()" if self.dialect == "postgresql" else "DATABASE()"
-        rows = self.ctx.client.query(
-            self.ctx.database,
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-            f"{schema} AND table_name = {literal(self.table)}",
-        )
-        return bool(rows) and rows[0][0].strip() not in ("", "0")
+        return table_exists(self.ctx.client, self.ctx.database, self.table)
 
     def _rows(self) -> list[list[str]]:
         if not self._table_exists():
@@ -126,7 +121,7 @@ class SqlFolderAdapter(FolderAdapter):
         return "releasegate migrate resolve STACK {name} --applied (writes the history row)"
 
     def _create_table(self) -> str:
-        stamp = "timestamptz" if self.dialect == "postgresql" else "timestamp"
+        stamp = {"postgresql": "timestamptz", "sqlite": "text"}.get(self.dialect, "timestamp")
         return (
             f"CREATE TABLE IF NOT EXISTS {self.table} (name varchar(200) PRIMARY KEY, "
             f"checksum char(64) NOT NULL, applied_at {stamp} NOT NULL DEFAULT "
@@ -154,7 +149,7 @@ class SqlFolderAdapter(FolderAdapter):
             result = self.ctx.client.script(
                 self.ctx.database,
                 script + self._insert(f),
-                single_transaction=self.dialect == "postgresql",
+                single_transaction=self.dialect in ("postgresql", "sqlite"),
             )
             if not result.ok:
                 return result

@@ -1,0 +1,1 @@
+"""`releasegate serve`: the dashboard (Starlette, server-rendered pages, a JSON API)."""
