@@ -52,15 +52,24 @@ class SlotStack:
                 pass
 
 
-def make_stack(root: Path, kind: str, *, drain_s: float = 0.5, keep_old: bool = False) -> SlotStack:
-    for version in ("v1", "v2", "v3"):
+def make_stack(
+    root: Path,
+    kind: str,
+    *,
+    drain_s: float = 0.5,
+    keep_old: bool = False,
+    watch: dict[str, object] | None = None,
+) -> SlotStack:
+    apps = {
+        "v1": APP,
+        "v2": APP,
+        "v3": APP.replace("VERSION = os.environ", 'VERSION = "bad" or os.environ'),
+        # v4 passes its smoke (/health) but answers 500 to everything else.
+        "v4": APP.replace('self.path.startswith("/fail")', 'not self.path.startswith("/health")'),
+    }
+    for version, app in apps.items():
         folder = root / "artifacts" / version
         folder.mkdir(parents=True)
-        app = (
-            APP
-            if version != "v3"
-            else APP.replace("VERSION = os.environ", 'VERSION = "bad" or os.environ')
-        )
         (folder / "app.py").write_text(app)
     slots = {"blue": f"127.0.0.1:{free_port()}", "green": f"127.0.0.1:{free_port()}"}
     proxy = start_proxy(kind, root, slots)
@@ -83,6 +92,8 @@ def make_stack(root: Path, kind: str, *, drain_s: float = 0.5, keep_old: bool = 
         "preflight": {"disk_free_min_percent": 1},
         "proxy": proxy.config(drain_s=drain_s, keep_old=keep_old),
     }
+    if watch is not None:
+        stack["watch"] = watch
     # JSON is YAML: no quoting to get wrong.
     (root / "releasegate.yaml").write_text(json.dumps({"stacks": {"web": stack}}, indent=2))
     return SlotStack(root, proxy)
