@@ -14,6 +14,7 @@ from releasegate.model import Plan, Step
 
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
+    from releasegate.proxy.slots import SlotFacts
 
 # Runtimes whose versions are image tags: pulled in prepare, promoted by digest.
 IMAGE_RUNTIMES = ("compose", "swarm")
@@ -30,6 +31,7 @@ class Facts:
     prepared: bool = False  # releases/<version> already complete on every host
     rollout: Rollout | None = None  # the hosts in batches (one host: one batch)
     window: Any = None  # the deploy window's verdict now (gates.windows.Verdict), if any
+    slots: SlotFacts | None = None  # stacks with `proxy:`: the live slot, each slot's version
 
 
 def _cmd(spec: Any) -> str:
@@ -163,6 +165,16 @@ def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: b
             f"promotion: the pulled images' digests must be those verified on {stack.promote_from}"
         )
         gate.append(Step("content-gate", title, {"source": stack.promote_from}))
+    if stack.proxy is not None and facts.slots is not None:  # blue/green behind a proxy
+        from releasegate.proxy.slots import slot_steps
+
+        steps, prepare = slot_steps(stack, version, facts.slots, rollback=not migrate)
+        return [
+            *([_prepare_step(stack, version, facts)] if prepare else []),
+            *gate,
+            *_migrate_step(stack, migrate),
+            *steps,
+        ]
     return [
         _prepare_step(stack, version, facts),
         *gate,
@@ -223,6 +235,10 @@ def plan_deploy(
         from releasegate.watch.plan import watch_step
 
         steps.append(watch_step(stack, version, facts.rollback_target))
+        if stack.proxy is not None and facts.slots is not None:  # the old slot stayed warm
+            from releasegate.proxy.slots import stop_after_watch
+
+            steps += stop_after_watch(stack, facts.slots)
     if stack.runtime not in IMAGE_RUNTIMES:  # images are removed by `releasegate prune`
         steps.append(
             Step(

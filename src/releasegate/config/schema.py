@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from releasegate.artifacts import Limits
 from releasegate.execution.rollout import SHARE_PATTERN
 from releasegate.notify.config import NotifyConfig
+from releasegate.proxy.config import ProxyConfig
 from releasegate.transport.base import DEFAULT_COMMAND_TIMEOUT_S
 from releasegate.watch.config import WatchConfig
 
@@ -450,6 +451,7 @@ class StackConfig(StrictModel):
     notify: NotifyConfig | None = None  # Apprise URLs for this stack (besides the top level's)
     watch: WatchConfig | None = None  # the window after going live; a failing check rolls back
     flags: FlagsConfig | None = None  # feature switches (releasegate.flags)
+    proxy: ProxyConfig | None = None  # blue/green slots behind a real proxy (releasegate.proxy)
 
     _name: str = PrivateAttr(default="")
 
@@ -485,6 +487,8 @@ class StackConfig(StrictModel):
                 )
         if self.runtime == "swarm" and len(self.hosts) > 1:
             fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
+        if self.proxy is not None and (self.runtime != "releases" or self.on_ssh_hosts):
+            fail("proxy: slots are built for runtime releases on the local host only (for now)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)

@@ -191,6 +191,7 @@ class DeployFlow(RollbackFlow, MigrationOps):
             "verify": lambda s: self._verify(run),
             "watch": lambda s: watch_step(self, run),
             "cleanup": lambda s: self._cleanup(run),
+            **self.slot_bodies(run),  # stacks with `proxy:` (workflows/slots.py)
         }
         try:
             for step in plan.steps:
@@ -209,8 +210,12 @@ class DeployFlow(RollbackFlow, MigrationOps):
                     continue
                 if step.name in _STOPS:
                     return self._stop(run, step.name, res.summary, res.checks)
-                if step.name in ("switch", "restart", "smoke", "cron"):
+                if step.name in ("switch", "restart", "smoke", "cron", "switch-traffic"):
                     return self._go_back(run, step.name, res.summary)
+                if step.name in ("start-slot", "smoke-slot"):  # the traffic never moved
+                    return self._slot_not_live(run, step.name, res.summary)
+                if step.name in ("drain", "stop-old-slot"):  # live already: recorded, go on
+                    continue
                 if step.name == "verify":
                     return self._close(out, "failed", ExitCode.FAILED, res.summary)
                 if step.name == "watch":  # a check failed: the release goes back

@@ -26,7 +26,8 @@ from releasegate.identity import pid_alive
 from releasegate.model import ActionRecord, Event, Plan, Step
 from releasegate.plan import Facts, plan_restore, plan_rollback
 from releasegate.workflows.flags import restore_release_flags
-from releasegate.workflows.steps import Run, StepBody, StepsOps
+from releasegate.workflows.slots import SlotOps
+from releasegate.workflows.steps import Run, StepBody, read_slot_facts
 
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
@@ -48,7 +49,7 @@ class RollbackRequest:
     hosts: HostOptions = field(default_factory=HostOptions)
 
 
-class RollbackFlow(StepsOps, ComposeOps, CronOps):
+class RollbackFlow(SlotOps, ComposeOps, CronOps):
     # -- planning -------------------------------------------------------------------------------
     def _rollback_target(self, stack: StackConfig, exclude: str | None) -> str | None:
         good = [v for v in self.ledger.good_versions(stack.name) if v != exclude]
@@ -87,6 +88,7 @@ class RollbackFlow(StepsOps, ComposeOps, CronOps):
             artifact=hosts.describe_artifact(target),
             prepared=hosts.is_prepared(target),
             rollout=rollout,
+            slots=read_slot_facts(stack),
         )
         return plan_rollback(stack, target, facts, reason=reason)
 
@@ -202,6 +204,7 @@ class RollbackFlow(StepsOps, ComposeOps, CronOps):
             "smoke": lambda s: self._smoke(run, s),
             "cron": lambda s: self._cron(run, rollback=True),
             "flags": lambda s: restore_release_flags(self, run),
+            **self.slot_bodies(run),  # stacks with `proxy:` (workflows/slots.py)
         }
         try:
             for step in plan.steps:

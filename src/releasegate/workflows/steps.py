@@ -16,6 +16,15 @@ from releasegate.plan import Facts
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
 
+
+def read_slot_facts(stack: StackConfig) -> Any:
+    """Stacks with `proxy:`: the proxy's live slot and each slot's version (else None)."""
+    if stack.proxy is None:
+        return None
+    from releasegate.workflows.slots import read_slot_facts as read
+
+    return read(stack)
+
 StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
 ROLLOUT_KEYS = ("strategy", "batch", "canary", "pause", "max_failures", "parallel")
 
@@ -71,6 +80,7 @@ class StepsOps(EngineBase):
             artifact=hosts.describe_artifact(version),
             prepared=hosts.is_prepared(version),
             rollout=rollout,
+            slots=read_slot_facts(stack),
         )
 
     # -- steps on the hosts -------------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""Blue/green slots, pure: which slot a run uses, the steps it takes, the environment a
+slot's app gets, and a smoke URL aimed at one slot. No I/O here (the workflow asks the
+proxy and reads the slot files, then passes the facts in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from releasegate.model import Step
+from releasegate.proxy.config import split_address
+
+if TYPE_CHECKING:
+    from releasegate.config.schema import StackConfig
+    from releasegate.proxy.config import ProxyConfig
+
+SLOT_STEPS = ("start-slot", "smoke-slot", "switch-traffic", "drain", "stop-old-slot")
+
+
+@dataclass(frozen=True)
+class SlotFacts:
+    """What the proxy and the slot files say before a run."""
+
+    live: str | None  # the slot the proxy sends traffic to (None: neither, or unknown)
+    versions: dict[str, str] = field(default_factory=dict)  # slot -> version started there
+    error: str = ""  # the proxy could not be asked: the run stops before changing anything
+
+    @property
+    def free(self) -> str:
+        """The slot a new version starts in: the one that is not live (blue at first)."""
+        if self.live is None:
+            return "blue"
+        return "green" if self.live == "blue" else "blue"
+
+    def warm(self, version: str) -> bool:
+        """The free slot still runs `version` (kept after a switch): a switch brings it back."""
+        return self.live is not None and self.versions.get(self.free) == version
+
+
+def slot_env(proxy: ProxyConfig, slot: str) -> dict[str, str]:
+    """What the app started in a slot sees: its slot's name, address and port."""
+    address = proxy.address(slot)
+    host, port = split_address(address)
+    return {
+        "RELEASEGATE_SLOT": slot,
+        "RELEASEGATE_SLOT_ADDRESS": address,
+        "RELEASEGATE_SLOT_HOST": host,
+        "PORT": str(port),
+    }
+
+
+def slot_url(url: str, address: str) -> str:
+    """The smoke URL aimed at the slot itself: same path and query, the slot's host:port
+    (plain http: a slot listens behind the proxy, which holds the TLS)."""
+    parts = urlsplit(url.replace("{host}", split_address(address)[0]))
+    return urlunsplit(("http", address, parts.path or "/", parts.query, ""))
+
+
+def slot_steps(
+    stack: StackConfig, version: str, slots: SlotFacts, *, rollback: bool
+) -> tuple[list[Step], bool]:
+    """The steps that replace switch/restart/smoke when the stack has a proxy, and whether
+    the release must be prepared first (False: a warm slot answers for it already)."""
+    proxy = stack.proxy
+    assert proxy is not None  # called only for stacks with `proxy:`
+    names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
+    if rollback and slots.live is not None and slots.versions.get(slots.live) == version:
+        # The proxy never left the target's slot (a deploy that failed before or at its
+        # switch): point `current` back at it and stop the other slot.
+        live, other = slots.live, slots.free
+        kept: dict[str, Any] = {"slot": live, "old": other, "address": proxy.address(live)}
+        back = [
+            Step("smoke-slot", f"smoke {version} on live slot {live}: {names}", kept),
+            Step("switch", f"switch {stack.dir}/current: -> {version}", kept),
+        ]
+        if not proxy.keep_old:
+            back.append(Step("stop-old-slot", f"stop slot {other} (its stop command)", kept))
+        return back, False
+    new, old = slots.free, slots.live
+    data: dict[str, Any] = {"slot": new, "old": old, "address": proxy.address(new)}
+    warm = rollback and slots.warm(version)
+    steps: list[Step] = []
+    if not warm:
+        restart = stack.commands.restart
+        how = " ".join(restart.argv()) if restart is not None else "(no restart command)"
+        steps.append(
+            Step(
+                "start-slot",
+                f"start {version} in slot {new} ({proxy.address(new)}, PORT in its "
+                f"environment): {how}",
+                data,
+            )
+        )
+    smoke_title = f"smoke {version} directly on slot {new} ({proxy.address(new)}): {names}"
+    steps.append(Step("smoke-slot", smoke_title + (" (still running: warm)" if warm else ""), data))
+    steps.append(Step("switch", f"switch {stack.dir}/current: -> {version}", data))
+    steps.append(
+        Step(
+            "switch-traffic",
+            f"{proxy.kind}: send traffic to slot {new} ({old or 'no slot'} -> {new})",
+            data,
+        )
+    )
+    # Through the proxy as users reach it: a failure here goes back to the old slot.
+    steps.append(Step("smoke", f"smoke {version} through the proxy: {names}", data))
+    if old is not None:
+        steps.append(Step("drain", f"drain slot {old}: {proxy.drain_s:g}s", data))
+        # keep_old: it stays up (the next deploy restarts it); a deploy with a watch window
+        # stops it after the window (stop_after_watch), so a failing check can switch back.
+        if not proxy.keep_old and (rollback or getattr(stack, "watch", None) is None):
+            steps.append(Step("stop-old-slot", f"stop slot {old} (its stop command)", data))
+    return steps, not warm
+
+
+def stop_after_watch(stack: StackConfig, slots: SlotFacts) -> list[Step]:
+    """A deploy with a watch window: the old slot stops once the window passed."""
+    proxy = stack.proxy
+    if proxy is None or proxy.keep_old or slots.live is None:
+        return []
+    data = {"slot": slots.free, "old": slots.live, "address": proxy.address(slots.free)}
+    return [Step("stop-old-slot", f"stop slot {slots.live} after the watch window", data)]
