@@ -84,8 +84,17 @@ def make_workspace(root: Path) -> Workspace:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return make_workspace(tmp_path_factory.mktemp("web") / "demo")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    ws = make_workspace(tmp_path_factory.mktemp("web") / "demo")
+    try:
+        yield ws
+    finally:
+        # A rollback or a flag change from the dashboard starts the sample app (it outlives
+        # the request, as a real service does): stopped here by the pid file it wrote.
+        from releasegate.demo.service import stop
+
+        for stack in ("web-staging", "web-prod"):
+            stop(ws.root / "srv" / stack / "shared")
 
 
 def free_port() -> int:
