@@ -16,7 +16,7 @@ from releasegate.config.schema import WebConfig
 from releasegate.ledger import Ledger
 from releasegate.web.app import PUBLIC_PATHS, create_app
 from releasegate.web.views import Site
-from tests.e2e_web.conftest import PASSWORD, Workspace
+from tests.e2e_web.conftest import FLAG, PASSWORD, Workspace, features
 
 pytestmark = pytest.mark.e2e
 
@@ -312,21 +312,7 @@ def test_cookies_are_secure_when_configured(workspace: Workspace) -> None:
 
 
 # -- feature flags ------------------------------------------------------------------------
-FLAG = "SUPPLIER_EVAL_ENABLED"
 STATE_DB = (".releasegate", "state.db")
-
-
-def features(ws: Workspace, stack: str = "web-staging") -> int:
-    """The sample app's /features: 200 with a switch on, 403 without (0: not answering)."""
-    import httpx
-
-    env = (ws.root / "srv" / stack / "shared" / ".env").read_text(encoding="utf-8")
-    port = re.search(r"^PORT=(\d+)$", env, re.M)
-    assert port, env
-    try:
-        return httpx.get(f"http://127.0.0.1:{port[1]}/features", timeout=5).status_code
-    except httpx.TransportError:
-        return 0
 
 
 def flag_actions(ws: Workspace) -> list:  # type: ignore[type-arg]
@@ -462,6 +448,32 @@ def test_prod_flags_need_a_reason_and_secrets_stay_masked(workspace: Workspace) 
     assert (last.stack, last.user, last.status) == ("web-prod", "olga", "refused")
     by_api = api.post(f"/api/stacks/web-prod/flags/{FLAG}", json={"value": "true"})
     assert by_api.status_code == 422 and by_api.json()["status"] == "refused"
+
+
+def test_a_change_that_breaks_the_app_is_shown_failed_and_restored(workspace: Workspace) -> None:
+    """The sample app's /health fails with BROKEN_FEATURE_ENABLED=true: the workflow's smoke
+    fails, the old value goes back, and the page says so."""
+    config = load_config(workspace.config)
+    staging = config.stacks["web-staging"]
+    assert staging.flags is not None
+    declared = {**staging.flags.declared}
+    declared["BROKEN_FEATURE_ENABLED"] = declared[FLAG].model_copy()
+    flags = staging.flags.model_copy(update={"declared": declared})
+    stacks = {**config.stacks, "web-staging": staging.model_copy(update={"flags": flags})}
+    app = create_app(Site(config.model_copy(update={"stacks": stacks}), workspace.config))
+    client = sign_in(app, "olga")
+    out = client.post(
+        "/stacks/web-staging/flags/BROKEN_FEATURE_ENABLED",
+        data={"csrf": csrf_of(client), "value": "true", "reason": "try it"},
+    )
+    assert out.status_code == 422, out.text
+    assert "flag web-staging BROKEN_FEATURE_ENABLED: failed and restored" in out.text
+    last = flag_actions(workspace)[-1]
+    assert (last.user, last.status, last.version) == ("olga", "fail", "BROKEN_FEATURE_ENABLED")
+    env = (workspace.root / "srv" / "web-staging" / "shared" / ".env").read_text()
+    assert "BROKEN_FEATURE_ENABLED" not in env
+    page = client.get("/stacks/web-staging/flags").text
+    assert "no drift" in page
 
 
 # -- the Host header (DNS rebinding) -------------------------------------------------------

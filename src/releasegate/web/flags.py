@@ -170,7 +170,7 @@ class FlagRoutes:
         if out["action_id"]:
             lines.append(f"run: /runs/{out['action_id']}")
         title = f"flag {out['stack']} {out['version']}: {out['said']}"
-        status = 200 if out["exit_code"] == 0 else 409 if out["status"] == "refused" else 502
+        status = 200 if out["exit_code"] == 0 else 409 if out["status"] == "refused" else 422
         return self.d.page("done.html", who, status, title=title, lines=lines,
                            back=f"/stacks/{out['stack']}/flags")  # fmt: skip
 
