@@ -448,6 +448,22 @@ def test_prod_flags_need_a_reason_and_secrets_stay_masked(workspace: Workspace) 
     assert (last.stack, last.user, last.status) == ("web-prod", "olga", "refused")
     by_api = api.post(f"/api/stacks/web-prod/flags/{FLAG}", json={"value": "true"})
     assert by_api.status_code == 422 and by_api.json()["status"] == "refused"
+    # A secret set from the page: written, never shown nor recorded.
+    secret = "rotated-0123456789-secret"
+    done = client.post(
+        "/stacks/web-prod/flags/APP_SECRET_TOKEN",
+        data={"csrf": csrf_of(client), "value": secret, "reason": "rotate"},
+    )
+    assert done.status_code == 200, done.text
+    assert secret not in done.text and "***" in done.text
+    env = (workspace.root / "srv" / "web-prod" / "shared" / ".env").read_text()
+    assert f"APP_SECRET_TOKEN={secret}" in env
+    with Ledger.open(str(workspace.root.joinpath(*STATE_DB))) as ledger:
+        rows = ledger.database.execute("SELECT * FROM entries")
+    assert rows and secret not in repr(rows)
+    records = list((workspace.root / ".releasegate" / "records").glob("*-web-prod-flag-*.md"))
+    assert records and not [r for r in records if secret in r.read_text()]
+    assert secret not in client.get("/stacks/web-prod/flags").text
 
 
 def test_a_change_that_breaks_the_app_is_shown_failed_and_restored(workspace: Workspace) -> None:
