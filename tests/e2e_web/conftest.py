@@ -5,6 +5,7 @@ role, made through the real CLI; the app in-process (Starlette's TestClient) or 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli import RELEASEGATE
@@ -84,8 +86,31 @@ def make_workspace(root: Path) -> Workspace:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return make_workspace(tmp_path_factory.mktemp("web") / "demo")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    ws = make_workspace(tmp_path_factory.mktemp("web") / "demo")
+    try:
+        yield ws
+    finally:
+        # A rollback or a flag change from the dashboard starts the sample app (it outlives
+        # the request, as a real service does): stopped here by the pid file it wrote.
+        from releasegate.demo.service import stop
+
+        for stack in ("web-staging", "web-prod"):
+            stop(ws.root / "srv" / stack / "shared")
+
+
+FLAG = "SUPPLIER_EVAL_ENABLED"
+
+
+def features(ws: Workspace, stack: str = "web-staging") -> int:
+    """The sample app's /features: 200 with a switch on, 403 without (0: not answering)."""
+    env = (ws.root / "srv" / stack / "shared" / ".env").read_text(encoding="utf-8")
+    port = re.search(r"^PORT=(\d+)$", env, re.M)
+    assert port, env
+    try:
+        return httpx.get(f"http://127.0.0.1:{port[1]}/features", timeout=5).status_code
+    except httpx.TransportError:
+        return 0
 
 
 def free_port() -> int:

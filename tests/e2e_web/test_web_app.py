@@ -16,7 +16,7 @@ from releasegate.config.schema import WebConfig
 from releasegate.ledger import Ledger
 from releasegate.web.app import PUBLIC_PATHS, create_app
 from releasegate.web.views import Site
-from tests.e2e_web.conftest import PASSWORD, Workspace
+from tests.e2e_web.conftest import FLAG, PASSWORD, Workspace, features
 
 pytestmark = pytest.mark.e2e
 
@@ -309,3 +309,213 @@ def test_cookies_are_secure_when_configured(workspace: Workspace) -> None:
     cookie = resp.headers["set-cookie"].lower()
     assert "rg_session=" in cookie and "secure" in cookie and "httponly" in cookie
     assert "samesite=strict" in cookie
+
+
+# -- feature flags ------------------------------------------------------------------------
+STATE_DB = (".releasegate", "state.db")
+
+
+def flag_actions(ws: Workspace) -> list:  # type: ignore[type-arg]
+    with Ledger.open(str(ws.root.joinpath(*STATE_DB))) as ledger:
+        return ledger.actions(action="flag")
+
+
+def test_a_viewer_sees_flags_but_cannot_flip_them(app, workspace: Workspace) -> None:
+    client = sign_in(app, "vic")
+    stacks = client.get("/").text
+    assert 'href="/stacks/web-staging/flags"' in stacks
+    assert 'href="/stacks/web-prod/flags"' not in stacks  # web-prod declares no flags
+    page = client.get("/stacks/web-staging/flags")
+    assert page.status_code == 200, page.text
+    assert f'id="flag-{FLAG}"' in page.text
+    assert "(unset: false)" in page.text  # the demo turned it on, then rolled it back
+    assert "no drift" in page.text
+    assert "open to everyone" in page.text  # the demo's change, in the flag history
+    assert f'action="/stacks/web-staging/flags/{FLAG}"' not in page.text  # no form offered
+    before = len(flag_actions(workspace))
+    forged = client.post(
+        f"/stacks/web-staging/flags/{FLAG}",
+        data={"csrf": csrf_of(client), "value": "true", "reason": "forged"},
+    )
+    assert forged.status_code == 403 and "may not operate" in forged.text
+    rolled = client.post(
+        f"/stacks/web-staging/flags/{FLAG}/rollback", data={"csrf": csrf_of(client)}
+    )
+    assert rolled.status_code == 403
+    api = TestClient(app, headers={"Authorization": f"Bearer {workspace.tokens['vic']}"})
+    listed = api.get("/api/stacks/web-staging/flags")
+    assert listed.status_code == 200
+    assert [f["name"] for f in listed.json()["flags"]] == [FLAG]
+    assert (
+        api.post(f"/api/stacks/web-staging/flags/{FLAG}", json={"value": "true"}).status_code == 403
+    )
+    assert len(flag_actions(workspace)) == before
+    assert features(workspace) != 200
+
+
+def test_an_operator_flips_a_flag_and_rolls_it_back(app, workspace: Workspace) -> None:
+    client = sign_in(app, "olga")
+    path = f"/stacks/web-staging/flags/{FLAG}"
+    token = csrf_of(client, "/stacks/web-staging/flags")
+    assert f'action="{path}"' in client.get("/stacks/web-staging/flags").text
+    assert client.post(path, data={"value": "true"}).status_code == 403  # no CSRF token
+    assert client.post(path, data={"value": "true", "csrf": "0" * 64}).status_code == 403
+    assert not [a for a in flag_actions(workspace) if a.user == "olga"]
+    done = client.post(path, data={"csrf": token, "value": "true", "reason": "QA <b>ready</b>"})
+    assert done.status_code == 200, done.text
+    assert f"flag web-staging {FLAG}: success" in done.text
+    assert "<b>ready" not in done.text
+    assert features(workspace) == 200  # the app restarted with the switch on
+    last = flag_actions(workspace)[-1]
+    assert (last.user, last.status, last.reason) == ("olga", "success", "QA <b>ready</b>")
+    assert (last.details["old"], last.details["new"]) == (None, "true")
+    page = client.get("/stacks/web-staging/flags").text
+    assert re.search(r'class="value">true<', page) and "no drift" in page
+    # The CLI reads the same: one data path.
+    listed = workspace.rg("flag", "list", "web-staging", "staging", "--json")
+    assert listed.returncode == 0 and '"value": "true"' in listed.stdout, listed.stdout
+    # Roll back: the value before (unset), the app restarted without it.
+    back = client.post(f"{path}/rollback", data={"csrf": token, "reason": "seen enough"})
+    assert back.status_code == 200, back.text
+    assert "success" in back.text
+    assert features(workspace) == 403
+    last = flag_actions(workspace)[-1]
+    assert (last.user, last.details["new"], last.details.get("rollback_of")) == (
+        "olga", None, flag_actions(workspace)[-2].action_id,
+    )  # fmt: skip
+    # A value the flag's type refuses, an undeclared flag: refused before anything runs.
+    bad = client.post(path, data={"csrf": token, "value": "maybe", "reason": "x"})
+    assert bad.status_code == 400
+    unknown = client.post(
+        "/stacks/web-staging/flags/NOPE_ENABLED", data={"csrf": token, "value": "true"}
+    )
+    assert unknown.status_code == 400 and "not declared" in unknown.text
+    assert client.get("/stacks/web-prod/flags").status_code == 400  # no flags: section
+
+
+def test_api_flips_a_flag_with_a_token(app, workspace: Workspace) -> None:
+    minted = workspace.rg("user", "token", "olga", "--label", "flags")
+    assert minted.returncode == 0, minted.stderr
+    api = TestClient(app, headers={"Authorization": f"Bearer {minted.stdout.strip()}"})
+    url = f"/api/stacks/web-staging/flags/{FLAG}"
+    assert api.post(url, json={"reason": "no value"}).status_code == 400
+    out = api.post(url, json={"value": True, "reason": "from CI"})
+    assert out.status_code == 200, out.text
+    body = out.json()
+    assert (body["status"], body["said"], body["action"]) == ("success", "success", "flag")
+    assert features(workspace) == 200
+    listed = api.get("/api/stacks/web-staging/flags").json()
+    assert listed["flags"][0]["value"] == "true" and listed["history"][0]["user"] == "olga"
+    assert listed["history"][0]["reason"] == "from CI"
+    back = api.post(url + "/rollback", json={"reason": "done"})
+    assert back.status_code == 200 and back.json()["status"] == "success"
+    assert features(workspace) == 403
+    # No token, no answer; the page's CSRF is not the API's business (tokens are).
+    assert TestClient(app).post(url, json={"value": "true"}).status_code == 401
+
+
+def test_prod_flags_need_a_reason_and_secrets_stay_masked(workspace: Workspace) -> None:
+    from releasegate.flags.config import FlagsConfig
+
+    config = load_config(workspace.config)
+    flags = FlagsConfig.model_validate(
+        {
+            "dotenv": "shared/.env",
+            "apply": "restart",
+            "declared": {
+                FLAG: {"type": "bool"},
+                "APP_SECRET_TOKEN": {"type": "string", "secret": True},
+            },
+        }
+    )
+    stacks = dict(config.stacks)
+    stacks["web-prod"] = stacks["web-prod"].model_copy(update={"flags": flags})
+    app = create_app(Site(config.model_copy(update={"stacks": stacks}), workspace.config))
+    client = sign_in(app, "olga")
+    page = client.get("/stacks/web-prod/flags")
+    assert page.status_code == 200, page.text
+    assert "not-for-real" not in page.text and "***" in page.text
+    assert 'type="password" name="value"' in page.text
+    assert 'action="/stacks/web-prod/flags/APP_SECRET_TOKEN/rollback"' not in page.text
+    api = TestClient(app, headers={"Authorization": f"Bearer {workspace.tokens['alice']}"})
+    assert "not-for-real" not in api.get("/api/stacks/web-prod/flags").text
+    refused = client.post(
+        f"/stacks/web-prod/flags/{FLAG}", data={"csrf": csrf_of(client), "value": "true"}
+    )
+    assert refused.status_code == 409, refused.text
+    assert f"flag web-prod {FLAG}: refused" in refused.text and "needs --reason" in refused.text
+    last = flag_actions(workspace)[-1]
+    assert (last.stack, last.user, last.status) == ("web-prod", "olga", "refused")
+    by_api = api.post(f"/api/stacks/web-prod/flags/{FLAG}", json={"value": "true"})
+    assert by_api.status_code == 422 and by_api.json()["status"] == "refused"
+    # A secret set from the page: written, never shown nor recorded.
+    secret = "rotated-0123456789-secret"
+    done = client.post(
+        "/stacks/web-prod/flags/APP_SECRET_TOKEN",
+        data={"csrf": csrf_of(client), "value": secret, "reason": "rotate"},
+    )
+    assert done.status_code == 200, done.text
+    assert secret not in done.text and "***" in done.text
+    env = (workspace.root / "srv" / "web-prod" / "shared" / ".env").read_text()
+    assert f"APP_SECRET_TOKEN={secret}" in env
+    with Ledger.open(str(workspace.root.joinpath(*STATE_DB))) as ledger:
+        rows = ledger.database.execute("SELECT * FROM entries")
+    assert rows and secret not in repr(rows)
+    records = list((workspace.root / ".releasegate" / "records").glob("*-web-prod-flag-*.md"))
+    assert records and not [r for r in records if secret in r.read_text()]
+    assert secret not in client.get("/stacks/web-prod/flags").text
+
+
+def test_a_change_that_breaks_the_app_is_shown_failed_and_restored(workspace: Workspace) -> None:
+    """The sample app's /health fails with BROKEN_FEATURE_ENABLED=true: the workflow's smoke
+    fails, the old value goes back, and the page says so."""
+    config = load_config(workspace.config)
+    staging = config.stacks["web-staging"]
+    assert staging.flags is not None
+    declared = {**staging.flags.declared}
+    declared["BROKEN_FEATURE_ENABLED"] = declared[FLAG].model_copy()
+    flags = staging.flags.model_copy(update={"declared": declared})
+    stacks = {**config.stacks, "web-staging": staging.model_copy(update={"flags": flags})}
+    app = create_app(Site(config.model_copy(update={"stacks": stacks}), workspace.config))
+    client = sign_in(app, "olga")
+    out = client.post(
+        "/stacks/web-staging/flags/BROKEN_FEATURE_ENABLED",
+        data={"csrf": csrf_of(client), "value": "true", "reason": "try it"},
+    )
+    assert out.status_code == 422, out.text
+    assert "flag web-staging BROKEN_FEATURE_ENABLED: failed and restored" in out.text
+    last = flag_actions(workspace)[-1]
+    assert (last.user, last.status, last.version) == ("olga", "fail", "BROKEN_FEATURE_ENABLED")
+    env = (workspace.root / "srv" / "web-staging" / "shared" / ".env").read_text()
+    assert "BROKEN_FEATURE_ENABLED" not in env
+    page = client.get("/stacks/web-staging/flags").text
+    assert "no drift" in page
+
+
+# -- the Host header (DNS rebinding) -------------------------------------------------------
+def test_only_the_bound_address_and_allowed_hosts_are_answered(workspace: Workspace) -> None:
+    config = load_config(workspace.config)
+    config = config.model_copy(
+        update={"web": WebConfig(allowed_hosts=["dash.example.com", "*.corp.example:8443"])}
+    )
+    app = create_app(Site(config, workspace.config), bind=("127.0.0.1", 8642))
+
+    def status(base: str, path: str = "/login") -> int:
+        return TestClient(app, base_url=base, follow_redirects=False).get(path).status_code
+
+    for good in ("http://127.0.0.1:8642", "http://localhost:8642", "http://[::1]:8642",
+                 "http://dash.example.com", "https://dash.example.com:444",
+                 "https://a.corp.example:8443"):  # fmt: skip
+        assert status(good) == 200, good
+    for bad in ("http://evil.example:8642", "http://localhost:9999", "http://127.0.0.1",
+                "http://127.0.0.2:8642", "https://corp.example:8443",
+                "https://a.corp.example:443", "http://dash.example.com.evil:8642"):  # fmt: skip
+        assert status(bad) == 400, bad
+    # Before anything else: no redirect to the sign-in page, no data.
+    refused = TestClient(app, base_url="http://evil.example:8642").get("/api/stacks")
+    assert refused.status_code == 400 and "web.allowed_hosts" in refused.text
+    assert refused.headers["x-frame-options"] == "DENY"
+    two = TestClient(app, base_url="http://127.0.0.1:8642").get(
+        "/login", headers=[("host", "127.0.0.1:8642"), ("host", "evil.example")]
+    )
+    assert two.status_code == 400

@@ -17,7 +17,7 @@ import pytest
 
 from tests.cli import RELEASEGATE
 from tests.e2e_web.browser import ARTIFACTS, DESKTOP, PHONE, chrome, wait_for
-from tests.e2e_web.conftest import PASSWORD, Server, Workspace
+from tests.e2e_web.conftest import FLAG, PASSWORD, Server, Workspace, features
 
 pytestmark = pytest.mark.e2e
 
@@ -170,3 +170,29 @@ def test_csrf_and_roles_in_the_browser(browser: Any, server: Server) -> None:
         token[1],
     )
     assert status == 403
+
+
+def test_an_operator_flips_a_flag_in_the_browser(
+    browser: Any, server: Server, workspace: Workspace
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, "olga")
+    browser.find_element(By.ID, "flags-web-staging").click()
+    card = browser.find_element(By.ID, f"flag-{FLAG}")
+    assert card.find_element(By.CSS_SELECTOR, ".value").text.startswith("(unset")
+    form = card.find_element(By.CSS_SELECTOR, "form.flag-set")
+    Select(form.find_element(By.NAME, "value")).select_by_visible_text("true")
+    form.find_element(By.NAME, "reason").send_keys("browser test")
+    form.find_element(By.TAG_NAME, "button").click()
+    wait_for(lambda: browser.find_elements(By.ID, "outcome"), 60, "the flag change's outcome")
+    assert browser.find_element(By.ID, "outcome").text == f"flag web-staging {FLAG}: success"
+    assert features(workspace) == 200
+    shoot(browser, "flag-set", DESKTOP)
+    browser.find_element(By.ID, "back").click()
+    card = browser.find_element(By.ID, f"flag-{FLAG}")
+    assert card.find_element(By.CSS_SELECTOR, ".value").text == "true"
+    assert "olga" in browser.find_element(By.ID, "flag-history").text
+    shoot(browser, "flags", DESKTOP)
+    shoot(browser, "flags", PHONE)

@@ -76,3 +76,16 @@ def test_events_stream_the_rows_of_a_cli_deploy(server: Server, workspace: Works
     assert (top[0]["action"], top[0]["version"], top[0]["user"]) == ("deploy", "v1", "dora")
     assert top[-1]["status"] == "success"
     assert {"preflight", "switch", "smoke"} <= {r["action"] for r in rows}
+
+
+def test_serve_answers_only_its_own_host_names(server: Server) -> None:
+    """DNS rebinding: a page whose name resolves to 127.0.0.1 reaches the port with its own
+    name in Host; `serve` answers only its bound address, localhost and web.allowed_hosts."""
+    port = server.url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/login").status_code == 200
+        assert client.get("/login", headers={"Host": f"localhost:{port}"}).status_code == 200
+        for host in (f"rebind.example:{port}", "localhost:1", "", "127.0.0.1"):
+            resp = client.get("/login", headers={"Host": host})
+            assert resp.status_code == 400, host
+            assert "web.allowed_hosts" in resp.text

@@ -75,7 +75,9 @@ def serve(
         app.err_console.print(
             "no dashboard users yet: releasegate user add NAME --role admin", style="yellow"
         )
-    asgi = create_app(Site(config, app.config_file), secure_cookies=secure)
+    asgi = create_app(
+        Site(config, app.config_file), secure_cookies=secure, bind=(host, port), tls=tls
+    )
     scheme = "https" if tls else "http"
     shown = f"[{host}]" if ":" in host else host
     app.err_console.print(f"dashboard on {scheme}://{shown}:{port}/ (Ctrl-C stops it)")

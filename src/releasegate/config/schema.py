@@ -580,6 +580,11 @@ class AuditConfig(StrictModel):
     sign_key: ResolvedPath | None = None
 
 
+ALLOWED_HOST = (
+    r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
+
+
 class WebConfig(StrictModel):
     """`releasegate serve` (the dashboard); its logic lives in releasegate.web."""
 
@@ -590,6 +595,9 @@ class WebConfig(StrictModel):
     # Session cookies marked Secure: on when the dashboard is reached over TLS (a proxy's).
     secure_cookies: bool = False
     session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    # Host header names answered besides the bound address and localhost (DNS rebinding):
+    # a proxy's public name (any port), NAME:PORT, or *.example.com.
+    allowed_hosts: list[Annotated[str, Field(pattern=ALLOWED_HOST)]] = Field(default_factory=list)
 
 
 class Config(StrictModel):

@@ -505,7 +505,18 @@ def _history_query(request: Request) -> tuple[dict[str, Any], int | None]:
     return views.clean_filters(query), _int(query.get("before"))
 
 
-def create_app(site: views.Site, *, secure_cookies: bool | None = None) -> ASGIApp:
+def create_app(
+    site: views.Site,
+    *,
+    secure_cookies: bool | None = None,
+    bind: tuple[str, int] | None = None,
+    tls: bool = False,
+) -> ASGIApp:
+    """The dashboard. `bind` (what `serve` listens on) turns on the Host header check:
+    only that address, localhost and web.allowed_hosts are answered (DNS rebinding)."""
+    from releasegate.web import flags
+    from releasegate.web.hostcheck import HostCheck, allowed_hosts
+
     d = Dashboard(site, secure_cookies=secure_cookies)
     g = d.guard
     routes = [
@@ -533,10 +544,14 @@ def create_app(site: views.Site, *, secure_cookies: bool | None = None) -> ASGIA
         Route("/api/stacks/{stack}/rollback", g(d.api_rollback, "operate"), methods=["POST"]),
         Route("/api/stacks/{stack}/preflight", g(d.api_check, "operate"), methods=["POST"]),
         Route("/api/stacks/{stack}/smoke", g(d.api_check, "operate"), methods=["POST"]),
+        *flags.routes(d),
     ]
     app = Starlette(routes=routes)
     app.state.dashboard = d
-    return SecurityHeaders(app)
+    if bind is None:
+        return SecurityHeaders(app)
+    allowed = allowed_hosts(bind, site.config.web.allowed_hosts, tls)
+    return SecurityHeaders(HostCheck(app, allowed))
 
 
 PUBLIC_PATHS = ("/login", "/static/{name}")

@@ -123,9 +123,16 @@ def stacks(site: Site, user: str) -> dict[str, Any]:
                     "hosts": st.hosts,
                     "mixed": st.mixed,
                     "backup": _newest_backup(site, ledger, st.stack),
+                    "flags": _declared_flags(site, st.stack),
                 }
             )
         return {"stacks": rows, "audit": audit_state(site, ledger)}
+
+
+def _declared_flags(site: Site, stack: str) -> list[str]:
+    """The stack's declared flag names (their values: the flags page, through flag_list)."""
+    cfg = site.config.stacks[stack].flags if stack in site.config.stacks else None
+    return list(cfg.declared) if cfg is not None else []
 
 
 def _newest_backup(site: Site, ledger: Ledger, stack: str) -> dict[str, Any] | None:
