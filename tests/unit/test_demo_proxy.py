@@ -72,3 +72,14 @@ def test_a_workspace_path_a_config_cannot_hold_is_refused(tmp_path: Path, bad: s
     with pytest.raises(demo_proxy.ProxyStartError, match="cannot hold"):
         demo_proxy.start(p)
     assert p.proc is None and not (tmp_path / bad).exists()
+
+
+def test_a_proxy_that_does_not_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    exe = tmp_path / "nginx"
+    exe.write_text("#!/bin/sh\necho 'nginx: [emerg] bind() to 127.0.0.1 failed'\nexit 1\n")
+    exe.chmod(0o755)
+    p = demo_proxy.plan(tmp_path / "ws", "nginx", str(exe))
+    with pytest.raises(demo_proxy.ProxyStartError, match=r"\[emerg\] bind\(\)"):
+        demo_proxy.start(p, timeout=5)
+    assert p.proc is None  # reaped: nothing to stop
+    assert (tmp_path / "ws" / "proxy" / "nginx.conf").is_file()

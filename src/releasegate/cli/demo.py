@@ -119,6 +119,8 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
             if proxy is not None:
                 demo_proxy.stop(proxy)
             workspace.stop_services(ws)
+    if keep_running and proxy is not None and proxy.pid:
+        say(f"{proxy.name} keeps running on {proxy.url}: kill {proxy.pid} stops it")
     if failures:
         say("[red]the demo did not go as expected:[/red] " + "; ".join(failures))
     if workdir:

@@ -66,7 +66,9 @@ def proxy_story(app: App, root: Path, proxy: DemoProxy, n: int) -> tuple[list[st
     try:
         demo_proxy.start(proxy)
     except demo_proxy.ProxyStartError as exc:
-        say(f"[yellow]skipped: {exc}[/yellow]", markup=True)
+        from rich.markup import escape
+
+        say(f"[yellow]skipped: {escape(str(exc))}[/yellow]")  # the proxy's own words
         return [], n + 1
     say(
         f"{name} pid {proxy.pid} on 127.0.0.1:{proxy.port} (config and logs in {proxy.dir}); "

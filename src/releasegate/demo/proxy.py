@@ -238,11 +238,14 @@ def start(p: DemoProxy, timeout: float = 10.0) -> None:
             raise ProxyStartError(f"cannot run {p.binary}: {exc.strerror}") from None
     ports = [p.port] + ([p.admin_port] if p.admin_port else [])
     if not all(_wait_port(port, p.proc, timeout) for port in ports):
+        code = p.proc.poll()
         stop(p)
-        raise ProxyStartError(
-            f"{p.name} did not answer on 127.0.0.1:{p.port} within {timeout:g}s: "
-            f"{_tail(out) or _tail(p.dir / 'error.log') or 'no output'}"
+        why = (
+            f"{p.name} exited with {code}"
+            if code is not None
+            else f"{p.name} did not answer on 127.0.0.1:{p.port} within {timeout:g}s"
         )
+        raise ProxyStartError(f"{why}: {_tail(out) or _tail(p.dir / 'error.log') or 'no output'}")
     if p.kind == "haproxy":
         _wait_socket(p.dir / "admin.sock", timeout)
 
