@@ -56,14 +56,20 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
     a prod stack (prod promotes from staging), then: v1 to staging, v1 promoted
     to prod, v2 refused for prod, v2 staging then prod, v3 fails its smoke checks
     on staging and is rolled back automatically; a feature switch is turned on
-    on staging and rolled back; then the history and the audit.
+    on staging and rolled back; with nginx, HAProxy or Caddy on PATH, a blue/green stack
+    behind it: a traffic switch and a watch window that switches back; then the history
+    and the audit.
     """
+    from releasegate.cli.demo_proxy import proxy_story, skipped_line
+    from releasegate.demo import proxy as demo_proxy
     from releasegate.demo import workspace
     from releasegate.workflows.deploy import DeployRequest
 
     root = workdir.resolve() if workdir else Path(tempfile.mkdtemp(prefix="releasegate-demo-"))
+    found = demo_proxy.find()
+    proxy = demo_proxy.plan(root, *found) if found else None
     try:
-        ws = workspace.create(root)
+        ws = workspace.create(root, proxy)
     except FileExistsError as exc:
         raise BadInput(str(exc), hint="releasegate demo --dir NEW_EMPTY_FOLDER") from exc
     app = App(str(ws.config))
@@ -85,13 +91,19 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
                 failures.append(f"step {i}: exit {code}, expected {int(expected)}")
         n = len(STORY) + 1
         failures += _flag_story(app, ws.ports["web-staging"], n)
-        say(f"\n[bold cyan]{n + 2}. The history, as the seed's deploy-history.log[/bold cyan]")
+        n += 2
+        if proxy is not None:
+            more, n = proxy_story(app, root, proxy, n)
+            failures += more
+        else:
+            say(f"\n{skipped_line()}")
+        say(f"\n[bold cyan]{n}. The history, as the seed's deploy-history.log[/bold cyan]")
         say("$ releasegate history --format log", style="dim")
         from releasegate.ledger import format_log_line
 
         for rec in app.ledger.actions():
             say(format_log_line(rec), markup=False)
-        say(f"\n[bold cyan]{n + 3}. The ledger's hash chain is intact[/bold cyan]")
+        say(f"\n[bold cyan]{n + 1}. The ledger's hash chain is intact[/bold cyan]")
         say("$ releasegate audit verify", style="dim")
         report = app.ledger.verify_chain()
         say(
@@ -104,7 +116,11 @@ def demo(ctx: click.Context, workdir: Path | None, keep_running: bool) -> int:
             say(f"{row.stack} runs {row.running} (verified {row.verified})")
     finally:
         if not keep_running:
+            if proxy is not None:
+                demo_proxy.stop(proxy)
             workspace.stop_services(ws)
+    if keep_running and proxy is not None and proxy.pid:
+        say(f"{proxy.name} keeps running on {proxy.url}: kill {proxy.pid} stops it")
     if failures:
         say("[red]the demo did not go as expected:[/red] " + "; ".join(failures))
     if workdir:

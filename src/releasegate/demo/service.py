@@ -5,6 +5,10 @@
 
 It reads RELEASEGATE_SHARED_DIR (set by releasegate for every phase command) and the
 PORT in that folder's .env; it keeps app.pid there and appends to logs/app.log.
+
+Behind a proxy (a stack with `proxy:`), releasegate sets RELEASEGATE_SLOT (blue|green) and
+the slot's PORT: each slot keeps its own slot-SLOT.pid, so restarting one never touches the
+other (the warm slot a watch window switches back to).
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from pathlib import Path
 from releasegate.redact import read_env_file
 
 
-def _pid(shared: Path) -> int | None:
+def _pidfile(shared: Path) -> Path:
+    slot = os.environ.get("RELEASEGATE_SLOT", "")
+    if slot in ("blue", "green"):
+        return shared / f"slot-{slot}.pid"
+    if slot:
+        raise SystemExit(f"RELEASEGATE_SLOT={slot!r}: expected blue or green")
+    return shared / "app.pid"
+
+
+def _pid(shared: Path, pidfile: Path | None = None) -> int | None:
     try:
-        pid = int((shared / "app.pid").read_text().strip())
+        pid = int((pidfile or _pidfile(shared)).read_text().strip())
     except (OSError, ValueError):
         return None
     return None if _gone(pid) else pid
@@ -38,9 +51,11 @@ def _gone(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
-def stop(shared: Path, timeout: float = 5.0) -> None:
-    pid = _pid(shared)
+def stop(shared: Path, timeout: float = 5.0, pidfile: Path | None = None) -> None:
+    pidfile = pidfile or _pidfile(shared)
+    pid = _pid(shared, pidfile)
     if pid is None:
+        pidfile.unlink(missing_ok=True)
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -50,11 +65,19 @@ def stop(shared: Path, timeout: float = 5.0) -> None:
         time.sleep(0.02)
     else:
         os.kill(pid, signal.SIGKILL)
-    (shared / "app.pid").unlink(missing_ok=True)
+    pidfile.unlink(missing_ok=True)
 
 
 def start(shared: Path, release: Path, timeout: float = 10.0) -> int:
-    port = read_env_file((shared / ".env").read_text())["PORT"]
+    # A slot's port comes from releasegate (the proxy's slot address); else the .env's.
+    port = (
+        os.environ["PORT"]
+        if os.environ.get("RELEASEGATE_SLOT")
+        else read_env_file((shared / ".env").read_text())["PORT"]
+    )
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        print(f"PORT={port!r} is not a port number")
+        return 1
     (shared / "logs").mkdir(exist_ok=True)
     with open(shared / "logs" / "app.log", "ab") as log:
         proc = subprocess.Popen(
@@ -65,7 +88,7 @@ def start(shared: Path, release: Path, timeout: float = 10.0) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives releasegate, as a real service would
         )
-    (shared / "app.pid").write_text(f"{proc.pid}\n")
+    _pidfile(shared).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -1,16 +1,23 @@
-"""Build the demo's workspace: artifacts v1-v3 of the sample app (v3 broken on purpose),
-two stacks' run directories, and a releasegate.yaml that promotes staging to prod."""
+"""Build the demo's workspace: artifacts v1-v4 of the sample app (v3 broken on purpose, v4
+logs an error on every request), two stacks' run directories, and a releasegate.yaml that
+promotes staging to prod; with a proxy, a third stack in blue/green slots behind it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from releasegate.demo.proxy import DemoProxy
 
 APP = Path(__file__).resolve().parent / "app"
-VERSIONS = {"v1": False, "v2": False, "v3": True}  # version -> broken
+# version -> what the sample app reads after the version in its VERSION file
+VERSIONS = {"v1": "", "v2": "", "v3": "broken", "v4": "errors"}
 
 
 @dataclass(frozen=True)
@@ -77,18 +84,54 @@ stacks:
 """
 
 
-def create(root: Path) -> Workspace:
+# The blue/green stack behind the demo's proxy; values are JSON (valid YAML, quoted safely).
+PROXY_STACK = """\
+  # Blue/green behind the {name} the demo started (proxy/): a deploy starts the new
+  # version in the free slot, smokes it there, then the proxy switches the traffic; the old
+  # slot stays warm through the watch window, and a failing check switches back to it.
+  {stack}:
+    env: prod
+    runtime: releases
+    dir: srv/{stack}
+    artifacts: artifacts
+    shared: [.env, logs/]
+    commands:
+      # With RELEASEGATE_SLOT and the slot's PORT in the environment: one pid per slot.
+      restart: ["{python}", "-m", "releasegate.demo.service", "restart"]
+      stop: ["{python}", "-m", "releasegate.demo.service", "stop"]
+    smoke:
+      - name: health
+        http: {url}
+        expect_status: 200
+        body_contains: '"version": "{{version}}"'
+        retries: 2
+        interval: 0.2
+        timeout: 5
+    proxy: {proxy}
+    # Seed 003's first minutes, shortened for the demo: the smoke checks and
+    # `grep -i error` in the app's log since the switch.
+    watch:
+      duration: 1
+      interval: 0.25
+      smoke: true
+      log:
+        path: srv/{stack}/shared/logs/app.log
+        pattern: "(?i)error"
+"""
+
+
+def create(root: Path, proxy: DemoProxy | None = None) -> Workspace:
     root.mkdir(parents=True, exist_ok=True)
     if (root / "releasegate.yaml").exists():
         raise FileExistsError(
             f"{root / 'releasegate.yaml'} exists: pick an empty folder for the demo"
         )
-    for version, broken in VERSIONS.items():
+    for version, marker in VERSIONS.items():
         dest = root / "artifacts" / version
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(APP / "server.py", dest / "server.py")
         (dest / "VERSION").write_text(
-            version + ("\nbroken\n" if broken else "\n"), encoding="utf-8"
+            version + (f"\n{marker}\n" if marker else "\n"), encoding="utf-8"
         )
     ports = {"web-staging": free_port(), "web-prod": free_port()}
     for stack, port in ports.items():
@@ -98,13 +141,21 @@ def create(root: Path) -> Workspace:
         (shared / ".env").write_text(
             f"PORT={port}\nAPP_SECRET_TOKEN=demo-{port}-not-for-real\n", encoding="utf-8"
         )
-    config = root / "releasegate.yaml"
-    config.write_text(
-        CONFIG.format(
-            python=sys.executable, staging_port=ports["web-staging"], prod_port=ports["web-prod"]
-        ),
-        encoding="utf-8",
+    text = CONFIG.format(
+        python=sys.executable, staging_port=ports["web-staging"], prod_port=ports["web-prod"]
     )
+    if proxy is not None:
+        from releasegate.demo.proxy import NAMES, STACK
+
+        shared = root / "srv" / STACK / "shared"
+        shared.mkdir(parents=True, exist_ok=True)
+        (shared / ".env").write_text("APP_SECRET_TOKEN=demo-slots-not-for-real\n")
+        text += PROXY_STACK.format(
+            name=NAMES[proxy.kind], stack=STACK, python=sys.executable,
+            url=json.dumps(f"{proxy.url}/health"), proxy=json.dumps(proxy.section()),
+        )  # fmt: skip
+    config = root / "releasegate.yaml"
+    config.write_text(text, encoding="utf-8")
     return Workspace(root, config, ports)
 
 
@@ -113,3 +164,6 @@ def stop_services(ws: Workspace) -> None:
 
     for stack in ws.ports:
         stop(ws.root / "srv" / stack / "shared")
+    # The blue/green stack's slots (one pid file each), whatever ran there.
+    for pidfile in sorted((ws.root / "srv").glob("*/shared/slot-*.pid")):
+        stop(pidfile.parent, pidfile=pidfile)

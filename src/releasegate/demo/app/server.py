@@ -1,7 +1,9 @@
 """The sample web app of `releasegate demo`: answers /health with its version.
 
 Standard library only. A release whose VERSION file is followed by a line
-`broken` answers /health with 500: the demo's release that fails its smoke checks.
+`broken` answers /health with 500: the demo's release that fails its smoke checks. One
+followed by `errors` answers as usual but logs an ERROR line for every request: the
+release that passes its smoke checks and fails its watch window (`grep -i error`).
 
 Feature switches (seed 003's `SUPPLIER_EVAL_ENABLED=true`): the `*_ENABLED` variables of the
 `.env` beside it, read at start. Each one set to `true` is listed in /health's `features`
@@ -38,10 +40,13 @@ def _switches() -> set[str]:
 
 FEATURES = _switches()
 BROKEN = "broken" in LINES[1:] or "BROKEN_FEATURE_ENABLED" in FEATURES
+ERRORS = "errors" in LINES[1:]
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if ERRORS:
+            print(f"ERROR supplier lookup failed for {self.path}: timeout", flush=True)
         if self.path == "/health":
             ok = not BROKEN
             body: dict[str, object] = {"status": "ok" if ok else "error", "version": VERSION}
