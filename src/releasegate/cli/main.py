@@ -147,6 +147,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     from releasegate.cli.app import App
 
     ctx.obj = App(config_path)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def main(argv: list[str] | None = None) -> None:
