@@ -118,6 +118,14 @@ def status(stack: ComposeSlots) -> dict[str, Any]:
 
 def test_deploy_under_load_then_rollback_is_a_switch(stack: ComposeSlots) -> None:
     v1, v2 = stack.v1, stack.v2
+    compose_file = stack.root / "srv" / "web" / "docker-compose.yml"
+    good = compose_file.read_text()
+    compose_file.write_text(good.replace("${RELEASEGATE_SLOT_PORT:-8080}", "8080"))
+    refused = stack.rg("deploy", "web", "staging", v1)  # both slots would want port 8080
+    assert refused.returncode != 0 and "REFUSED: preflight failed" in refused.stdout
+    assert "no service publishes ${RELEASEGATE_SLOT_PORT}" in refused.stdout + refused.stderr
+    assert not stack.slot_containers("blue") and not stack.slot_containers("green")
+    compose_file.write_text(good)
     ok(stack.rg("deploy", "web", "staging", v1))  # v1 starts in green (nginx's blue is empty)
     assert f'"version": "{v1}"' in get(stack.proxy.url + "/health")[1]
     dry = stack.rg("deploy", "web", "staging", v2, "--dry-run")

@@ -400,8 +400,35 @@ class ComposeRuntime:
 
     def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         """`up -d`, then wait for every container to run and, where Docker has a health
-        check for it, to be healthy; unhealthy or exited fails at once."""
-        return self._up_ops(self.base, version, previous, {})
+        check for it, to be healthy; unhealthy or exited fails at once. A slot stack
+        (`proxy:`) restarts the slot whose containers carry `version` (a flag change, a
+        restore), never a third project."""
+        if self.stack.proxy is None:
+            return (yield from self._up_ops(self.base, version, previous, {}))
+        slot = yield from self._slot_of_ops(version)
+        if slot is None:
+            why = self.docker_error or f"no slot's project has containers of {version}"
+            return PhaseResult(False, f"nothing to restart: {why}")
+        return (
+            yield from self._up_ops(
+                self._slot_base(slot), version, previous, self._slot_extra(slot)
+            )
+        )
+
+    def _slot_of_ops(self, version: str) -> Program[str | None]:
+        """The slot whose containers (running first, else stopped) carry `version`."""
+        found: dict[str, list[str]] = {}
+        for slot in cs.SLOTS:
+            containers = yield from self.containers_ops(self._slot_base(slot))
+            wanted = set(self.version_services())
+            found[slot] = [
+                "running" if c["state"] == "running" else "stopped"
+                for c in containers
+                if cc.image_tag(c["image"]) == version and (not wanted or c["service"] in wanted)
+            ]
+        ranked = [s for s in cs.SLOTS if "running" in found[s]]
+        ranked += [s for s in cs.SLOTS if found[s] and s not in ranked]
+        return ranked[0] if ranked else None
 
     def _up_ops(
         self, base: list[str], version: str, previous: str | None, extra: dict[str, str]
@@ -510,6 +537,17 @@ class ComposeRuntime:
         return phase
 
     def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
+        if command is None and self.stack.proxy is not None:  # both slots write, both stop
+            phase = PhaseResult(True, "")
+            for slot in cs.SLOTS:
+                yield from self._run(
+                    phase, cs.stop(self._slot_base(slot)), cwd=self.root,
+                    env=self._slot_extra(slot), timeout=UP_TIMEOUT_S, label=f"stop slot {slot}",
+                )  # fmt: skip
+            phase.summary = (
+                "stopped: both slots" if phase.ok else "could not stop every slot of the stack"
+            )
+            return phase
         phase = PhaseResult(True, "")
         argv = command.argv() if command is not None else [*self.base, "stop"]
         result = yield from self._run(phase, argv, cwd=self.root, timeout=UP_TIMEOUT_S)
