@@ -107,3 +107,84 @@ def test_compose_deploy_and_warm_rollback_plans(tmp_path: Path) -> None:
     assert "start-slot" not in names and "prepare" not in names and "restart" not in names
     assert "switch-traffic" in names
     assert not any("up -d" in s.title for s in back.steps)
+
+
+# -- the runtime's slot programs, driven with canned answers (as test_compose_programs) -------
+def _slot_runtime(tmp_path: Path) -> Any:
+    from releasegate.redact import Redactor
+    from releasegate.runtimes.compose import ComposeRuntime
+    from releasegate.transport.local import LocalTransport
+
+    stack = load(tmp_path, CONFIG.replace("compose: {project: shop}",
+                                          "compose: {project: shop, wait_timeout: 5}"))  # fmt: skip
+    return ComposeRuntime(stack, LocalTransport(), Redactor([]), "tok")
+
+
+def _drive(program: Any, answer: Any) -> tuple[Any, list[Any]]:
+    from releasegate.ops import Cmd
+
+    asked: list[Any] = []
+    try:
+        op = next(program)
+        while True:
+            asked.append(op)
+            op = program.send(answer(op) if isinstance(op, Cmd) else None)
+    except StopIteration as stop:
+        return stop.value, asked
+
+
+def _answer(running: dict[str, str]) -> Any:
+    """docker answers: `ps -q` of a slot project names one container per running slot;
+    `inspect` says it runs web at that slot's tag, healthy."""
+    import json
+
+    from releasegate.transport.base import CommandResult
+
+    def answer(op: Any) -> CommandResult:
+        argv = list(op.argv)
+        out = ""
+        if "ps" in argv:
+            slot = argv[argv.index("-p") + 1].rsplit("-", 1)[1]
+            out = f"id-{slot}\n" if slot in running else ""
+        elif argv[:2] == ["docker", "inspect"]:
+            slot = argv[-1].removeprefix("id-")
+            out = json.dumps([{
+                "Name": f"/shop-{slot}-web-1", "Image": "sha256:1",
+                "Config": {"Image": f"reg/web:{running[slot]}",
+                           "Labels": {"com.docker.compose.service": "web"}},
+                "State": {"Status": "running", "ExitCode": 0, "Health": {"Status": "healthy"}},
+            }])  # fmt: skip
+        return CommandResult(tuple(argv), 0, out, "", 0.01)
+
+    return answer
+
+
+def _ups(asked: list[Any]) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (op.argv[op.argv.index("-p") + 1], dict(op.env or {}))
+        for op in asked
+        if hasattr(op, "argv") and "up" in op.argv
+    ]
+
+
+def test_slot_start_is_up_in_the_slot_project_with_its_port(tmp_path: Path) -> None:
+    rt = _slot_runtime(tmp_path)
+    phase, asked = _drive(rt.slot_start_ops("green", "v2", "v1", None), _answer({"green": "v2"}))
+    assert phase.ok, phase.summary
+    ((project, env),) = _ups(asked)
+    assert project == "shop-green"
+    assert env["IMAGE_TAG"] == "v2" and env["RELEASEGATE_SLOT_PORT"] == "8102"
+    assert env["RELEASEGATE_SLOT"] == "green" and env["COMPOSE_PROJECT_NAME"] == "shop-green"
+
+
+def test_restart_and_stop_act_on_the_slots_never_a_third_project(tmp_path: Path) -> None:
+    rt = _slot_runtime(tmp_path)
+    phase, asked = _drive(rt.restart_ops("v1", None), _answer({"blue": "v1", "green": "v2"}))
+    assert phase.ok, phase.summary
+    assert [(p, e["RELEASEGATE_SLOT_PORT"]) for p, e in _ups(asked)] == [("shop-blue", "8101")]
+    missing, asked = _drive(rt.restart_ops("v9", None), _answer({"blue": "v1"}))
+    assert not missing.ok and "v9" in missing.summary and not _ups(asked)
+    stopped, asked = _drive(rt.stop_ops(), _answer({}))
+    assert stopped.ok
+    stops = [op.argv for op in asked if "stop" in op.argv]
+    assert [a[a.index("-p") + 1] for a in stops] == ["shop-blue", "shop-green"]
