@@ -14,6 +14,10 @@ the runs, the `releasegate rollback` wall time, and the time from the proxy's sw
 
 Baseline: the same app as a releases stack with no proxy, whose restart stops the app and
 starts the new one on the same port (today's in-place restart), under the same load.
+
+`--runtimes compose` (default: releases,compose; needs `bash scripts/lab/docker.sh up`): the
+same for the compose runtime on the Docker lab, through nginx: each slot its own compose
+project (tests/e2e_proxy/compose_stack.py), against a plain `docker compose up -d` in place.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e_proxy.slots import START, STOP, SlotStack, make_stack  # noqa: E402
 from tests.lab.load import Load, LoadResult  # noqa: E402
 from tests.lab.proxies import free_port, get  # noqa: E402
+
+from tests.e2e_proxy.compose_stack import ComposeSlots, make  # noqa: E402  # isort: skip
 
 from releasegate.proxy import adapter_for  # noqa: E402
 from releasegate.proxy.config import ProxyConfig  # noqa: E402
@@ -204,20 +210,109 @@ def bench_in_place(runs: int, work: Path) -> dict[str, Any]:
                 pass
 
 
+def bench_compose(runs: int, work: Path, *, in_place: bool) -> dict[str, Any]:
+    """The compose runtime: slots through nginx (deploy v2, rollback to the warm v1), or
+    (`in_place`) no proxy and `docker compose up -d` recreating the one project."""
+    from tests.lab.docker import require_docker
+    from tests.lab.fixtures import DockerLab
+
+    try:
+        require_docker()
+    except BaseException as exc:  # pytest's skip outside pytest: say what is missing
+        raise SystemExit(f"the Docker lab is needed for --runtimes compose: {exc}") from None
+    stack: ComposeSlots = make(work / ("compose-in-place" if in_place else "compose"), DockerLab(),
+                               keep_old=True)  # fmt: skip
+    url = stack.proxy.url + "/health"
+    if in_place:
+        port = free_port()
+        config = json.loads(stack.config.read_text())
+        web = config["stacks"]["web"]
+        del web["proxy"]
+        web["smoke"][0]["http"] = f"http://127.0.0.1:{port}/health"
+        stack.config.write_text(json.dumps(config))
+        (stack.root / "srv" / "web" / ".env").write_text(
+            f"IMAGE_TAG={stack.v1}\nRELEASEGATE_SLOT_PORT={port}\n"
+        )
+        url = f"http://127.0.0.1:{port}/health"
+    v1, v2 = stack.v1, stack.v2
+    try:
+        must(stack.rg("deploy", "web", "staging", v1))
+        base = steady(url)
+        deploys, rollbacks = [LoadResult(), LoadResult()], [LoadResult(), LoadResult()]
+        deploy_s: list[float] = []
+        rollback_s: list[float] = []
+        for i in range(runs):
+            with (
+                Load(url, clients=CLIENTS, keepalive=True) as k,
+                Load(url, clients=CLIENTS, keepalive=False) as n,
+            ):
+                time.sleep(0.2)
+                started = time.monotonic()
+                version = (v2 if i % 2 == 0 else v1) if in_place else v2
+                must(stack.rg("deploy", "web", "staging", version))
+                deploy_s.append(time.monotonic() - started)
+                time.sleep(0.2)
+            _merge(deploys[0], k.result)
+            _merge(deploys[1], n.result)
+            if in_place:
+                continue
+            with (
+                Load(url, clients=CLIENTS, keepalive=True) as k,
+                Load(url, clients=CLIENTS, keepalive=False) as n,
+            ):
+                time.sleep(0.2)
+                started = time.monotonic()
+                must(stack.rg("rollback", "web", "staging", "--to", v1))
+                rollback_s.append(time.monotonic() - started)
+                time.sleep(0.2)
+            _merge(rollbacks[0], k.result)
+            _merge(rollbacks[1], n.result)
+        result: dict[str, Any] = {
+            "proxy": "compose: none (docker compose up -d in place)"
+            if in_place
+            else "compose: nginx (a project per slot)",
+            "steady": base,
+            "deploys": {"runs": runs, **summary(deploys)},
+            "deploy_cli_median_s": round(statistics.median(deploy_s), 2),
+        }
+        if not in_place:
+            result["rollbacks"] = {
+                "runs": runs,
+                **summary(rollbacks),
+                "cli_median_s": round(statistics.median(rollback_s), 2),
+                "cli_max_s": round(max(rollback_s), 2),
+            }
+        return result
+    finally:
+        stack.down()
+        if in_place:
+            from tests.lab.docker import compose
+
+            compose(stack.project, "down", "-v", "-t", "2", check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10, choices=range(1, 51), metavar="N")
     parser.add_argument("--proxies", default="nginx,caddy,haproxy")
+    parser.add_argument("--runtimes", default="releases,compose")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     kinds = [k for k in args.proxies.split(",") if k]
     if not set(kinds) <= {"nginx", "caddy", "haproxy"}:
         parser.error("--proxies: nginx, caddy, haproxy")
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    if not runtimes or not set(runtimes) <= {"releases", "compose"}:
+        parser.error("--runtimes: releases, compose")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rg-zero-") as tmp:
-        results.append(bench_in_place(args.runs, Path(tmp)))
-        for kind in kinds:
-            results.append(bench_proxy(kind, args.runs, Path(tmp)))
+        if "releases" in runtimes:
+            results.append(bench_in_place(args.runs, Path(tmp)))
+            for kind in kinds:
+                results.append(bench_proxy(kind, args.runs, Path(tmp)))
+        if "compose" in runtimes:
+            results.append(bench_compose(args.runs, Path(tmp), in_place=True))
+            results.append(bench_compose(args.runs, Path(tmp), in_place=False))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -225,8 +320,11 @@ def main() -> int:
         print(f"== {r['proxy']}")
         print(f"  steady state: {r['steady']}")
         print(f"  deploys: {r['deploys']}")
+        if "deploy_cli_median_s" in r:
+            print(f"  deploy CLI median: {r['deploy_cli_median_s']} s")
         if "rollbacks" in r:
             print(f"  rollbacks: {r['rollbacks']}")
+        if "switch_back_to_old_answering_ms" in r:
             print(
                 "  switch back -> old version answering (ms):",
                 r["switch_back_to_old_answering_ms"],

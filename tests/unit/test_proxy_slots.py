@@ -118,6 +118,7 @@ def test_slot_env_and_url(tmp_path: Path) -> None:
         "RELEASEGATE_SLOT_ADDRESS": "127.0.0.1:8102",
         "RELEASEGATE_SLOT_HOST": "127.0.0.1",
         "PORT": "8102",
+        "RELEASEGATE_SLOT_PORT": "8102",
     }
     assert slot_url("https://example.test:8443/health?deep=1", "127.0.0.1:8102") == (
         "http://127.0.0.1:8102/health?deep=1"
@@ -125,12 +126,19 @@ def test_slot_env_and_url(tmp_path: Path) -> None:
     assert slot_url("http://u:p@{host}/", "127.0.0.1:8101") == "http://127.0.0.1:8101/"
 
 
-def test_proxy_only_for_local_releases_stacks(tmp_path: Path) -> None:
+def test_proxy_only_for_local_releases_and_compose_stacks(tmp_path: Path) -> None:
     compose = CONFIG.replace("runtime: releases", "runtime: compose").replace(
         "    artifacts: artifacts\n", ""
     )
-    with pytest.raises(BadInput, match="proxy"):
-        load(tmp_path, compose)
+    assert load(tmp_path, compose).proxy is not None  # compose: a project per slot
+    swarm = compose.replace("runtime: compose", "runtime: swarm")
+    with pytest.raises(BadInput, match="proxy: slots are built for runtimes releases and compose"):
+        load(tmp_path, swarm)
+    fleet = compose.replace(
+        "    dir: srv/web\n", '    dir: /srv/web\n    hosts: ["ssh://deploy@web1.example.com"]\n'
+    )
+    with pytest.raises(BadInput, match="local host only"):
+        load(tmp_path, fleet)
 
 
 def test_slot_files_hold_only_a_version(tmp_path: Path) -> None:

@@ -487,8 +487,10 @@ class StackConfig(StrictModel):
                 )
         if self.runtime == "swarm" and len(self.hosts) > 1:
             fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
-        if self.proxy is not None and (self.runtime != "releases" or self.on_ssh_hosts):
-            fail("proxy: slots are built for runtime releases on the local host only (for now)")
+        if self.proxy is not None and self.runtime not in ("releases", "compose"):
+            fail(f"proxy: slots are built for runtimes releases and compose, not {self.runtime}")
+        if self.proxy is not None and self.on_ssh_hosts:
+            fail("proxy: slots run on the local host only for now (not on SSH hosts)")
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)

@@ -47,6 +47,7 @@ def slot_env(proxy: ProxyConfig, slot: str) -> dict[str, str]:
         "RELEASEGATE_SLOT_ADDRESS": address,
         "RELEASEGATE_SLOT_HOST": host,
         "PORT": str(port),
+        "RELEASEGATE_SLOT_PORT": str(port),  # what a compose file publishes (compose_slots)
     }
 
 
@@ -55,6 +56,19 @@ def slot_url(url: str, address: str) -> str:
     (plain http: a slot listens behind the proxy, which holds the TLS)."""
     parts = urlsplit(url.replace("{host}", split_address(address)[0]))
     return urlunsplit(("http", address, parts.path or "/", parts.query, ""))
+
+
+def _how(stack: StackConfig, slot: str, action: str) -> str:
+    """What starts or stops a slot, for the titles: a compose project per slot, or the
+    team's restart / stop command with the slot's environment."""
+    if stack.runtime == "compose":
+        from releasegate.runtimes.compose_slots import describe
+
+        return describe(stack.compose_project, slot, action)
+    spec = stack.commands.restart if action == "start" else stack.commands.stop
+    if spec is None:
+        return f"(no {'restart' if action == 'start' else 'stop'} command)"
+    return " ".join(spec.argv()) if action == "start" else "its stop command"
 
 
 def slot_steps(
@@ -75,20 +89,20 @@ def slot_steps(
             Step("switch", f"switch {stack.dir}/current: -> {version}", kept),
         ]
         if not proxy.keep_old:
-            back.append(Step("stop-old-slot", f"stop slot {other} (its stop command)", kept))
+            back.append(
+                Step("stop-old-slot", f"stop slot {other}: {_how(stack, other, 'stop')}", kept)
+            )
         return back, False
     new, old = slots.free, slots.live
     data: dict[str, Any] = {"slot": new, "old": old, "address": proxy.address(new)}
     warm = rollback and slots.warm(version)
     steps: list[Step] = []
     if not warm:
-        restart = stack.commands.restart
-        how = " ".join(restart.argv()) if restart is not None else "(no restart command)"
         steps.append(
             Step(
                 "start-slot",
                 f"start {version} in slot {new} ({proxy.address(new)}, PORT in its "
-                f"environment): {how}",
+                f"environment): {_how(stack, new, 'start')}",
                 data,
             )
         )
@@ -109,7 +123,9 @@ def slot_steps(
         # keep_old: it stays up (the next deploy restarts it); a deploy with a watch window
         # stops it after the window (stop_after_watch), so a failing check can switch back.
         if not proxy.keep_old and (rollback or getattr(stack, "watch", None) is None):
-            steps.append(Step("stop-old-slot", f"stop slot {old} (its stop command)", data))
+            steps.append(
+                Step("stop-old-slot", f"stop slot {old}: {_how(stack, old, 'stop')}", data)
+            )
     return steps, not warm
 
 

@@ -160,3 +160,12 @@ class HostRuntime(Protocol):
 
     def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
         """Stop the service's writers (before a database restore); `command` overrides."""
+
+    def slot_start_ops(
+        self, slot: str, version: str, previous: str | None, was: str | None
+    ) -> Program[PhaseResult]:
+        """Blue/green (`proxy:`): start `version` in `slot` next to the live one, on the
+        slot's address (releasegate.proxy.slots.slot_env); `was`: what the slot ran before."""
+
+    def slot_stop_ops(self, slot: str, version: str) -> Program[PhaseResult]:
+        """Stop what runs in `slot` (`version`); facts["stopped"] False: it keeps running."""

@@ -19,6 +19,7 @@ from releasegate.model import CheckResult
 from releasegate.ops import Program, Sleep, cmd, done
 from releasegate.redact import Redactor
 from releasegate.runtimes import compose_commands as cc
+from releasegate.runtimes import compose_slots as cs
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes.base import HostSurvey, PhaseResult, base_env
 from releasegate.transport.base import CommandResult, Transport
@@ -58,11 +59,11 @@ class ComposeRuntime:
         self.docker_error = ""
 
     # -- facts ---------------------------------------------------------------------------
-    def containers_ops(self) -> Program[list[dict[str, Any]]]:
-        """The project's containers, inspected; [] when there are none or Docker failed
-        (then `self.docker_error` says why)."""
+    def containers_ops(self, base: list[str] | None = None) -> Program[list[dict[str, Any]]]:
+        """The project's containers (`base`: a slot's project), inspected; [] when there are
+        none or Docker failed (then `self.docker_error` says why)."""
         self.docker_error = ""
-        ids: CommandResult = yield cmd(cc.container_ids(self.base), timeout=60)
+        ids: CommandResult = yield cmd(cc.container_ids(base or self.base), timeout=60)
         if not ids.ok:
             self.docker_error = f"docker compose ps failed: {self._tail(ids)}"
             return []
@@ -149,8 +150,10 @@ class ComposeRuntime:
             if read.text is not None:
                 texts[name] = read.text
         self.learn_files({n: t for n, t in texts.items() if n != ".env"})
-        containers = yield from self.containers_ops()
         root = rc.parse_survey(probe.stdout).root_exists
+        if self.stack.proxy is not None:  # blue/green: a project per slot
+            return (yield from self._slots_survey(probe, root, texts))
+        containers = yield from self.containers_ops()
         if self.docker_error:
             return HostSurvey(False, self.docker_error, probe=probe, root_exists=root, files=texts)
         version = cc.running_tag(containers, self.version_services())
@@ -161,6 +164,31 @@ class ComposeRuntime:
             probe=probe,
             root_exists=root,
             files=texts,
+        )
+
+    def _slots_survey(
+        self, probe: CommandResult, root: bool, texts: dict[str, str]
+    ) -> Program[HostSurvey]:
+        """The running version of a slot stack: the one the `switch` step wrote to .env (as
+        `current` for releases), if a slot's project runs it; each slot's tag as details."""
+        tags: dict[str, str | None] = {}
+        for slot in cs.SLOTS:
+            containers = yield from self.containers_ops(self._slot_base(slot))
+            if self.docker_error:
+                return HostSurvey(
+                    False, self.docker_error, probe=probe, root_exists=root, files=texts
+                )
+            tags[slot] = cc.running_tag(containers, self.version_services())
+        switched = cc.env_value(texts.get(".env", ""), self.var)
+        version = switched if switched and switched in tags.values() else None
+        return HostSurvey(
+            True,
+            version or "not running",
+            version,
+            probe=probe,
+            root_exists=root,
+            files=texts,
+            details={"slots": {k: v for k, v in tags.items() if v}},
         )
 
     def host_checks_ops(self, version: str | None, seen: HostSurvey) -> Program[list[CheckResult]]:
@@ -192,6 +220,8 @@ class ComposeRuntime:
             return checks
         checks += yield from self.docker_checks_ops(version)
         checks += self._host_rule_checks(seen.files, version)
+        if self.stack.proxy is not None:  # two projects side by side, each on its own port
+            checks += cs.slot_checks({n: t for n, t in seen.files.items() if n != ".env"})
         return checks
 
     def _host_rule_checks(self, texts: Mapping[str, str], version: str | None) -> list[CheckResult]:
@@ -370,10 +400,44 @@ class ComposeRuntime:
 
     def restart_ops(self, version: str, previous: str | None) -> Program[PhaseResult]:
         """`up -d`, then wait for every container to run and, where Docker has a health
-        check for it, to be healthy; unhealthy or exited fails at once."""
+        check for it, to be healthy; unhealthy or exited fails at once. A slot stack
+        (`proxy:`) restarts the slot whose containers carry `version` (a flag change, a
+        restore), never a third project."""
+        if self.stack.proxy is None:
+            return (yield from self._up_ops(self.base, version, previous, {}))
+        slot = yield from self._slot_of_ops(version)
+        if slot is None:
+            why = self.docker_error or f"no slot's project has containers of {version}"
+            return PhaseResult(False, f"nothing to restart: {why}")
+        return (
+            yield from self._up_ops(
+                self._slot_base(slot), version, previous, self._slot_extra(slot)
+            )
+        )
+
+    def _slot_of_ops(self, version: str) -> Program[str | None]:
+        """The slot whose containers (running first, else stopped) carry `version`."""
+        found: dict[str, list[str]] = {}
+        for slot in cs.SLOTS:
+            containers = yield from self.containers_ops(self._slot_base(slot))
+            wanted = set(self.version_services())
+            found[slot] = [
+                "running" if c["state"] == "running" else "stopped"
+                for c in containers
+                if cc.image_tag(c["image"]) == version and (not wanted or c["service"] in wanted)
+            ]
+        ranked = [s for s in cs.SLOTS if "running" in found[s]]
+        ranked += [s for s in cs.SLOTS if found[s] and s not in ranked]
+        return ranked[0] if ranked else None
+
+    def _up_ops(
+        self, base: list[str], version: str, previous: str | None, extra: dict[str, str]
+    ) -> Program[PhaseResult]:
+        """`up -d` of the project `base` names (with `extra` in the environment), the team's
+        restart hook, then the health wait."""
         phase = PhaseResult(True, "")
         result = yield from self._run(
-            phase, cc.up(self.base), env={self.var: version}, timeout=UP_TIMEOUT_S
+            phase, cc.up(base), env={self.var: version, **extra}, timeout=UP_TIMEOUT_S
         )
         if not result.ok:
             phase.summary = f"docker compose up failed: {self._tail(result)}"
@@ -384,7 +448,7 @@ class ComposeRuntime:
                 phase,
                 spec.argv(),
                 cwd=self.root,
-                env=self.env_for(version, previous),
+                env={**self.env_for(version, previous), **extra},
                 timeout=UP_TIMEOUT_S,
                 label="restart",
             )
@@ -393,7 +457,7 @@ class ComposeRuntime:
                 return phase
         deadline = time.monotonic() + float(self.stack.compose_settings.wait_timeout)
         while True:
-            containers = yield from self.containers_ops()
+            containers = yield from self.containers_ops(base)
             verdict, why = cc.health_verdict(containers)
             if self.docker_error:
                 verdict, why = "fail", self.docker_error
@@ -422,7 +486,68 @@ class ComposeRuntime:
             digests = cc.parse_repo_digests(result.stdout) if result.ok else {}
         return cc.image_digests(containers, digests)
 
+    # -- blue/green slots (`proxy:`; workflows/slots.py calls these) -----------------------
+    def _slot_base(self, slot: str) -> list[str]:
+        return cs.slot_base(self.project, slot, self.root, self.files, self.profiles)
+
+    def _slot_extra(self, slot: str) -> dict[str, str]:
+        from releasegate.proxy.slots import slot_env
+
+        assert self.stack.proxy is not None  # slot steps are planned only with `proxy:`
+        return {
+            **slot_env(self.stack.proxy, slot),
+            "COMPOSE_PROJECT_NAME": cs.slot_project(self.project, slot),
+        }
+
+    def slot_start_ops(
+        self, slot: str, version: str, previous: str | None, was: str | None
+    ) -> Program[PhaseResult]:
+        """`docker compose -p <project>-<slot> up -d` with the slot's port in the environment,
+        next to the live slot's project, and the health wait. `up` recreates whatever the
+        slot ran before (`was`): nothing to stop first."""
+        phase = yield from self._up_ops(
+            self._slot_base(slot), version, previous, self._slot_extra(slot)
+        )
+        where = cs.slot_project(self.project, slot)
+        phase.summary = (
+            f"{version} up in slot {slot} ({where}): {phase.summary}"
+            if phase.ok
+            else f"slot {slot} ({where}): {phase.summary}"
+        )
+        return phase
+
+    def slot_stop_ops(self, slot: str, version: str) -> Program[PhaseResult]:
+        """`docker compose -p <project>-<slot> stop`: the containers stay (not `down`)."""
+        phase = PhaseResult(True, "")
+        where = cs.slot_project(self.project, slot)
+        result = yield from self._run(
+            phase,
+            cs.stop(self._slot_base(slot)),
+            cwd=self.root,
+            env={self.var: version, **self._slot_extra(slot)},
+            timeout=UP_TIMEOUT_S,
+            label=f"stop slot {slot}",
+        )
+        phase.summary = (
+            f"slot {slot} stopped ({where})"
+            if result.ok
+            else f"could not stop slot {slot} ({where}): {self._tail(result)}"
+        )
+        phase.facts["stopped"] = result.ok
+        return phase
+
     def stop_ops(self, command: Any = None) -> Program[PhaseResult]:
+        if command is None and self.stack.proxy is not None:  # both slots write, both stop
+            phase = PhaseResult(True, "")
+            for slot in cs.SLOTS:
+                yield from self._run(
+                    phase, cs.stop(self._slot_base(slot)), cwd=self.root,
+                    env=self._slot_extra(slot), timeout=UP_TIMEOUT_S, label=f"stop slot {slot}",
+                )  # fmt: skip
+            phase.summary = (
+                "stopped: both slots" if phase.ok else "could not stop every slot of the stack"
+            )
+            return phase
         phase = PhaseResult(True, "")
         argv = command.argv() if command is not None else [*self.base, "stop"]
         result = yield from self._run(phase, argv, cwd=self.root, timeout=UP_TIMEOUT_S)

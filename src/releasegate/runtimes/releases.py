@@ -405,6 +405,58 @@ class ReleasesRuntime:
         phase.summary = "stop command passed" if result.ok else f"stop failed: {result.describe()}"
         return phase
 
+    # -- blue/green slots (`proxy:`; workflows/slots.py calls these) -----------------------
+    def _slot_command(
+        self, phase: PhaseResult, slot: str, version: str, previous: str | None, which: str
+    ) -> Program[CommandResult | None]:
+        """The team's restart (start) or stop command, with the slot in its environment."""
+        from releasegate.proxy.slots import slot_env
+
+        assert self.stack.proxy is not None  # slot steps are planned only with `proxy:`
+        spec = self.stack.commands.restart if which == "restart" else self.stack.commands.stop
+        if spec is None:
+            return None
+        result: CommandResult = yield from phase.step(
+            self.redact,
+            spec.argv(),
+            cwd=rc.release_dir(self.root, version) if which == "restart" else self.root,
+            env={**self.env_for(version, previous), **slot_env(self.stack.proxy, slot)},
+            timeout=self.command_timeout,
+            label=f"{which} slot {slot}",
+        )
+        return result
+
+    def slot_start_ops(
+        self, slot: str, version: str, previous: str | None, was: str | None
+    ) -> Program[PhaseResult]:
+        """The stop command frees the slot's port of what ran there (`was`; its outcome is
+        evidence, not a verdict), then the restart command starts `version` with its PORT."""
+        phase = PhaseResult(True, "no restart command configured")
+        freed = PhaseResult(True, "")
+        yield from self._slot_command(freed, slot, was or version, previous, "stop")
+        phase.commands += freed.commands
+        result = yield from self._slot_command(phase, slot, version, previous, "restart")
+        if result is not None:
+            phase.summary = (
+                f"restart command passed in slot {slot}"
+                if result.ok
+                else f"restart command failed in slot {slot}: {result.describe()}"
+            )
+        return phase
+
+    def slot_stop_ops(self, slot: str, version: str) -> Program[PhaseResult]:
+        """The stop command with the slot's environment; without one the slot keeps running."""
+        phase = PhaseResult(True, "")
+        result = yield from self._slot_command(phase, slot, version, None, "stop")
+        phase.facts["stopped"] = result is not None and result.ok
+        if result is None:
+            phase.summary = f"no stop command configured: slot {slot} keeps running"
+        elif result.ok:
+            phase.summary = f"stop command passed in slot {slot}"
+        else:
+            phase.summary = f"stop command failed in slot {slot}: {result.describe()}"
+        return phase
+
     def cleanup_ops(
         self,
         newest_first: Sequence[str],

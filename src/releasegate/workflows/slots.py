@@ -87,37 +87,15 @@ class SlotOps(StepsOps):
             "stop-old-slot": lambda s: self._stop_slot(run, str(s.details.get("old") or "")),
         }
 
-    # -- programs on the host -----------------------------------------------------------------
-    def _slot_command(
-        self, run: Run, slot: str, version: str, which: str
+    # -- programs on the host: the runtime starts and stops a slot (slot_start_ops, ...) --
+    def _slot_program(
+        self, run: Run, phase: str, ops: Callable[[HostRuntime], Program[PhaseResult]]
     ) -> dict[str, HostOutcome]:
-        """The team's restart (start) or stop command, with the slot in its environment."""
-        stack = run.stack
-        assert stack.proxy is not None
-        spec = stack.commands.restart if which == "restart" else stack.commands.stop
-        env_extra = slot_env(stack.proxy, slot)
-
         def program(host: str, rt: HostRuntime) -> Program[HostOutcome]:
-            phase = PhaseResult(True, f"no {which} command configured")
-            if spec is not None:
-                release = rt.root / "releases" / version
-                cwd = release if which == "restart" else rt.root
-                result = yield from phase.step(
-                    rt.redact,
-                    spec.argv(),
-                    cwd=cwd,
-                    env={**rt.env_for(version, run.previous), **env_extra},
-                    timeout=stack.fleet.command_timeout,
-                    label=f"{which} slot {slot}",
-                )
-                phase.summary = (
-                    f"{which} command passed in slot {slot}"
-                    if result.ok
-                    else f"{which} command failed in slot {slot}: {result.describe()}"
-                )
-            return HostOutcome(host, phase.ok, phase.summary, phase.evidence())
+            done = yield from ops(rt)
+            return HostOutcome(host, done.ok, done.summary, done.evidence())
 
-        return run.hosts.fan_out(f"{which}-slot", program)
+        return run.hosts.fan_out(phase, program)
 
     def _start_slot(self, run: Run, step: Step) -> StepBody:
         facts = read_slot_facts(run.stack)
@@ -126,15 +104,14 @@ class SlotOps(StepsOps):
         slot, version = str(step.details["slot"]), run.out.version
         if facts is not None and facts.live == slot:  # moved since the plan: never touch it
             return False, f"slot {slot} is live now: refusing to restart it", [], {}
-        evidence: dict[str, Any] = {"slot": slot}
-        if run.stack.commands.stop is not None:  # free the slot's port of what ran there
-            stopped = self._slot_command(
-                run, slot, read_slot_version(run.stack, slot) or version, "stop"
-            )
-            evidence["stop"] = {h: o.as_dict() for h, o in stopped.items()}
+        was = read_slot_version(run.stack, slot)
         write_slot_version(run.stack, slot, None)
-        started = self._slot_command(run, slot, version, "restart")
-        evidence["start"] = {h: o.as_dict() for h, o in started.items()}
+        started = self._slot_program(
+            run, "start-slot", lambda rt: rt.slot_start_ops(slot, version, run.previous, was)
+        )
+        evidence: dict[str, Any] = {
+            "slot": slot, "start": {h: o.as_dict() for h, o in started.items()},
+        }  # fmt: skip
         ok = all(o.ok for o in started.values())
         if ok:
             write_slot_version(run.stack, slot, version)
@@ -188,16 +165,13 @@ class SlotOps(StepsOps):
         return result.ok, result.summary, [], result.evidence
 
     def _stop_slot(self, run: Run, slot: str) -> StepBody:
-        """Stop what runs in `slot` (the team's stop command, with the slot's environment)."""
+        """Stop what runs in `slot` (the runtime's slot_stop_ops)."""
         if slot not in ("blue", "green"):
             return True, "no old slot to stop", [], {}
-        if run.stack.commands.stop is None:
-            why = f"no stop command configured: slot {slot} keeps running"
-            return True, why, [], {"slot": slot}
         version = read_slot_version(run.stack, slot) or run.out.version
-        outcomes = self._slot_command(run, slot, version, "stop")
+        outcomes = self._slot_program(run, "stop-slot", lambda rt: rt.slot_stop_ops(slot, version))
         ok = all(o.ok for o in outcomes.values())
-        if ok:
+        if ok and all(o.evidence.get("stopped") for o in outcomes.values()):  # else still warm
             write_slot_version(run.stack, slot, None)
         evidence = {
             "slot": slot,
