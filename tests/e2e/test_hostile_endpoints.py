@@ -271,11 +271,17 @@ def modes(root: Path) -> dict[str, int]:
 def test_state_records_and_backups_are_private_and_older_ones_are_tightened(lab):
     assert lab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
     state = lab.root / ".releasegate"
-    found = modes(state)
+    # The CLI closed its connection, which removed SQLite's -wal and -shm: open the ledger
+    # as releasegate does (this test runs with umask 022) to see them while they exist.
+    from releasegate.ledger import Ledger
+
+    with Ledger.open(str(state / "state.db")) as ledger:
+        ledger.locks()
+        found = modes(state)
     for name in (".", "state.db", "state.db-wal", "state.db-shm", "records", "backups"):
         assert name in found, sorted(found)
     for name, mode in found.items():
-        is_dir = (state / name).is_dir()
+        is_dir = (state / name).is_dir() or name in (".", "records", "backups")
         assert mode == (0o700 if is_dir else 0o600), (name, oct(mode))
 
     # As an older releasegate left them: world-readable.
