@@ -16,8 +16,9 @@ Baseline: the same app as a releases stack with no proxy, whose restart stops th
 starts the new one on the same port (today's in-place restart), under the same load.
 
 `--runtimes compose` (default: releases,compose; needs `bash scripts/lab/docker.sh up`): the
-same for the compose runtime on the Docker lab, through nginx: each slot its own compose
-project (tests/e2e_proxy/compose_stack.py), against a plain `docker compose up -d` in place.
+same for the compose runtime on the Docker lab, through each of `--proxies`: each slot its own
+compose project (tests/e2e_proxy/compose_stack.py), against a plain `docker compose up -d` in
+place.
 """
 
 from __future__ import annotations
@@ -51,11 +52,15 @@ def ms(seconds: float) -> float:
 
 
 def summary(results: list[LoadResult]) -> dict[str, Any]:
+    """`results`: the keep-alive clients' then the new-connection clients'."""
     lat = sorted(x for r in results for x in r.latencies)
     merged = LoadResult(latencies=lat)
+    kept, new = results
     return {
         "requests": sum(r.ok + r.failed for r in results),
         "failed": sum(r.failed for r in results),
+        "failed_keepalive": kept.failed,
+        "failed_new_conn": new.failed,
         "errors": {k: sum(r.errors.get(k, 0) for r in results) for r in results for k in r.errors},
         "keepalive_retries": sum(r.stale_retries for r in results),
         "p50_ms": ms(merged.percentile(50)),
@@ -79,9 +84,12 @@ def must(run: Any) -> None:
         raise SystemExit(f"releasegate failed:\n{run.stdout}\n{run.stderr}")
 
 
-def switch_back_ms(stack: SlotStack, target: str) -> float:
+def switch_back_ms(stack: SlotStack, target: str, url: str = "", expect: str = "") -> float:
     """The watch window's rollback: adapter.switch(old slot), until the old version answers
-    through the proxy (polled every 5 ms)."""
+    through the proxy at `url` (polled every 5 ms): its body holds `expect` (the releases
+    app's `version V` unless given; the compose image's /health has `"version": "V"`)."""
+    url = url or stack.proxy.url
+    expect = expect or f"version {target}"
     cfg = ProxyConfig.model_validate(stack.proxy.config())
     switch = adapter_for(cfg)
     back = cfg.other(switch.current() or "blue")
@@ -91,7 +99,7 @@ def switch_back_ms(stack: SlotStack, target: str) -> float:
         raise SystemExit(f"switch back failed: {result.summary}")
     deadline = started + 10
     while time.monotonic() < deadline:
-        if f"version {target}" in get(stack.proxy.url, timeout=2)[1]:
+        if expect in get(url, timeout=2)[1]:
             return ms(time.monotonic() - started)
         time.sleep(0.005)
     raise SystemExit(f"{target} never answered after the switch back")
@@ -210,9 +218,10 @@ def bench_in_place(runs: int, work: Path) -> dict[str, Any]:
                 pass
 
 
-def bench_compose(runs: int, work: Path, *, in_place: bool) -> dict[str, Any]:
-    """The compose runtime: slots through nginx (deploy v2, rollback to the warm v1), or
-    (`in_place`) no proxy and `docker compose up -d` recreating the one project."""
+def bench_compose(runs: int, work: Path, *, in_place: bool, kind: str = "nginx") -> dict[str, Any]:
+    """The compose runtime: slots through the `kind` proxy (deploy v2, rollback to the warm
+    v1, then the watch window's switch back alone), or (`in_place`) no proxy and
+    `docker compose up -d` recreating the one project."""
     from tests.lab.docker import require_docker
     from tests.lab.fixtures import DockerLab
 
@@ -220,8 +229,8 @@ def bench_compose(runs: int, work: Path, *, in_place: bool) -> dict[str, Any]:
         require_docker()
     except BaseException as exc:  # pytest's skip outside pytest: say what is missing
         raise SystemExit(f"the Docker lab is needed for --runtimes compose: {exc}") from None
-    stack: ComposeSlots = make(work / ("compose-in-place" if in_place else "compose"), DockerLab(),
-                               keep_old=True)  # fmt: skip
+    stack: ComposeSlots = make(work / ("compose-in-place" if in_place else f"compose-{kind}"),
+                               DockerLab(), keep_old=True, kind=kind)  # fmt: skip
     url = stack.proxy.url + "/health"
     if in_place:
         port = free_port()
@@ -267,10 +276,16 @@ def bench_compose(runs: int, work: Path, *, in_place: bool) -> dict[str, Any]:
                 time.sleep(0.2)
             _merge(rollbacks[0], k.result)
             _merge(rollbacks[1], n.result)
+        switch_ms: list[float] = []
+        if not in_place:
+            # The watch window's primitive alone: switch to the warm slot and back, timed.
+            for _ in range(runs):
+                old = v2 if f'"version": "{v1}"' in get(url)[1] else v1
+                switch_ms.append(switch_back_ms(stack, old, url, f'"version": "{old}"'))
         result: dict[str, Any] = {
             "proxy": "compose: none (docker compose up -d in place)"
             if in_place
-            else "compose: nginx (a project per slot)",
+            else f"compose: {kind} (a project per slot)",
             "steady": base,
             "deploys": {"runs": runs, **summary(deploys)},
             "deploy_cli_median_s": round(statistics.median(deploy_s), 2),
@@ -281,6 +296,10 @@ def bench_compose(runs: int, work: Path, *, in_place: bool) -> dict[str, Any]:
                 **summary(rollbacks),
                 "cli_median_s": round(statistics.median(rollback_s), 2),
                 "cli_max_s": round(max(rollback_s), 2),
+            }
+            result["switch_back_to_old_answering_ms"] = {
+                "median": statistics.median(switch_ms),
+                "max": max(switch_ms),
             }
         return result
     finally:
@@ -312,12 +331,22 @@ def main() -> int:
                 results.append(bench_proxy(kind, args.runs, Path(tmp)))
         if "compose" in runtimes:
             results.append(bench_compose(args.runs, Path(tmp), in_place=True))
-            results.append(bench_compose(args.runs, Path(tmp), in_place=False))
+            for kind in kinds:
+                # A row that fails (a refused smoke on the shared Docker lab) is recorded
+                # with its reason; the other proxies' rows still run.
+                try:
+                    results.append(bench_compose(args.runs, Path(tmp), in_place=False, kind=kind))
+                except SystemExit as exc:
+                    results.append({"proxy": f"compose: {kind} (a project per slot)",
+                                    "error": str(exc)[-1500:]})  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     for r in results:
         print(f"== {r['proxy']}")
+        if "error" in r:
+            print(f"  FAILED: {r['error']}")
+            continue
         print(f"  steady state: {r['steady']}")
         print(f"  deploys: {r['deploys']}")
         if "deploy_cli_median_s" in r:

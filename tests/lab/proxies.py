@@ -18,7 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -231,9 +231,11 @@ def _nginx(exe: str, folder: Path, port: int, slots: dict[str, str], live: str, 
     return Proxy("nginx", folder, port, slots, log, control, pid=pid)
 
 
-def _caddy(exe: str, folder: Path, port: int, slots: dict[str, str], live: str, log: Path) -> Proxy:
-    admin = free_port()
-    config = {
+def caddy_config(port: int, admin: int, upstream: str, log: Path) -> dict[str, Any]:
+    """The Caddy config the tests and benchmarks run (JSON, as the admin API holds it): one
+    server on 127.0.0.1:`port`, a reverse_proxy whose upstreams releasegate replaces (by the
+    `@id`), an access log as JSON lines."""
+    return {
         "admin": {"listen": f"127.0.0.1:{admin}"},
         "logging": {
             "logs": {
@@ -257,7 +259,7 @@ def _caddy(exe: str, folder: Path, port: int, slots: dict[str, str], live: str, 
                                     {
                                         "@id": "releasegate",
                                         "handler": "reverse_proxy",
-                                        "upstreams": [{"dial": slots[live]}],
+                                        "upstreams": [{"dial": upstream}],
                                     }
                                 ]
                             }
@@ -267,6 +269,11 @@ def _caddy(exe: str, folder: Path, port: int, slots: dict[str, str], live: str, 
             }
         },
     }
+
+
+def _caddy(exe: str, folder: Path, port: int, slots: dict[str, str], live: str, log: Path) -> Proxy:
+    admin = free_port()
+    config = caddy_config(port, admin, slots[live], log)
     path = folder / "caddy.json"
     path.write_text(json.dumps(config))
     env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data"),
