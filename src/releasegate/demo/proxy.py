@@ -157,6 +157,9 @@ def _haproxy_conf(p: DemoProxy) -> str:
 
 
 def _caddy_conf(p: DemoProxy) -> str:
+    # No Caddy setting stops a reload from now and then resetting a new connection queued on
+    # the old listener (grace_period, shutdown_delay, load_balancing retries, /load: measured
+    # by benchmarks/caddy_resets.py); the host's net.ipv4.tcp_migrate_req=1 does (docs/proxy.md).
     server = {
         "listen": [f"127.0.0.1:{p.port}"],
         "logs": {"default_logger_name": "access"},
