@@ -279,7 +279,8 @@ def caddy_may_reset() -> bool:
     over with SO_REUSEPORT (a new socket per config, the old one closed), and the kernel resets
     what was queued on the closed socket unless `net.ipv4.tcp_migrate_req` is 1 (Linux 5.14+;
     per network namespace), which moves those connections to the new socket
-    (benchmarks/caddy_resets.py: 0 resets in 5 x 60 switches with it, 4-16 per 60 without)."""
+    (benchmarks/caddy_resets.py: 0 resets in 6 runs of 60 switches with it; without it, up to
+    20 per 60 whatever the Caddy config)."""
     try:
         return MIGRATE_REQ.read_text().strip() != "1"
     except OSError:
