@@ -489,8 +489,17 @@ class StackConfig(StrictModel):
             fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
         if self.proxy is not None and self.runtime not in ("releases", "compose"):
             fail(f"proxy: slots are built for runtimes releases and compose, not {self.runtime}")
-        if self.proxy is not None and self.on_ssh_hosts:
-            fail("proxy: slots run on the local host only for now (not on SSH hosts)")
+        if self.proxy is not None and self.fleet.strategy != "all":
+            # Each host has its own proxy and every slot step acts on every host at once.
+            fail(
+                f"fleet.strategy: '{self.fleet.strategy}' batches are not built for slots "
+                "behind a proxy: every host's proxy switches in one step (strategy: all)"
+            )
+        if self.proxy is not None and self.fleet.max_failures not in (0, "0", "0%"):
+            fail(
+                "fleet.max_failures: slots behind a proxy need every host to pass each step "
+                "(the hosts' proxies stay alike); leave it 0"
+            )
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)

@@ -491,11 +491,11 @@ class ComposeRuntime:
         return cs.slot_base(self.project, slot, self.root, self.files, self.profiles)
 
     def _slot_extra(self, slot: str) -> dict[str, str]:
-        from releasegate.proxy.slots import slot_env
+        from releasegate.proxy.slots import slot_env, transport_host
 
         assert self.stack.proxy is not None  # slot steps are planned only with `proxy:`
         return {
-            **slot_env(self.stack.proxy, slot),
+            **slot_env(self.stack.proxy, slot, transport_host(self.transport)),
             "COMPOSE_PROJECT_NAME": cs.slot_project(self.project, slot),
         }
 

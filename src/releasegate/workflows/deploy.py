@@ -66,6 +66,12 @@ _STOPS: dict[str, tuple[str, ExitCode, str, str]] = {
         "",
     ),
     "backup": ("failed", ExitCode.FAILED, "backup failed", ""),
+    "slot-facts": (  # stacks with `proxy:` (workflows/slots.py): before any host changes
+        "failed",
+        ExitCode.FAILED,
+        "stopped: the proxies' slots cannot be read or disagree",
+        "bring every host's proxy and slot files in line, then run again",
+    ),
     "prepare": (
         "failed",
         ExitCode.FAILED,
