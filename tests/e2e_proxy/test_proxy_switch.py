@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from releasegate.proxy import adapter_for
-from releasegate.proxy.base import run_here
 from releasegate.proxy.accesslog import fivexx_share, log_offset
+from releasegate.proxy.base import run_here
 from releasegate.proxy.config import ProxyConfig
 from tests.lab.proxies import Proxy, get
 

@@ -144,9 +144,9 @@ def test_proxy_for_releases_and_compose_stacks_local_or_on_ssh_hosts(tmp_path: P
     assert stack.proxy.slot_of("10.0.0.7:8101", "web1.example.com") is None
     assert stack.proxy.shown("blue") == "{host}:8101"
     for strategy in ("rolling", "canary"):  # batches are not built for slots: refused
-        with pytest.raises(BadInput, match=f"fleet.strategy: '{strategy}' batches"):
+        with pytest.raises(BadInput, match=rf"fleet\.strategy: '{strategy}' batches"):
             load(tmp_path, fleet + f"    fleet: {{strategy: {strategy}}}\n")
-    with pytest.raises(BadInput, match="fleet.max_failures"):
+    with pytest.raises(BadInput, match=r"fleet\.max_failures"):
         load(tmp_path, fleet + "    fleet: {max_failures: 1}\n")
 
 

@@ -50,6 +50,8 @@ def request_bytes(
 def parse_answer(method: str, data: bytes, *, max_body: int) -> HttpAnswer:
     """The status and body of a whole answer (read until the server closed); ProxyError
     for anything that is not one complete HTTP/1.1 answer."""
+    if not data:
+        raise ProxyError("no HTTP answer (the server closed without a status line)")
     conn = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=16 * 1024)
     conn.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
     conn.send(h11.EndOfMessage())
