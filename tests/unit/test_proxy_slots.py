@@ -224,3 +224,14 @@ def test_with_a_watch_window_the_old_slot_stops_after_it(tmp_path: Path) -> None
     # A rollback has no window: the slot it leaves stops after the drain.
     warm = SlotFacts("green", {"blue": "v1", "green": "v2"})
     assert names(plan_rollback(load(tmp_path, text), "v1", facts(warm)))[-1] == "stop-old-slot"
+
+
+def test_rollout_options_that_slots_do_not_build_are_refused() -> None:
+    from releasegate.proxy.slots import refused_rollout
+
+    refused_rollout({})
+    refused_rollout({"strategy": "all", "max_failures": 0, "parallel": 4})
+    with pytest.raises(BadInput, match="--strategy rolling"):
+        refused_rollout({"strategy": "rolling", "batch": 2})
+    with pytest.raises(BadInput, match="--max-failures"):
+        refused_rollout({"max_failures": "10%"})

@@ -72,6 +72,21 @@ def combine(per_host: dict[str, SlotFacts], kind: str) -> SlotFacts:
     return SlotFacts(None, {}, error=why)
 
 
+def refused_rollout(overrides: dict[str, Any]) -> None:
+    """A run's rollout options that slots behind a proxy do not build (every host's proxy
+    switches in one step, every host must pass): BadInput, as the config refuses them."""
+    from releasegate.errors import BadInput
+
+    strategy = overrides.get("strategy")
+    if strategy not in (None, "all"):
+        raise BadInput(
+            f"--strategy {strategy}: batches are not built for slots behind a proxy "
+            "(every host's proxy switches in one step)"
+        )
+    if overrides.get("max_failures") not in (None, 0, "0", "0%"):
+        raise BadInput("--max-failures: slots behind a proxy need every host to pass each step")
+
+
 def slot_env(proxy: ProxyConfig, slot: str, host: str = LOCAL_HOST) -> dict[str, str]:
     """What the app started in a slot sees: its slot's name, address and port (on `host`,
     for a slot address with `{host}`)."""

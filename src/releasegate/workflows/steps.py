@@ -58,6 +58,10 @@ class StepsOps(EngineBase):
             from releasegate.errors import BadInput
 
             raise BadInput(f"unknown rollout option(s): {', '.join(sorted(unknown))}")
+        if stack.proxy is not None:  # slot steps act on every host at once (proxy.slots)
+            from releasegate.proxy.slots import refused_rollout
+
+            refused_rollout(overrides)
         return plan_rollout(
             hosts,
             strategy=overrides.get("strategy") or cfg.strategy,
