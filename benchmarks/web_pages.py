@@ -127,7 +127,9 @@ def main() -> int:
         print(
             f"first stacks request (proves the chain, then checkpoints it): {cold_s * 1000:.0f} ms"
         )
-        print(f"  (of the stacks page, Engine.status(), as `releasegate status`: {engine_ms} ms)")
+        print(
+            f"  (of the stacks page, Engine.status(), as `releasegate status`: {engine_ms} ms)"
+        )
         for name, r in results.items():
             mark = "ok" if r["ok"] else "MISSED"
             print(f"  {name:<40} {r['median_ms']:>8.1f} ms  {mark} (target {TARGET_S * 1000:.0f})")
