@@ -36,6 +36,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from releasegate.errors import BadInput, ExitCode, ReleasegateError
+from releasegate.ledger.kinds import KINDS
 from releasegate.textsafe import printable
 from releasegate.users import User, Users
 from releasegate.web import signins, views
@@ -404,7 +405,7 @@ class Dashboard:
         if data["next_before"] is not None:
             older = "/history?" + urlencode({**query, "before": data["next_before"]})
         return self.page("history.html", who, **data, query=query, older=older,
-                         statuses=views.STATUSES)  # fmt: skip
+                         statuses=views.STATUSES, kinds=list(KINDS))  # fmt: skip
 
     async def run_page(self, request: Request, who: Who) -> Response:
         data = await run_in_threadpool(views.run, self.site, request.path_params["action_id"])
