@@ -188,3 +188,15 @@ def test_the_idle_timeout_is_configured(small: Workspace) -> None:
     assert try_sign_in(c, "vic", PASSWORD) == 303
     time.sleep(0.3)  # five times the idle timeout
     assert c.get("/").status_code == 303
+
+
+def test_a_new_password_ends_the_users_sessions_at_once(small: Workspace) -> None:
+    c = client(app_for(small), "127.0.0.6")
+    assert try_sign_in(c, "vic", PASSWORD) == 303
+    assert c.get("/").status_code == 200
+    done = small.rg("user", "passwd", "vic", "--password-stdin", stdin=PASSWORD)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(state(small)) as db:
+        left = db.execute("SELECT COUNT(*) FROM web_sessions WHERE owner = 'vic'").fetchone()[0]
+    assert left == 0
+    assert c.get("/").status_code == 303
