@@ -96,6 +96,11 @@ def verified(app: App, export_dir: Path | None, as_json: bool) -> int:
 @click.option("--action", help="deploy, rollback, smoke, preflight, ...")
 @click.option("--status", help="success, fail, refused, interrupted, running.")
 @click.option("--forced", is_flag=True, help="Only FORCED actions (to audit them).")
+@click.option(
+    "--kind",
+    type=click.Choice(["auth", "deploys"]),
+    help="auth: dashboard sign-ins and sign-outs; deploys: deploys and rollbacks.",
+)
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N.")
 @click.option("--steps", is_flag=True, help="Include the steps inside each run.")
 @click.option(
@@ -114,6 +119,7 @@ def history(
     action: str | None,
     status: str | None,
     forced: bool,
+    kind: str | None,
     last: int | None,
     steps: bool,
     fmt: str,
@@ -135,6 +141,10 @@ def history(
         "last": last,
         "top_level_only": not steps,
     }
+    if kind is not None:
+        from releasegate.ledger.kinds import actions_of
+
+        filters["any_action"] = actions_of(kind)
     if fmt == "log" and not as_json:
         from releasegate.ledger import format_log_row
 

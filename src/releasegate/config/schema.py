@@ -606,6 +606,8 @@ class WebConfig(StrictModel):
     # Session cookies marked Secure: on when the dashboard is reached over TLS (a proxy's).
     secure_cookies: bool = False
     session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    # A session unused this long ends (sessions live in the state database: web/sessions.py).
+    session_idle_minutes: Annotated[float, Field(gt=0, le=24 * 30 * 60)] = 120.0
     # Host header names answered besides the bound address and localhost (DNS rebinding):
     # a proxy's public name (any port), NAME:PORT, or *.example.com.
     allowed_hosts: list[Annotated[str, Field(pattern=ALLOWED_HOST)]] = Field(default_factory=list)

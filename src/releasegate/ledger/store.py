@@ -18,6 +18,7 @@ from releasegate.ledger.db import (
     SQLiteDatabase,
     sqlite_path_from_url,
 )
+from releasegate.ledger.kinds import pick
 from releasegate.ledger.schema import HEAD_REVISION, current_revision
 from releasegate.ledger.trust import (
     BLOCK,
@@ -478,6 +479,7 @@ class Ledger:
         forced: bool | None = None,
         last: int | None = None,
         top_level_only: bool = True,
+        any_action: tuple[str, ...] = (),
     ) -> list[tuple[Any, ...]]:
         """(started ts, stack, env, action, version, status, notes, forced, reason) oldest
         first: the seed log's fields only, without building ActionRecords (history over 100k
@@ -487,7 +489,7 @@ class Ledger:
         where, params = self._where(
             stack=stack,
             env=env,
-            actions=(action,) if action is not None else (),
+            actions=pick(action, any_action),
             status=status,
             forced=forced,
             top_level_only=top_level_only,
@@ -510,12 +512,14 @@ class Ledger:
         last: int | None = None,
         top_level_only: bool = True,
         since_seq: int | None = None,
+        any_action: tuple[str, ...] = (),
     ) -> list[ActionRecord]:
-        """Actions oldest first; ``last`` keeps the newest N; ``since_seq``: seq > since_seq."""
+        """Actions oldest first; ``last`` keeps the newest N; ``since_seq``: seq > since_seq;
+        ``any_action``: only these actions (a kind of history, ledger/kinds.py)."""
         return self._actions(
             stack=stack,
             env=env,
-            actions=(action,) if action is not None else (),
+            actions=pick(action, any_action),
             status=status,
             forced=forced,
             last=last,
@@ -534,13 +538,14 @@ class Ledger:
         status: str | None = None,
         user: str | None = None,
         forced: bool | None = None,
+        any_action: tuple[str, ...] = (),
     ) -> list[ActionRecord]:
         """Top-level actions newest first, at most ``limit``, older than ``before_seq``: keyset
         pagination (the dashboard's history), as fast on page 1000 as on page 1."""
         where, params = self._where(
             stack=stack,
             env=env,
-            actions=(action,) if action is not None else (),
+            actions=pick(action, any_action),
             status=status,
             forced=forced,
             user=user,
