@@ -213,10 +213,12 @@ def clean_filters(query: dict[str, str]) -> dict[str, Any]:
 def history(
     site: Site, filters: dict[str, Any], before: int | None, limit: int = PAGE_SIZE
 ) -> dict[str, Any]:
+    from releasegate.ledger import ActionFilter
+
     limit = max(1, min(int(limit), MAX_PAGE))
     with site.ledger() as ledger:
         # One more than shown: whether an older page exists, without counting 100,000 rows.
-        rows = ledger.page(limit=limit + 1, before_seq=before, **filters)
+        rows = ledger.page(ActionFilter(**filters), limit=limit + 1, before_seq=before)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
