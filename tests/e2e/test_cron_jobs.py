@@ -44,6 +44,12 @@ def clab(tmp_path):
     _teardown(lab)
 
 
+def _crontab(user: str) -> str:
+    return subprocess.run(
+        ["crontab", "-u", user, "-l"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
 def _report(lab: Lab, command: str = "verify") -> tuple[int, dict]:
     out = lab.rg("cron", command, "web-staging", "staging", "--json")
     return out.returncode, json.loads(out.stdout)
@@ -117,9 +123,7 @@ def test_crontab_target_keeps_other_lines_and_backs_them_up(clab: Lab) -> None:
     try:
         _with_cron(clab, f"    cron:\n      user: {user}\n" + JOBS)
         assert clab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
-        now = subprocess.run(
-            ["crontab", "-u", user, "-l"], capture_output=True, text=True, check=True
-        ).stdout
+        now = _crontab(user)
         assert now.startswith(theirs)  # their lines first, untouched
         assert "# BEGIN releasegate web-staging" in now and "# job monitor" in now
         assert "@hourly cd " in now  # a crontab line names no user
@@ -183,9 +187,7 @@ def test_a_crontab_over_the_output_bound_round_trips_exactly(clab: Lab) -> None:
         _with_cron(clab, f"    cron:\n      user: {user}\n" + JOBS)
         done = clab.rg("deploy", "web-staging", "staging", "v1")
         assert done.returncode == 0, done.stdout + done.stderr
-        now = subprocess.run(
-            ["crontab", "-u", user, "-l"], capture_output=True, text=True, check=True
-        ).stdout
+        now = _crontab(user)
         assert "characters cut" not in now
         assert now.startswith(theirs)  # every one of their lines, in order, untouched
         assert "# BEGIN releasegate web-staging" in now[len(theirs) :]
@@ -195,9 +197,7 @@ def test_a_crontab_over_the_output_bound_round_trips_exactly(clab: Lab) -> None:
         assert code == 0 and report["ok"], report
         # The next release replaces the block only: their lines stay exact.
         assert clab.rg("deploy", "web-staging", "staging", "v2").returncode == 0
-        again = subprocess.run(
-            ["crontab", "-u", user, "-l"], capture_output=True, text=True, check=True
-        ).stdout
+        again = _crontab(user)
         assert again.startswith(theirs) and "RELEASEGATE_VERSION=v2 " in again
     finally:
         subprocess.run(["crontab", "-u", user, "-r"], capture_output=True)

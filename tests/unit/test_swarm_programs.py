@@ -91,10 +91,10 @@ def _drive(program: Program[Any], docker: FakeSwarm) -> Any:
         return stop.value
 
 
-def _runtime(tmp_path: Path) -> SwarmRuntime:
+def _runtime(tmp_path: Path, compose: str = "") -> SwarmRuntime:
     (tmp_path / "releasegate.yaml").write_text(
         "stacks:\n  shop-staging:\n    env: staging\n    runtime: swarm\n"
-        f"    dir: {tmp_path}/run\n    compose: {{project: shop, wait_timeout: 5}}\n"
+        f"    dir: {tmp_path}/run\n    compose: {{project: shop, wait_timeout: 5{compose}}}\n"
     )
     stack = load_config(tmp_path / "releasegate.yaml").stack("shop-staging")
     return SwarmRuntime(stack, LocalTransport(), Redactor(["hunter2"]), "tok")
@@ -123,13 +123,7 @@ def test_a_failed_rollout_goes_back_only_where_swarm_did_not(tmp_path: Path) -> 
 
 def test_compose_and_swarm_rule_findings_become_checks_alike(tmp_path: Path) -> None:
     """Both runtimes' rules name file:line and service, and carry the finding's evidence."""
-    (tmp_path / "releasegate.yaml").write_text(
-        "stacks:\n  shop-staging:\n    env: staging\n    runtime: swarm\n"
-        f"    dir: {tmp_path}/run\n"
-        "    compose: {project: shop, wait_timeout: 5, rules: [no-latest]}\n"
-    )
-    stack = load_config(tmp_path / "releasegate.yaml").stack("shop-staging")
-    rt = SwarmRuntime(stack, LocalTransport(), Redactor([]), "tok")
+    rt = _runtime(tmp_path, ", rules: [no-latest]")
     stack_file = tmp_path / "stack.yml"
     stack_file.write_text("services:\n  web:\n    image: r/web:latest\n")
     checks = rt.rule_checks([stack_file], tmp_path, {}, None)
