@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -132,26 +131,25 @@ def history(
     the seed's deploy-history.log, so old greps keep working:
       releasegate history --format log | grep "| FORCED"
     """
-    filters: dict[str, Any] = {
-        "stack": stack,
-        "env": env,
-        "action": action,
-        "status": status,
-        "forced": True if forced else None,
-        "last": last,
-        "top_level_only": not steps,
-    }
-    if kind is not None:
-        from releasegate.ledger.kinds import actions_of
+    from releasegate.ledger import ActionFilter
+    from releasegate.ledger.kinds import actions_of
 
-        filters["any_action"] = actions_of(kind)
+    keep = ActionFilter(
+        stack=stack,
+        env=env,
+        action=action,
+        status=status,
+        forced=True if forced else None,
+        top_level_only=not steps,
+        any_action=actions_of(kind) if kind is not None else (),
+    )
     if fmt == "log" and not as_json:
         from releasegate.ledger import format_log_row
 
-        rows = app.ledger.log_rows(**filters)
+        rows = app.ledger.log_rows(keep, last=last)
         sys.stdout.write("".join(printable(format_log_row(row)) + "\n" for row in rows))
         return 0
-    records = app.ledger.actions(**filters)
+    records = app.ledger.matching(keep, last=last)
     if as_json or fmt == "json":
         print_json_lines(records)
         return 0

@@ -219,6 +219,7 @@ def clean_filters(query: dict[str, str]) -> dict[str, Any]:
 def history(
     site: Site, filters: dict[str, Any], before: int | None, limit: int = PAGE_SIZE
 ) -> dict[str, Any]:
+    from releasegate.ledger import ActionFilter
     from releasegate.ledger.kinds import actions_of
 
     limit = max(1, min(int(limit), MAX_PAGE))
@@ -227,7 +228,7 @@ def history(
         query["any_action"] = actions_of(filters["kind"])
     with site.ledger() as ledger:
         # One more than shown: whether an older page exists, without counting 100,000 rows.
-        rows = ledger.page(limit=limit + 1, before_seq=before, **query)
+        rows = ledger.page(ActionFilter(**query), limit=limit + 1, before_seq=before)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
