@@ -296,7 +296,7 @@ def test_the_failing_log_names_its_host() -> None:
                  "/srv/access.log": {"offset": 0, "inode": 1}} for h in ("h1", "h2")}  # fmt: skip
     checks = Checks(cfg, ["h1", "h2"], marks, read_logs=hosts.read, redact=str.upper)
     [log, share] = checks.round()
-    assert log.ok and share.ok and "on 2 host(s)" in log.summary  # the old ERROR is not counted
+    assert log.ok and share.ok and "(across 2 hosts)" in log.summary  # the old ERROR is not counted
     hosts.files["h2"]["/srv/app.log"] += b"boot\nERROR: db gone token=abc\n"
     hosts.files["h1"]["/srv/access.log"] += (NGINX + b"\n") * 3
     [log, share] = checks.round()

@@ -143,7 +143,9 @@ class Checks:
         if bad:
             summary = "; ".join(f"{h}: {verdicts[h].summary}" for h in bad)
             return CheckResult(name, False, summary, evidence)
-        return CheckResult(name, True, f"{overall.summary} on {len(verdicts)} host(s)", evidence)
+        return CheckResult(
+            name, True, f"{overall.summary} (across {len(verdicts)} hosts)", evidence
+        )
 
     def round(self) -> list[CheckResult]:
         cfg = self.config
