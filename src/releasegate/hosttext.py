@@ -14,6 +14,7 @@ import base64
 import binascii
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -39,20 +40,29 @@ _READ = (
 
 # $1 path, $2 the offset to read from (0-based), $3 the same + 1 (tail counts from 1: no
 # arithmetic on an argument in the shell), $4 how many bytes, $5 the inode the offset was
-# taken on ("" when unknown). The first line says "SIZE INODE FROM": the file's size and
-# inode now and where this read began, which is 0 when the file shrank below the offset or
-# is another file (rotated, truncated); then the bytes as base64.
+# taken on ("" when unknown), $6 the most base64 characters a compressed answer may have,
+# $7 how many bytes to send plain when it would have more. The first line says "SIZE INODE
+# FROM KIND": the file's size and inode now, where this read began (0 when the file shrank
+# below the offset or is another file: rotated, truncated), and `z` (the $4 bytes, gzip) or
+# `b` (at most $7 bytes, plain); then the bytes as base64. Logs shrink to a tenth or less
+# under gzip, so one round trip carries ten times more; junk that does not shrink comes plain.
 _RANGE = (
     'if [ -e "$1" ]; then '
     '[ -f "$1" ] && [ -r "$1" ] || { echo "not a readable file: $1" >&2; exit 1; }; '
     "st=$(stat -L -c '%s %i' -- \"$1\") || exit 1; "
     "size=${st%% *}; ino=${st##* }; from=$2; first=$3; "
     'if [ "$size" -lt "$2" ] || { [ -n "$5" ] && [ "$5" != "$ino" ]; }; then from=0; first=1; fi; '
-    'echo "$size $ino $from"; '
-    'tail -c +"$first" -- "$1" | head -c "$4" | base64 -w0; exit $?; fi; '
+    "if command -v gzip >/dev/null 2>&1; then "
+    'z=$(tail -c +"$first" -- "$1" | head -c "$4" | gzip -c | base64 -w0) || exit 1; '
+    'if [ "${#z}" -le "$6" ]; then echo "$size $ino $from z"; echo "$z"; exit 0; fi; fi; '
+    'echo "$size $ino $from b"; '
+    'tail -c +"$first" -- "$1" | head -c "$7" | base64 -w0; exit $?; fi; '
     '[ -L "$1" ] && { echo "a dangling link: $1" >&2; exit 1; }; exit 3'
 )
-_RANGE_HEAD = re.compile(r"(\d{1,19}) (\d{1,20}) (\d{1,19})\n([A-Za-z0-9+/=]*)\n?")
+_RANGE_HEAD = re.compile(r"(\d{1,19}) (\d{1,20}) (\d{1,19}) ([zb])\n([A-Za-z0-9+/=]*)\n?")
+Z_LIMIT = CHUNK * 4 // 3 + 4  # base64 characters of a compressed answer at most
+Z_FIRST = 8 * CHUNK  # bytes a read asks for compressed first; then as its ratio allows
+Z_MOST = 1024 * 1024  # ... up to this much per round trip
 RANGE_TIMEOUT = 15.0  # seconds one round trip of a range read may take
 
 
@@ -119,26 +129,42 @@ def read_argv(path: PurePosixPath, start: int, count: int = CHUNK) -> list[str]:
     return ["sh", "-c", _READ, "sh", str(path), str(start), str(count)]
 
 
-def range_argv(path: PurePosixPath, offset: int, count: int, inode: int | None = None) -> list[str]:
+def range_argv(
+    path: PurePosixPath, offset: int, count: int, inode: int | None = None, *, plain: int = CHUNK
+) -> list[str]:
     """One round trip of a range read: the file's size and inode, and `count` bytes from
-    `offset` (from 0 when the file shrank below it or its inode is not `inode`)."""
-    if offset < 0 or count < 0:
-        raise ValueError("a range read needs a non-negative offset and count")
+    `offset` compressed, or at most `plain` bytes as they are when they do not shrink under
+    the bound (from 0 when the file shrank below `offset` or its inode is not `inode`)."""
+    if offset < 0 or count < 0 or plain < 0:
+        raise ValueError("a range read needs a non-negative offset and counts")
     ino = "" if inode is None else str(int(inode))
-    return ["sh", "-c", _RANGE, "sh", str(path), str(offset), str(offset + 1), str(count), ino]
+    return [
+        "sh", "-c", _RANGE, "sh", str(path), str(offset), str(offset + 1), str(count), ino,
+        str(Z_LIMIT), str(min(count, plain)),
+    ]  # fmt: skip
 
 
-def parse_range(stdout: str) -> tuple[int, int, int, bytes] | None:
-    """(size, inode, from, bytes) of one range round trip's output; None when the output is
-    not one (a hostile or broken host answers anything)."""
+def parse_range(stdout: str, count: int) -> tuple[int, int, int, bool, bytes] | None:
+    """(size, inode, from, compressed, bytes) of one range round trip's output that asked
+    for `count` bytes; None when the output is not one (a hostile or broken host answers
+    anything, a gzip bomb too: never more than `count` bytes are inflated)."""
     found = _RANGE_HEAD.fullmatch(stdout)
     if found is None:
         return None
     try:
-        data = base64.b64decode(found[4], validate=True)
+        data = base64.b64decode(found[5], validate=True)
     except (binascii.Error, ValueError):
         return None
-    return int(found[1]), int(found[2]), int(found[3]), data
+    packed = found[4] == "z"
+    if packed:
+        try:
+            inflate = zlib.decompressobj(wbits=31)  # gzip
+            data = inflate.decompress(data, count + 1)
+        except zlib.error:
+            return None
+        if len(data) > count or inflate.unconsumed_tail or not inflate.eof:
+            return None
+    return int(found[1]), int(found[2]), int(found[3]), packed, data
 
 
 def read_range_program(
@@ -151,19 +177,22 @@ def read_range_program(
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Program[HostRange]:
-    """Read at most `max_bytes` of `path` from `offset`, one CHUNK per round trip, until the
-    file's end, the byte cap, or `deadline` (a `clock()` value; checked between round trips,
-    each bounded by `timeout`). A file that shrank below `offset` or is not the file of
-    `inode` any more (rotated, truncated) is read from its start (`rotated`). `max_bytes`
-    0 only looks: its size and inode (where a later read starts)."""
+    """Read at most `max_bytes` of `path` from `offset`, in round trips of CHUNK bytes plain
+    or more compressed, until the file's end, the byte cap, or `deadline` (a `clock()`
+    value; checked between round trips, each bounded by `timeout`). A file that shrank below
+    `offset` or is not the file of `inode` any more (rotated, truncated) is read from its
+    start (`rotated`). `max_bytes` 0 only looks: its size and inode (where a later read
+    starts)."""
     data = b""
     start: int | None = None
     size: int | None = None
     ino: int | None = None
     pos = offset
+    span = Z_FIRST
     while True:
-        want = min(CHUNK, max_bytes - len(data))
-        result: CommandResult = yield cmd(range_argv(path, pos, want, inode), timeout=timeout)
+        want = min(span, max_bytes - len(data))
+        argv = range_argv(path, pos, want, inode)
+        result: CommandResult = yield cmd(argv, timeout=timeout)
         if result.exit_code == MISSING and not result.error and start is None:
             return HostRange(start=0, rotated=offset > 0)
         if not result.ok:
@@ -172,18 +201,21 @@ def read_range_program(
             if start is not None:  # what was read stands; the next read goes on from there
                 break
             return HostRange(start=offset, error=f"cannot read {path}: {why}", lost=lost)
-        parsed = parse_range(result.stdout)
+        parsed = parse_range(result.stdout, want)
         if parsed is None:
             if start is not None:
                 break
-            return HostRange(start=offset, error=f"cannot read {path}: the host's answer "
-                             "is not a size and base64")  # fmt: skip
-        now_size, now_ino, began, chunk = parsed
-        if len(chunk) > want or began not in (pos, 0):
+            return HostRange(
+                start=offset, error=f"cannot read {path}: the host's answer is not a range"
+            )
+        now_size, now_ino, began, packed, chunk = parsed
+        asked = want if packed else min(want, CHUNK)
+        if len(chunk) > asked or began not in (pos, 0):
             if start is not None:
                 break
-            return HostRange(start=offset, error=f"cannot read {path}: the host sent "
-                             "other bytes than asked for")  # fmt: skip
+            return HostRange(
+                start=offset, error=f"cannot read {path}: the host sent other bytes than asked for"
+            )
         if start is None:
             start = began
         elif began != pos:  # rotated between two round trips: the next read sees it
@@ -192,7 +224,14 @@ def read_range_program(
         inode = ino  # the rest must come from the same file
         data += chunk
         pos = began + len(chunk)
-        if len(chunk) < want or len(data) >= max_bytes or pos >= size:
+        # The next round trip asks for as much as shrinks under the bound at this one's
+        # ratio (with a tenth to spare); what came plain asks for less.
+        if packed:
+            span = want * Z_LIMIT * 9 // (10 * max(1, len(result.stdout)))
+        else:
+            span //= 4
+        span = max(CHUNK, min(span, Z_MOST))
+        if len(chunk) < asked or len(data) >= max_bytes or pos >= size:
             break
         if deadline is not None and clock() >= deadline:
             break

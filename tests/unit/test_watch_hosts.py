@@ -7,6 +7,7 @@ the per-host verdicts that name the host whose log failed."""
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 from collections.abc import Generator
 from pathlib import Path, PurePosixPath
@@ -32,7 +33,12 @@ def _answer(stdout: str = "", code: int = 0, stderr: str = "", error: str = "") 
 
 
 def _chunk(size: int, ino: int, start: int, data: bytes) -> CommandResult:
-    return _answer(f"{size} {ino} {start}\n" + base64.b64encode(data).decode())
+    """A plain answer (what a host sends for bytes that do not shrink, or without gzip)."""
+    return _answer(f"{size} {ino} {start} b\n" + base64.b64encode(data).decode())
+
+
+def _packed(size: int, ino: int, start: int, data: bytes) -> CommandResult:
+    return _answer(f"{size} {ino} {start} z\n" + base64.b64encode(gzip.compress(data)).decode())
 
 
 def drive(program: Generator[Any, Any, Any], answers: list[CommandResult]) -> tuple[Any, list]:
@@ -52,37 +58,51 @@ def drive(program: Generator[Any, Any, Any], answers: list[CommandResult]) -> tu
 
 
 def test_range_argv_is_data_and_every_value_an_argument() -> None:
-    argv = range_argv(P, 120, 4096, inode=77)
-    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", str(P), "120", "121", "4096", "77"]
-    assert "stat -L -c '%s %i'" in argv[2] and "base64 -w0" in argv[2]
+    argv = range_argv(P, 120, 40_000, inode=77)
+    assert argv[:2] == ["sh", "-c"]
+    assert argv[3:] == [
+        "sh", str(P), "120", "121", "40000", "77", str(hosttext.Z_LIMIT), str(hosttext.CHUNK),
+    ]  # fmt: skip
+    assert "stat -L -c '%s %i'" in argv[2] and "gzip -c | base64 -w0" in argv[2]
     assert "$1" in argv[2] and str(P) not in argv[2]  # the path never enters the script
-    assert range_argv(P, 0, 0)[-1] == ""  # no inode known: not compared
+    assert range_argv(P, 0, 0)[8:] == ["", str(hosttext.Z_LIMIT), "0"]  # no inode: not compared
     hostile = PurePosixPath("/srv/x; rm -rf / #$(id)")
     assert range_argv(hostile, 0, 1)[4] == str(hostile)
     with pytest.raises(ValueError):
         range_argv(P, -1, 10)
+    assert hosttext.Z_LIMIT + 50 < hosttext.OUTPUT_LIMIT  # an answer is never cut
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 @pytest.mark.parametrize(
     ("stdout", "parsed"),
     [
-        ("12 345 0\n" + base64.b64encode(b"a\nb").decode(), (12, 345, 0, b"a\nb")),
-        ("0 9 0\n", (0, 9, 0, b"")),
-        ("5 9 5\n\n", (5, 9, 5, b"")),
-        ("12 345 0\n!!!!", None),  # not base64
-        ("12 345\nYQ==", None),  # a field missing
-        ("-1 2 0\nYQ==", None),
-        ("1 2 3\nYQ==\nextra", None),
-        ("9" * 30 + " 1 0\n", None),  # a size no file has
+        ("12 345 0 b\n" + _b64(b"a\nb"), (12, 345, 0, False, b"a\nb")),
+        ("12 345 0 z\n" + _b64(gzip.compress(b"a\nb")), (12, 345, 0, True, b"a\nb")),
+        ("0 9 0 b\n", (0, 9, 0, False, b"")),
+        ("5 9 5 z\n" + _b64(gzip.compress(b"")) + "\n", (5, 9, 5, True, b"")),
+        ("12 345 0 b\n!!!!", None),  # not base64
+        ("12 345 0\nYQ==", None),  # a field missing
+        ("12 345 0 x\nYQ==", None),
+        ("-1 2 0 b\nYQ==", None),
+        ("1 2 3 b\nYQ==\nextra", None),
+        ("9" * 30 + " 1 0 b\n", None),  # a size no file has
+        ("1 2 0 z\n" + _b64(b"not gzip"), None),
+        ("1 2 0 z\n" + _b64(gzip.compress(b"abc")[:-6]), None),  # cut short
+        ("1 2 0 z\n" + _b64(gzip.compress(b"\0" * 1_000_000)), None),  # a bomb: 1 MB for 100
         ("", None),
         ("\x1b[31mhello\n", None),
     ],
 )
 def test_parse_range(stdout: str, parsed: tuple | None) -> None:
-    assert parse_range(stdout) == parsed
+    assert parse_range(stdout, 100) == parsed
 
 
 def test_a_range_comes_in_chunks_up_to_the_cap() -> None:
+    # junk that does not shrink comes plain, CHUNK bytes a round trip
     data = bytes(range(256)) * 100  # 25,600 bytes of binary junk
     c = hosttext.CHUNK
     answers = [
@@ -94,11 +114,20 @@ def test_a_range_comes_in_chunks_up_to_the_cap() -> None:
     assert got == HostRange(data[:25_000], 500, len(data) + 500, 7)
     assert got.end == 25_500 and not got.rotated
     # each round trip asks for the rest, on the file of the first answer's inode
-    assert [a[5:] for a in asked] == [
-        ("500", "501", str(c), ""),
-        (str(500 + c), str(501 + c), str(c), "7"),
+    assert [a[5:9] for a in asked] == [
+        ("500", "501", "25000", ""),
+        (str(500 + c), str(501 + c), str(25_000 - c), "7"),
         (str(500 + 2 * c), str(501 + 2 * c), str(25_000 - 2 * c), "7"),
     ]
+    # text that shrinks comes compressed, more a round trip as its ratio allows
+    text = b"127.0.0.1 - - [03/Dec/2026] \"GET / HTTP/1.1\" 200 12\n" * 5_000
+    first = hosttext.Z_FIRST
+    answer = _packed(len(text), 3, 0, text[:first])
+    second = len(text) - first
+    got, asked = drive(
+        read_range_program(P, 0, len(text)), [answer, _packed(len(text), 3, first, text[first:])]
+    )
+    assert got.data == text and [a[7] for a in asked] == [str(first), str(second)]
 
 
 def test_a_range_stops_at_the_end_of_the_file_and_at_the_deadline() -> None:
@@ -127,7 +156,7 @@ def test_rotation_missing_errors_and_hostile_answers() -> None:
     got, _ = drive(read_range_program(P, 7, 100), [_answer(code=-1, error="connection lost")])
     assert got.lost and "connection lost" in got.error and got.end == 7
     got, _ = drive(read_range_program(P, 0, 100), [_answer("Permission denied\n")])
-    assert "not a size and base64" in got.error
+    assert "not a range" in got.error
     # more bytes than asked for, or from elsewhere: refused, nothing taken
     got, _ = drive(read_range_program(P, 0, 3), [_chunk(10, 1, 0, b"toolong")])
     assert "other bytes than asked for" in got.error
@@ -177,6 +206,10 @@ def test_a_real_file_byte_for_byte_rotated_truncated_and_missing(tmp_path: Path)
     gone = _read(log, 11, 100)
     assert gone.missing and gone.end == 0
     assert "not a readable file" in _read(tmp_path, 0, 10).error
+    # random bytes do not shrink: they come plain, CHUNK a round trip, exact all the same
+    noise = tmp_path / "noise"
+    noise.write_bytes(os.urandom(30_000))
+    assert _read(noise, 1, 10**6).data == noise.read_bytes()[1:]
 
 
 def test_marks_and_reads_per_host_programs(tmp_path: Path) -> None:
