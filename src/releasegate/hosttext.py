@@ -40,19 +40,20 @@ _READ = (
 
 # $1 path, $2 the offset to read from (0-based), $3 the same + 1 (tail counts from 1: no
 # arithmetic on an argument in the shell), $4 how many bytes, $5 the inode the offset was
-# taken on ("" when unknown), $6 the most base64 characters a compressed answer may have,
-# $7 how many bytes to send plain when it would have more. The first line says "SIZE INODE
-# FROM KIND": the file's size and inode now, where this read began (0 when the file shrank
-# below the offset or is another file: rotated, truncated), and `z` (the $4 bytes, gzip) or
-# `b` (at most $7 bytes, plain); then the bytes as base64. Logs shrink to a tenth or less
-# under gzip, so one round trip carries ten times more; junk that does not shrink comes plain.
+# taken on ("" when unknown), $6 the most base64 characters a compressed answer may have (0:
+# do not compress), $7 how many bytes to send plain when it would have more. The first line
+# says "SIZE INODE FROM KIND": the file's size and inode now, where this read began (0 when
+# the file shrank below the offset or is another file: rotated, truncated), and `z` (the $4
+# bytes, gzip) or `b` (at most $7 bytes, plain); then the bytes as base64. Logs shrink to a
+# fifth or less under gzip, so one round trip carries that much more; bytes that do not
+# shrink come plain.
 _RANGE = (
     'if [ -e "$1" ]; then '
     '[ -f "$1" ] && [ -r "$1" ] || { echo "not a readable file: $1" >&2; exit 1; }; '
     "st=$(stat -L -c '%s %i' -- \"$1\") || exit 1; "
     "size=${st%% *}; ino=${st##* }; from=$2; first=$3; "
     'if [ "$size" -lt "$2" ] || { [ -n "$5" ] && [ "$5" != "$ino" ]; }; then from=0; first=1; fi; '
-    "if command -v gzip >/dev/null 2>&1; then "
+    'if [ "$6" -gt 0 ] && command -v gzip >/dev/null 2>&1; then '
     'z=$(tail -c +"$first" -- "$1" | head -c "$4" | gzip -c | base64 -w0) || exit 1; '
     'if [ "${#z}" -le "$6" ]; then echo "$size $ino $from z"; echo "$z"; exit 0; fi; fi; '
     'echo "$size $ino $from b"; '
@@ -130,7 +131,13 @@ def read_argv(path: PurePosixPath, start: int, count: int = CHUNK) -> list[str]:
 
 
 def range_argv(
-    path: PurePosixPath, offset: int, count: int, inode: int | None = None, *, plain: int = CHUNK
+    path: PurePosixPath,
+    offset: int,
+    count: int,
+    inode: int | None = None,
+    *,
+    plain: int = CHUNK,
+    packed: bool = True,
 ) -> list[str]:
     """One round trip of a range read: the file's size and inode, and `count` bytes from
     `offset` compressed, or at most `plain` bytes as they are when they do not shrink under
@@ -140,7 +147,7 @@ def range_argv(
     ino = "" if inode is None else str(int(inode))
     return [
         "sh", "-c", _RANGE, "sh", str(path), str(offset), str(offset + 1), str(count), ino,
-        str(Z_LIMIT), str(min(count, plain)),
+        str(Z_LIMIT if packed else 0), str(min(count, plain)),
     ]  # fmt: skip
 
 
@@ -189,9 +196,10 @@ def read_range_program(
     ino: int | None = None
     pos = offset
     span = Z_FIRST
+    packing = True  # off once the smallest compressed try did not fit: the rest comes plain
     while True:
-        want = min(span, max_bytes - len(data))
-        argv = range_argv(path, pos, want, inode)
+        want = min(span, max_bytes - len(data)) if packing else min(CHUNK, max_bytes - len(data))
+        argv = range_argv(path, pos, want, inode, packed=packing)
         result: CommandResult = yield cmd(argv, timeout=timeout)
         if result.exit_code == MISSING and not result.error and start is None:
             return HostRange(start=0, rotated=offset > 0)
@@ -229,6 +237,7 @@ def read_range_program(
         if packed:
             span = want * Z_LIMIT * 9 // (10 * max(1, len(result.stdout)))
         else:
+            packing = span > CHUNK
             span //= 4
         span = max(CHUNK, min(span, Z_MOST))
         if len(chunk) < asked or len(data) >= max_bytes or pos >= size:
