@@ -72,6 +72,7 @@ class Talk:
     request: bytes
     timeout: float
     max_answer: int = 256 * 1024
+    connect_only: bool = False  # only whether something accepts a connection there
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,8 @@ def talk_local(op: Talk) -> TalkReply:
         else:
             sock = socket.create_connection(where, timeout=op.timeout)
         with sock:
+            if op.connect_only:
+                return TalkReply()
             sock.sendall(op.request)
             while True:
                 left = deadline - time.monotonic()
@@ -256,6 +259,8 @@ async def _talk_async(op: Talk, host: AsyncSshHost) -> TalkReply:
     try:
         async with asyncio.timeout(op.timeout):
             reader, writer = await host.open_stream(where)
+            if op.connect_only:
+                return TalkReply()
             writer.write(op.request)
             while True:
                 chunk = await reader.read(min(65536, op.max_answer + 1 - len(data)))

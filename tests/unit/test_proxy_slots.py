@@ -235,3 +235,42 @@ def test_rollout_options_that_slots_do_not_build_are_refused() -> None:
         refused_rollout({"strategy": "rolling", "batch": 2})
     with pytest.raises(BadInput, match="--max-failures"):
         refused_rollout({"max_failures": "10%"})
+
+
+def test_a_free_slot_is_warm_only_where_it_is_warm_on_every_host() -> None:
+    from releasegate.proxy.slots import combine
+
+    warm = SlotFacts("green", {"blue": "v1", "green": "v2"})
+    cold = SlotFacts("green", {"green": "v2"})  # blue's app died on this host
+    assert combine({"h1": warm, "h2": warm}, "nginx") == warm
+    merged = combine({"h1": warm, "h2": cold}, "nginx")
+    assert not merged.error and merged.live == "green"
+    assert merged.versions == {"green": "v2"} and not merged.warm("v1")
+    older = SlotFacts("green", {"blue": "v0", "green": "v2"})
+    assert combine({"h1": warm, "h2": older}, "nginx").versions == {"green": "v2"}
+
+
+def test_a_slot_file_names_a_warm_slot_only_while_its_address_listens(tmp_path: Path) -> None:
+    import socket
+
+    from releasegate.proxy.base import run_here
+    from releasegate.workflows.slots import host_slot_facts, write_slot_version
+
+    with socket.socket() as blue_sock, socket.socket() as green_sock:
+        blue_sock.bind(("127.0.0.1", 0))
+        green_sock.bind(("127.0.0.1", 0))
+        blue, green = blue_sock.getsockname()[1], green_sock.getsockname()[1]
+        text = CONFIG.replace("127.0.0.1:8101", f"127.0.0.1:{blue}").replace(
+            "127.0.0.1:8102", f"127.0.0.1:{green}"
+        )
+        stack = load(tmp_path, text)
+        (tmp_path / "up.conf").write_text(f"server 127.0.0.1:{green};\n")  # green is live
+        assert run_here(write_slot_version(stack, "blue", "v1"))
+        assert run_here(write_slot_version(stack, "green", "v2"))
+        # blue's file names v1 but nothing listens on its address (stopped by a restore)
+        facts = run_here(host_slot_facts(stack, "127.0.0.1"))
+        assert facts.live == "green" and facts.versions == {"green": "v2"}
+        assert not facts.warm("v1")
+        blue_sock.listen()
+        facts = run_here(host_slot_facts(stack, "127.0.0.1"))
+        assert facts.versions == {"blue": "v1", "green": "v2"} and facts.warm("v1")

@@ -120,7 +120,7 @@ def test_a_range_comes_in_chunks_up_to_the_cap() -> None:
         (str(500 + 2 * c), str(501 + 2 * c), str(25_000 - 2 * c), "7"),
     ]
     # text that shrinks comes compressed, more a round trip as its ratio allows
-    text = b"127.0.0.1 - - [03/Dec/2026] \"GET / HTTP/1.1\" 200 12\n" * 5_000
+    text = b'127.0.0.1 - - [03/Dec/2026] "GET / HTTP/1.1" 200 12\n' * 5_000
     first = hosttext.Z_FIRST
     answer = _packed(len(text), 3, 0, text[:first])
     second = len(text) - first
@@ -352,7 +352,7 @@ def test_a_5xx_rise_on_one_host_and_an_unreadable_host_fail_by_name() -> None:
     [share] = checks.round()  # no marks: each log's end is looked up first
     assert share.ok
     hosts.files["h1"]["/a.log"] += (NGINX + b"\n") * 4
-    hosts.files["h3"]["/a.log"] += (HAPROXY + b"\n" + CADDY + b"\n" + NGINX + b"\n")
+    hosts.files["h3"]["/a.log"] += HAPROXY + b"\n" + CADDY + b"\n" + NGINX + b"\n"
     [share] = checks.round()
     assert not share.ok and share.summary.startswith("h3: 5xx share 66.7% of 3 request(s)")
     hosts.down.add("h2")

@@ -63,10 +63,16 @@ def combine(per_host: dict[str, SlotFacts], kind: str) -> SlotFacts:
         if one:
             return SlotFacts(None, {}, error=failed[0][1])
         return SlotFacts(None, {}, error="; ".join(f"{h}: {why}" for h, why in failed))
-    seen = {(f.live, tuple(sorted(f.versions.items()))) for f in per_host.values()}
     first = next(iter(per_host.values()), SlotFacts(None))
+    seen = {(f.live, f.versions.get(f.live or "")) for f in per_host.values()}
     if len(seen) <= 1:
-        return first
+        # The free slot is warm only where it is warm on every host: else it starts again
+        # everywhere (a slot that died on one host is no reason to stop the run).
+        free = {f.versions.get(first.free) for f in per_host.values()}
+        versions = dict(first.versions)
+        if len(free) > 1 or None in free:
+            versions.pop(first.free, None)
+        return SlotFacts(first.live, versions)
     said = "; ".join(f"{h}: {f.describe()}" for h, f in per_host.items())
     why = f"the hosts' {kind} proxies and slots disagree ({said})"
     return SlotFacts(None, {}, error=why)

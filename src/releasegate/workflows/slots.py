@@ -19,7 +19,7 @@ from releasegate import names
 from releasegate.errors import ExitCode
 from releasegate.execution.hosts import HostOutcome
 from releasegate.hosttext import read_program, write_argv
-from releasegate.ops import Program, chain, cmd
+from releasegate.ops import Program, Talk, TalkReply, chain, cmd
 from releasegate.proxy.base import ProxyError, SwitchResult, adapter_for
 from releasegate.proxy.slots import SlotFacts, combine, slot_env, slot_url
 from releasegate.transport.base import CommandResult
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from releasegate.runtimes.base import HostRuntime
 
 SLOT_FILE_MAX = 200  # bytes of a slot file read at most
+PROBE_S = 2.0  # seconds a warm slot's address may take to accept a connection
 
 
 def slot_file(stack: StackConfig, slot: str) -> PurePosixPath:
@@ -77,6 +78,15 @@ def host_slot_facts(stack: StackConfig, host: str) -> Program[SlotFacts]:
         live = yield from adapter_for(stack.proxy, host).current()
     except ProxyError as exc:
         return SlotFacts(None, versions, error=f"the {stack.proxy.kind} proxy: {exc}")
+    facts = SlotFacts(live, versions)
+    if live is not None and facts.free in versions:
+        # Warm only if something still listens there: a restore, a crash or a reboot may
+        # have stopped the slot its file names, and a switch to it would fail its smoke.
+        probe: TalkReply = yield Talk(
+            stack.proxy.address(facts.free, host), b"", timeout=PROBE_S, connect_only=True
+        )
+        if probe.error:
+            versions.pop(facts.free)
     return SlotFacts(live, versions)
 
 
