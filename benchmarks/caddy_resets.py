@@ -55,6 +55,7 @@ from tests.lab.proxies import (  # noqa: E402
 )
 
 from releasegate.proxy import adapter_for  # noqa: E402
+from releasegate.proxy.base import run_here  # noqa: E402
 from releasegate.proxy.config import ProxyConfig  # noqa: E402
 
 CANDIDATES = ("baseline", "grace_period", "shutdown_delay", "lb_try", "load", "migrate_req")
@@ -141,7 +142,7 @@ def one_run(name: str, switches: int, work: Path) -> dict[str, Any]:
                     config = candidate_config(name, port, admin, slots[to], log)
                     post_load(f"http://127.0.0.1:{admin}", config)
                 else:
-                    result = switch.switch(to)
+                    result = run_here(switch.switch(to))
                     if not result.ok:
                         raise SystemExit(f"switch to {to} failed: {result.summary}")
                 took.append(time.monotonic() - started)

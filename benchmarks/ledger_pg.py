@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from run import BIN, deploy_once, fill_ledger, median_ms, timed  # noqa: E402
+from run import fill_ledger  # noqa: E402
 from tests.lab import db as dblab  # noqa: E402
 from tests.lab import team_ledger as team  # noqa: E402
+from timing import BIN, deploy_times, median_ms, overheads, ratio, timed  # noqa: E402
 
 from releasegate.demo import workspace  # noqa: E402
 
@@ -69,20 +69,12 @@ def bench_history(root: Path, server: dblab.DbServer, name: str, runs: int, even
         "state copy SQLite -> PostgreSQL (s, verified)": round(copy_s, 1),
         "history --last 20, SQLite": median_ms(sqlite),
         "history --last 20, PostgreSQL": median_ms(pg),
-        "ratio PostgreSQL / SQLite": round(statistics.median(pg) / statistics.median(sqlite), 2),
+        "ratio PostgreSQL / SQLite": ratio(pg, sqlite),
     }
 
 
 def deploy_overheads(ws: workspace.Workspace, deploys: int) -> list[float]:
-    try:
-        deploy_once(ws.root, "v1")  # warm-up: first prepare, first start, the schema
-        overheads = []
-        for i in range(deploys):
-            wall, external = deploy_once(ws.root, ("v2", "v1")[i % 2])
-            overheads.append(wall - external)
-        return overheads
-    finally:
-        workspace.stop_services(ws)
+    return overheads(*deploy_times(ws, deploys))
 
 
 def bench_deploy(root: Path, server: dblab.DbServer, name: str, deploys: int) -> Any:
@@ -94,7 +86,7 @@ def bench_deploy(root: Path, server: dblab.DbServer, name: str, deploys: int) ->
         "deploys": deploys,
         "deploy overhead, SQLite": median_ms(sqlite),
         "deploy overhead, PostgreSQL": median_ms(pg),
-        "ratio PostgreSQL / SQLite": round(statistics.median(pg) / statistics.median(sqlite), 2),
+        "ratio PostgreSQL / SQLite": ratio(pg, sqlite),
     }
 
 

@@ -25,10 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from timing import BIN, deploy_times, median_ms, overheads, ratio, timed
 
 from releasegate.demo import workspace
 from releasegate.ledger import Ledger
@@ -36,31 +38,10 @@ from releasegate.ledger.chain import canonical_json, row_hash
 from releasegate.ledger.export import format_log_line
 from releasegate.model import ActionRecord
 
-BIN = Path(sys.executable).parent / "releasegate"
 STACKS = [
     f"{app}-{env}" for app in ("web", "api", "shop", "crm", "jobs") for env in ("staging", "prod")
 ]
 TARGETS = {"startup": 0.150, "history_last20": 0.300, "history_log": 0.300, "deploy_overhead": 0.5}
-
-
-def timed(
-    argv: Sequence[str], cwd: Path, runs: int, env: dict[str, str] | None = None
-) -> list[float]:
-    """Wall times of `runs` runs of argv (one unmeasured warm-up run first)."""
-    times = []
-    for i in range(runs + 1):
-        start = time.perf_counter()
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-        elapsed = time.perf_counter() - start
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()}")
-        if i:
-            times.append(elapsed)
-    return times
-
-
-def median_ms(times: list[float]) -> float:
-    return round(statistics.median(times) * 1000, 1)
 
 
 # -- 1. startup ------------------------------------------------------------------------
@@ -72,7 +53,7 @@ def bench_startup(root: Path, runs: int) -> dict[str, Any]:
     return {
         "python -c pass": median_ms(floor),
         "releasegate --version": median_ms(ours),
-        "ratio": round(statistics.median(ours) / statistics.median(floor), 2),
+        "ratio": ratio(ours, floor),
         "target_ms": TARGETS["startup"] * 1000,
         "ok": statistics.median(ours) <= TARGETS["startup"],
     }
@@ -162,9 +143,7 @@ def bench_history(root: Path, runs: int, events: int) -> dict[str, Any]:
         f"history --stack {stack} --format log ({len(expected)} lines)": median_ms(as_log),
         f"history --stack {stack} --json": median_ms(as_json),
         f"seed: grep '| {stack} |' deploy-history.log": median_ms(seed) if seed else None,
-        "log ratio to grep": round(statistics.median(as_log) / statistics.median(seed), 2)
-        if seed
-        else None,
+        "log ratio to grep": ratio(as_log, seed) if seed else None,
         "audit verify (whole chain)": median_ms(verify),
         "log output identical to the seed file": out.stdout.splitlines() == expected,
         "target_ms": TARGETS["history_log"] * 1000,
@@ -175,48 +154,16 @@ def bench_history(root: Path, runs: int, events: int) -> dict[str, Any]:
 # -- 3. deploy overhead ----------------------------------------------------------------
 
 
-def deploy_once(ws_root: Path, version: str) -> tuple[float, float]:
-    """(wall seconds, seconds spent in the team's commands and smoke checks)."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(BIN), "deploy", "web-staging", "staging", version, "--json"],
-        cwd=ws_root, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"deploy {version} failed ({done.returncode}): {done.stdout}{done.stderr}")
-    external = 0.0
-    for line in done.stdout.splitlines():
-        event = json.loads(line)
-        if event.get("event") != "step_finished":
-            continue
-        data = event.get("data", {})
-        if event["step"] in ("install", "migrate", "restart"):
-            external += data.get("duration_s", 0.0)
-        elif event["step"] == "smoke":
-            external += sum(c["evidence"].get("duration_s", 0.0) for c in data.get("checks", []))
-    return wall, external
-
-
 def bench_deploy(root: Path, deploys: int) -> dict[str, Any]:
-    ws = workspace.create(root / "deploy")
-    try:
-        walls, externals = [], []
-        deploy_once(ws.root, "v1")  # warm-up: first prepare, first start
-        for i in range(deploys):
-            wall, external = deploy_once(ws.root, ("v2", "v1")[i % 2])
-            walls.append(wall)
-            externals.append(external)
-    finally:
-        workspace.stop_services(ws)
-    overheads = [w - e for w, e in zip(walls, externals, strict=True)]
+    walls, externals = deploy_times(workspace.create(root / "deploy"), deploys)
+    own = overheads(walls, externals)
     return {
         "deploys": deploys,
         "wall": median_ms(walls),
         "commands + smoke checks": median_ms(externals),
-        "releasegate's own overhead": median_ms(overheads),
+        "releasegate's own overhead": median_ms(own),
         "target_ms": TARGETS["deploy_overhead"] * 1000,
-        "ok": statistics.median(overheads) <= TARGETS["deploy_overhead"],
+        "ok": statistics.median(own) <= TARGETS["deploy_overhead"],
     }
 
 

@@ -42,6 +42,7 @@ from tests.lab.proxies import free_port, get  # noqa: E402
 from tests.e2e_proxy.compose_stack import ComposeSlots, make  # noqa: E402  # isort: skip
 
 from releasegate.proxy import adapter_for  # noqa: E402
+from releasegate.proxy.base import run_here  # noqa: E402
 from releasegate.proxy.config import ProxyConfig  # noqa: E402
 
 CLIENTS = 2  # per kind of client (keep-alive, close)
@@ -92,9 +93,9 @@ def switch_back_ms(stack: SlotStack, target: str, url: str = "", expect: str = "
     expect = expect or f"version {target}"
     cfg = ProxyConfig.model_validate(stack.proxy.config())
     switch = adapter_for(cfg)
-    back = cfg.other(switch.current() or "blue")
+    back = cfg.other(run_here(switch.current()) or "blue")
     started = time.monotonic()
-    result = switch.switch(back)
+    result = run_here(switch.switch(back))
     if not result.ok:
         raise SystemExit(f"switch back failed: {result.summary}")
     # Generous: on the shared machine nginx's `-t` and reload alone took seconds at load 60+.

@@ -1,6 +1,6 @@
 """Operations as data: a runtime phase or a smoke check is a generator that yields what it
-needs done (run a command, with text or a local file on its stdin; GET a URL; wait) and
-receives the answer.
+needs done (run a command, with text or a local file on its stdin; GET a URL; wait; talk to
+a socket on the host) and receives the answer.
 
 The same program is carried out by `run_sync` (one host, the engine's synchronous path) or
 awaited by `run_async` (many hosts at once on one event loop, one SSH connection each; no
@@ -60,6 +60,33 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Talk:
+    """Connect to a stream socket as the host sees it, send `request`, read the answer until
+    the other end closes. Answer: a TalkReply.
+
+    `target` is a unix socket path (absolute) or HOST:PORT (on the host's own network: an
+    SSH host reaches it through its connection's forwarding, no tool needed there). The whole
+    exchange is bounded by `timeout`; at most `max_answer` bytes are read."""
+
+    target: str
+    request: bytes
+    timeout: float
+    max_answer: int = 256 * 1024
+    connect_only: bool = False  # only whether something accepts a connection there
+
+
+@dataclass(frozen=True)
+class TalkReply:
+    data: bytes = b""
+    error: str = ""  # could not connect, or no complete answer in time
+    truncated: bool = False  # the answer was longer than max_answer; the rest was not read
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.truncated
+
+
+@dataclass(frozen=True)
 class HttpReply:
     status: int | None
     text: str  # at most the Get's max_body bytes, decoded
@@ -68,7 +95,7 @@ class HttpReply:
     truncated: bool = False  # the body was longer than max_body; the rest was not read
 
 
-Op = Union[Cmd, Get, Sleep]  # noqa: UP007 (a runtime alias: `|` of classes is fine too)
+Op = Union[Cmd, Get, Sleep, Talk]  # noqa: UP007 (a runtime alias: `|` of classes is fine too)
 Program = Generator[Op, Any, T]
 
 
@@ -122,6 +149,11 @@ def _do_sync(op: Op, transport: Transport, http: HttpClientSource | None, sleep:
 
             http = HttpClientSource()
         return _get_sync(op, http.client_for(op.url))
+    if isinstance(op, Talk):
+        runner, host = getattr(transport, "runner", None), getattr(transport, "host", None)
+        if getattr(transport, "name", "") == "ssh" and runner is not None and host is not None:
+            return runner.call(_talk_async(op, host))  # one SSH host, driven synchronously
+        return talk_local(op)
     sleep(op.seconds)
     return None
 
@@ -151,6 +183,99 @@ def _http_error(exc: Exception) -> str:
 
 def _deadline_error(op: Get) -> str:
     return f"Timeout: no complete answer within {op.timeout:.3g} s"
+
+
+def split_target(target: str) -> str | tuple[str, int]:
+    """A Talk's target: a unix socket path, or (host, port); ValueError for anything else."""
+    if target.startswith("/"):
+        if "\0" in target or len(target) > 107:  # sun_path's size
+            raise ValueError(f"'{target[:120]}' is not a usable unix socket path")
+        return target
+    host, sep, port = target.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"'{target[:120]}' is neither a socket path nor HOST:PORT")
+    return host, int(port)
+
+
+def talk_local(op: Talk) -> TalkReply:
+    """A Talk on this machine: a plain socket, every wait bounded by what is left of the
+    Talk's deadline."""
+    import socket
+
+    deadline = time.monotonic() + op.timeout
+    try:
+        where = split_target(op.target)
+    except ValueError as exc:
+        return TalkReply(error=str(exc))
+    data = b""
+    try:
+        if isinstance(where, str):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(op.timeout)
+            try:
+                sock.connect(where)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection(where, timeout=op.timeout)
+        with sock:
+            if op.connect_only:
+                return TalkReply()
+            sock.sendall(op.request)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                chunk = sock.recv(min(65536, op.max_answer + 1 - len(data)))
+                if not chunk:
+                    return TalkReply(data)
+                data += chunk
+                if len(data) > op.max_answer:
+                    return TalkReply(data[: op.max_answer], truncated=True)
+    except TimeoutError:
+        return TalkReply(data, error=_talk_deadline(op))
+    except OSError as exc:
+        return TalkReply(data, error=f"{op.target}: {exc.strerror or exc}")
+
+
+def _talk_deadline(op: Talk) -> str:
+    return f"{op.target}: no complete answer within {op.timeout:.3g} s"
+
+
+async def _talk_async(op: Talk, host: AsyncSshHost) -> TalkReply:
+    """A Talk on an SSH host: a direct-streamlocal (unix socket) or direct-tcpip channel on
+    the host's connection, so the host needs no tool of its own."""
+    import asyncio
+
+    try:
+        where = split_target(op.target)
+    except ValueError as exc:
+        return TalkReply(error=str(exc))
+    data = b""
+    writer: Any = None
+    try:
+        async with asyncio.timeout(op.timeout):
+            reader, writer = await host.open_stream(where)
+            if op.connect_only:
+                return TalkReply()
+            writer.write(op.request)
+            while True:
+                chunk = await reader.read(min(65536, op.max_answer + 1 - len(data)))
+                if not chunk:
+                    return TalkReply(data)
+                data += chunk
+                if len(data) > op.max_answer:
+                    return TalkReply(data[: op.max_answer], truncated=True)
+    except TimeoutError:
+        return TalkReply(data, error=_talk_deadline(op))
+    except Exception as exc:  # asyncssh's ChannelOpenError, a lost connection, an OSError
+        return TalkReply(data, error=f"{op.target} on {host.target}: {_http_error(exc)}")
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 # ---- asynchronous driver ------------------------------------------------------------------
@@ -188,6 +313,8 @@ async def _do_async(op: Op, host: AsyncSshHost, client: httpx.AsyncClient | None
         except httpx.HTTPError as exc:
             return HttpReply(None, "", _ms(started), _http_error(exc))
         return HttpReply(answer.status, answer.text, _ms(started), truncated=answer.truncated)
+    if isinstance(op, Talk):
+        return await _talk_async(op, host)
     import asyncio  # here: the synchronous path (one host, most commands) never loads it
 
     await asyncio.sleep(op.seconds)

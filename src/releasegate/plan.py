@@ -169,6 +169,8 @@ def _release_steps(stack: StackConfig, version: str, facts: Facts, *, migrate: b
         from releasegate.proxy.slots import slot_steps
 
         steps, prepare = slot_steps(stack, version, facts.slots, rollback=not migrate)
+        if facts.slots.error:  # the hosts' proxies cannot be asked or disagree: stop first
+            return steps
         return [
             *([_prepare_step(stack, version, facts)] if prepare else []),
             *gate,
@@ -231,11 +233,12 @@ def plan_deploy(
     steps += _release_steps(stack, version, facts, migrate=True)
     steps += _cron_step(stack, None)
     steps.append(Step("verify", f"mark {version} verified for {stack.name}"))
-    if getattr(stack, "watch", None) is not None:
+    if stack.watch is not None:
         from releasegate.watch.plan import watch_step
 
         steps.append(watch_step(stack, version, facts.rollback_target))
-        if stack.proxy is not None and facts.slots is not None:  # the old slot stayed warm
+        if stack.proxy is not None and facts.slots is not None and not facts.slots.error:
+            # the old slot stayed warm through the window: it stops after it
             from releasegate.proxy.slots import stop_after_watch
 
             steps += stop_after_watch(stack, facts.slots)

@@ -180,6 +180,7 @@ class Users:
                 " role = COALESCE(:r, role) WHERE name = :n",
                 {"h": digest, "n": name, "r": role},
             )
+            self._end_sessions(name)
         details = {"role": role} if role else {}
         self._mark("user-passwd", name, f"{by.user} set the password of {name}", by, details)
 
@@ -191,6 +192,7 @@ class Users:
                 "UPDATE web_users SET role = :r, generation = generation + 1 WHERE name = :n",
                 {"r": role, "n": name},
             )
+            self._end_sessions(name)
         self._mark("user-role", name, f"{by.user} made {name} {role}", by, {"role": role})
 
     def remove(self, name: str, *, by: Actor) -> None:
@@ -198,6 +200,7 @@ class Users:
         with self.db.write_transaction():
             self.db.execute("DELETE FROM web_tokens WHERE owner = :n", {"n": name})
             self.db.execute("DELETE FROM web_users WHERE name = :n", {"n": name})
+            self._end_sessions(name)
         self._mark("user-remove", name, f"{by.user} removed {name}", by, {})
 
     def new_token(self, name: str, label: str, *, by: Actor) -> str:
@@ -227,6 +230,11 @@ class Users:
             )  # fmt: skip
         self._mark("token-revoke", name, f"{by.user} revoked {len(rows)} token(s)", by, {})
         return len(rows)
+
+    def _end_sessions(self, name: str) -> None:
+        """The user's dashboard sessions end (their generation moved on, or they are gone):
+        the rows go now rather than at their next use (web/sessions.py)."""
+        self.db.execute("DELETE FROM web_sessions WHERE owner = :n", {"n": name})
 
     def _require(self, name: str) -> User:
         names.check("user", name)

@@ -44,6 +44,12 @@ def clab(tmp_path):
     _teardown(lab)
 
 
+def _crontab(user: str) -> str:
+    return subprocess.run(
+        ["crontab", "-u", user, "-l"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
 def _report(lab: Lab, command: str = "verify") -> tuple[int, dict]:
     out = lab.rg("cron", command, "web-staging", "staging", "--json")
     return out.returncode, json.loads(out.stdout)
@@ -117,9 +123,7 @@ def test_crontab_target_keeps_other_lines_and_backs_them_up(clab: Lab) -> None:
     try:
         _with_cron(clab, f"    cron:\n      user: {user}\n" + JOBS)
         assert clab.rg("deploy", "web-staging", "staging", "v1").returncode == 0
-        now = subprocess.run(
-            ["crontab", "-u", user, "-l"], capture_output=True, text=True, check=True
-        ).stdout
+        now = _crontab(user)
         assert now.startswith(theirs)  # their lines first, untouched
         assert "# BEGIN releasegate web-staging" in now and "# job monitor" in now
         assert "@hourly cd " in now  # a crontab line names no user
@@ -162,3 +166,56 @@ def test_the_cron_daemon_runs_the_job(clab: Lab) -> None:
         assert first == f"v1 {clab.root}/srv/web-staging/releases/v1"
     finally:
         installed.unlink(missing_ok=True)
+
+
+def _big_crontab(lines: int = 400) -> str:
+    """Their own lines, well over the transport's 16,000-character output bound."""
+    text = 'MAILTO=""\n' + "".join(
+        f"{i % 60} {i % 24} * * * /bin/true --line={i:04d} # kept exactly, é\n"
+        for i in range(lines)
+    )
+    assert len(text) > 16_000
+    return text
+
+
+def test_a_crontab_over_the_output_bound_round_trips_exactly(clab: Lab) -> None:
+    """`crontab -l` of a big crontab is read whole: never cut, nor written back cut."""
+    user = cron_lab.require_crontab()
+    theirs = _big_crontab()
+    subprocess.run(["crontab", "-u", user, "-"], input=theirs, text=True, check=True)
+    try:
+        _with_cron(clab, f"    cron:\n      user: {user}\n" + JOBS)
+        done = clab.rg("deploy", "web-staging", "staging", "v1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        now = _crontab(user)
+        assert "characters cut" not in now
+        assert now.startswith(theirs)  # every one of their lines, in order, untouched
+        assert "# BEGIN releasegate web-staging" in now[len(theirs) :]
+        before = clab.root / "srv/web-staging/.releasegate-cron/v1/crontab.before"
+        assert before.read_text(encoding="utf-8") == theirs
+        code, report = _report(clab)
+        assert code == 0 and report["ok"], report
+        # The next release replaces the block only: their lines stay exact.
+        assert clab.rg("deploy", "web-staging", "staging", "v2").returncode == 0
+        again = _crontab(user)
+        assert again.startswith(theirs) and "RELEASEGATE_VERSION=v2 " in again
+    finally:
+        subprocess.run(["crontab", "-u", user, "-r"], capture_output=True)
+
+
+def test_a_cron_d_file_over_the_output_bound_round_trips_exactly(clab: Lab) -> None:
+    crond = clab.root / "crond"
+    crond.mkdir()
+    theirs = _big_crontab().replace("* * * /bin/true", "* * * root /bin/true")
+    (crond / "web-staging").write_text(theirs, encoding="utf-8")
+    _with_cron(
+        clab,
+        f"    cron:\n      target: cron.d\n      user: root\n      cron_d_dir: {crond}\n" + JOBS,
+    )
+    done = clab.rg("deploy", "web-staging", "staging", "v1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    now = (crond / "web-staging").read_text(encoding="utf-8")
+    assert now.startswith(theirs) and "characters cut" not in now
+    saved = clab.root / "srv/web-staging/.releasegate-cron/v1"
+    assert (saved / "crontab.before").read_text(encoding="utf-8") == theirs
+    assert _report(clab)[0] == 0

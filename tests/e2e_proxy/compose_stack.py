@@ -10,22 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e_proxy.slots import SlotStack
+from tests.lab.compose_workspace import compose_file, project_tag, write_project
 from tests.lab.docker import compose, docker
 from tests.lab.fixtures import DockerLab
 from tests.lab.images import sha_version
 from tests.lab.proxies import free_port, start_proxy
-
-COMPOSE_FILE = """\
-services:
-  web:
-    image: {registry}/rg/web:${{IMAGE_TAG}}
-    ports: ["127.0.0.1:${{RELEASEGATE_SLOT_PORT:-8080}}:80"]
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1/health"]
-      interval: 1s
-      timeout: 2s
-      retries: 2
-"""
 
 
 @dataclass
@@ -62,11 +51,9 @@ class ComposeSlots(SlotStack):
 def make(root: Path, lab: DockerLab, keep_old: bool, kind: str = "nginx") -> ComposeSlots:
     v1, v2 = sha_version(f"compose-slots-v1-{root.name}"), sha_version(f"cslots-v2-{root.name}")
     lab.image(v1), lab.image(v2)
-    project = lab.project("cslots-" + "".join(c for c in root.name.lower() if c.isalnum())[-10:])
-    run_dir = root / "srv" / "web"
-    run_dir.mkdir(parents=True)
-    (run_dir / "docker-compose.yml").write_text(COMPOSE_FILE.format(registry=lab.registry))
-    (run_dir / ".env").write_text(f"IMAGE_TAG={v1}\n")
+    project = lab.project("cslots-" + project_tag(root, 10))
+    compose_text = compose_file(lab.registry, port="RELEASEGATE_SLOT_PORT:-8080")
+    write_project(root / "srv" / "web", compose_text, f"IMAGE_TAG={v1}\n")
     slots = {"blue": f"127.0.0.1:{free_port()}", "green": f"127.0.0.1:{free_port()}"}
     proxy = start_proxy(kind, root, slots)
     stack = {

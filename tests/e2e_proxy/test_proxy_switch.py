@@ -11,6 +11,7 @@ import pytest
 
 from releasegate.proxy import adapter_for
 from releasegate.proxy.accesslog import fivexx_share, log_offset
+from releasegate.proxy.base import run_here
 from releasegate.proxy.config import ProxyConfig
 from tests.lab.proxies import Proxy, get
 
@@ -30,19 +31,19 @@ def answers(proxy: Proxy, text: str, timeout: float = 10.0) -> bool:
 def test_switch_and_back(proxy_with_apps: Proxy) -> None:
     proxy = proxy_with_apps
     switch = adapter_for(ProxyConfig.model_validate(proxy.config()))
-    assert switch.current() == "blue"
+    assert run_here(switch.current()) == "blue"
     assert "version v1 slot blue" in get(proxy.url)[1]
 
-    moved = switch.switch("green")
+    moved = run_here(switch.switch("green"))
     assert moved.ok, moved.summary
-    assert switch.current() == "green"
+    assert run_here(switch.current()) == "green"
     assert answers(proxy, "version v2 slot green")
 
-    back = switch.switch("blue")
+    back = run_here(switch.switch("blue"))
     assert back.ok, back.summary
-    assert switch.current() == "blue"
+    assert run_here(switch.current()) == "blue"
     assert answers(proxy, "version v1 slot blue")
-    assert switch.drain(0.1).ok
+    assert run_here(switch.drain(0.1)).ok
 
 
 def test_fivexx_share_from_the_proxy_log(proxy_with_apps: Proxy) -> None:
@@ -70,10 +71,10 @@ def test_nginx_refused_config_keeps_the_old_file(tmp_path: Path) -> None:
         cfg["allow_hosts"] = ["no-such-host.invalid"]
         switch = adapter_for(ProxyConfig.model_validate(cfg))
         before = Path(str(proxy.control["upstream_file"])).read_text()
-        result = switch.switch("green")
+        result = run_here(switch.switch("green"))
         assert not result.ok and "nginx -t" in result.summary
         assert Path(str(proxy.control["upstream_file"])).read_text() == before
-        assert switch.current() == "blue"
+        assert run_here(switch.current()) == "blue"
     finally:
         proxy.stop()
 
@@ -83,9 +84,9 @@ def test_unreachable_control_is_a_failed_switch(tmp_path: Path) -> None:
 
     slots = {"blue": "127.0.0.1:8101", "green": "127.0.0.1:8102"}
     caddy = {"kind": "caddy", "slots": slots, "caddy": {"admin": f"http://127.0.0.1:{free_port()}"}}
-    result = adapter_for(ProxyConfig.model_validate(caddy)).switch("green")
+    result = run_here(adapter_for(ProxyConfig.model_validate(caddy)).switch("green"))
     assert not result.ok and "admin API" in result.summary
     sock = tmp_path / "none.sock"
     ha = {"kind": "haproxy", "slots": slots, "haproxy": {"socket": str(sock)}}
-    result = adapter_for(ProxyConfig.model_validate(ha)).switch("green")
+    result = run_here(adapter_for(ProxyConfig.model_validate(ha)).switch("green"))
     assert not result.ok and "stats socket" in result.summary

@@ -77,6 +77,30 @@ def test_rollback_on_the_warm_slot_is_a_switch(stack: SlotStack) -> None:
     assert took < 30, steps  # generous: the CLI's own start is most of it
 
 
+@pytest.mark.parametrize("stack", ["nginx"], indirect=True)
+def test_a_warm_slot_that_died_is_started_again_by_a_rollback(stack: SlotStack) -> None:
+    """The slot file still names v1, but its app is gone (a restore stopped it, a crash, a
+    reboot): the rollback starts v1 again rather than switching the traffic to nothing."""
+    from tests.lab.proxies import stop_pid
+
+    ok(stack.rg("deploy", "web", "staging", "v1"))
+    ok(stack.rg("deploy", "web", "staging", "v2"))  # keep_old: v1 stays warm in blue
+    web = stack.root / "srv" / "web"
+    slot = next(f.name for f in (web / "slots").iterdir() if f.read_text().strip() == "v1")
+    warm = stack.rg("rollback", "web", "staging", "--dry-run")
+    ok(warm)
+    assert "start v1 in slot" not in warm.stdout and "(still running: warm)" in warm.stdout
+    stop_pid(int((web / f"slot-{slot}.pid").read_text().strip()))
+    dry = stack.rg("rollback", "web", "staging", "--dry-run")
+    ok(dry)
+    assert f"start v1 in slot {slot}" in dry.stdout, dry.stdout
+    with Load(stack.proxy.url + "/", clients=2) as load:
+        ok(stack.rg("rollback", "web", "staging"))
+    assert result_ok(load)
+    assert "version v1" in get(stack.proxy.url)[1]
+    assert "start-slot" in _last_run_steps(stack)
+
+
 def result_ok(load: Load) -> bool:
     assert load.result.failed == 0, load.result.errors
     return True

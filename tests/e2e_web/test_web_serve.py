@@ -49,7 +49,6 @@ def test_events_stream_the_rows_of_a_cli_deploy(server: Server, workspace: Works
     api = {"Authorization": f"Bearer {workspace.tokens['vic']}"}
     with httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/events").status_code == 401  # a page route: a session is needed
-        head = client.get("/api/stacks", headers=api).json()["audit"]["head_seq"]
         page = client.get("/login")
         token = page.text.split('name="csrf" value="')[1].split('"')[0]
         signed = client.post(
@@ -57,6 +56,8 @@ def test_events_stream_the_rows_of_a_cli_deploy(server: Server, workspace: Works
             data={"csrf": token, "user": "vic", "password": "correct horse battery staple"},
         )
         assert signed.status_code == 303
+        # (after the sign-in, which is recorded too)
+        head = client.get("/api/stacks", headers=api).json()["audit"]["head_seq"]
         deploy = subprocess.run(
             [RELEASEGATE, "deploy", "web-staging", "staging", "v1"], cwd=workspace.root,
             env=workspace.env("dora"), capture_output=True, text=True, timeout=120,

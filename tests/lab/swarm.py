@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab import compose_workspace
 from tests.lab.compose_workspace import ComposeWorkspace
-from tests.lab.docker import REGISTRY, docker, free_port, require_docker, under_ci
+from tests.lab.docker import REGISTRY, docker, require_docker, under_ci
 from tests.lab.images import SERVE, _write_root
 
 REPOSITORY = "rgswarm/web"
@@ -114,25 +115,14 @@ def remove_stack(name: str) -> None:
 
 def make_workspace(root: Path, *, wait_timeout: float = 60) -> ComposeWorkspace:
     """web-staging and web-prod (promote_from web-staging), each a swarm stack of its own."""
-    ports = {"web-staging": free_port(), "web-prod": free_port()}
-    tag = "".join(ch for ch in root.name.lower() if ch.isalnum())[-8:] or "ws"
-    stacks = {s: f"{PREFIX}{s}-{tag}" for s in ports}
-    blocks = []
-    for stack, env in (("web-staging", "staging"), ("web-prod", "prod")):
-        run = root / "srv" / stack
-        run.mkdir(parents=True)
-        (run / "docker-compose.yml").write_text(
-            STACK_FILE.format(registry=REGISTRY, repository=REPOSITORY)
-        )
-        (run / ".env").write_text(f"PORT={ports[stack]}\nAPI_TOKEN=tok-secret-swarm-123\n")
-        promote = "    promote_from: web-staging\n" if env == "prod" else ""
-        blocks.append(
-            f"  {stack}:\n    env: {env}\n    runtime: swarm\n    dir: srv/{stack}\n{promote}"
-            f"    compose:\n      project: {stacks[stack]}\n      wait_timeout: {wait_timeout}\n"
-            f"    smoke:\n      - name: health\n"
-            f"        http: http://127.0.0.1:{ports[stack]}/health\n"
-            f'        body_contains: \'"version": "{{version}}"\'\n'
-            f"        retries: 4\n        interval: 0.5\n        timeout: 10\n"
-        )
-    (root / "releasegate.yaml").write_text("stacks:\n" + "".join(blocks))
-    return ComposeWorkspace(root, ports, stacks)
+    return compose_workspace.make_workspace(
+        root,
+        REGISTRY,
+        PREFIX,
+        runtime="swarm",
+        compose_text=STACK_FILE.format(registry=REGISTRY, repository=REPOSITORY),
+        secret="tok-secret-swarm-123",
+        wait_timeout=wait_timeout,
+        migrate=False,
+        smoke=(4, 10),
+    )

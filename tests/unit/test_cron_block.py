@@ -3,6 +3,7 @@ comparing crontab text; schedules; the installer's program against scripted answ
 
 from __future__ import annotations
 
+import base64
 import shlex
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -14,6 +15,8 @@ from releasegate.config.schedules import CronConfig
 from releasegate.cron.block import CronError, Job, compare, find, job_line, render_jobs, splice
 from releasegate.cron.install import Target, expected_block, install_ops, saved_block_ops
 from releasegate.cron.schedule import CronInvalid, next_runs, validate
+from releasegate.hosttext import CHUNK
+from releasegate.ops import Cmd
 from releasegate.transport.base import CommandResult
 
 ENV = {
@@ -156,6 +159,52 @@ def _ok(stdout: str = "") -> CommandResult:
     return CommandResult((), 0, stdout, "", 0.0)
 
 
+COPY = "/tmp/releasegate-crontab.AbC123"
+
+
+class FakeHost:
+    """Files and crontabs as a host would answer the installer's commands: the crontab is
+    copied into COPY, every file is read in base64 chunks (hosttext), `rm` removes."""
+
+    def __init__(self, crontab: str | None = None, files: dict[str, str] | None = None) -> None:
+        self.crontab = crontab  # None: no crontab for the user
+        self.files = dict(files or {})
+        self.seen: list[Cmd] = []
+
+    def __call__(self, op: Cmd) -> CommandResult:
+        self.seen.append(op)
+        argv = list(op.argv)
+        if argv[:2] == ["sh", "-c"] and "crontab" in argv[2] and "-l" in argv[2]:
+            if self.crontab is None:
+                return CommandResult((), 1, "", "no crontab for app\n", 0.0)
+            self.files[COPY] = self.crontab
+            return _ok(COPY + "\n")
+        if argv[:2] == ["sh", "-c"] and "base64" in argv[2]:  # hosttext's chunked read
+            path, start, count = argv[4], int(argv[5]), int(argv[6])
+            if path not in self.files:
+                return CommandResult((), 3, "", "", 0.0)
+            data = self.files[path].encode()[start - 1 : start - 1 + count]
+            return _ok(base64.b64encode(data).decode())
+        if argv[:3] == ["rm", "-f", "--"]:
+            self.files.pop(argv[3], None)
+            return _ok()
+        if argv[0] == "crontab" and argv[-1] == "-":
+            self.crontab = op.stdin
+            return _ok()
+        if argv[:2] == ["sh", "-c"]:  # a save: $2 gets stdin
+            self.files[argv[-1]] = op.stdin or ""
+            return _ok()
+        raise AssertionError(f"unexpected command {argv}")
+
+    def run(self, program):
+        try:
+            op = next(program)
+            while True:
+                op = program.send(self(op))
+        except StopIteration as stop:
+            return stop.value
+
+
 def test_install_program_backs_up_installs_and_reads_back() -> None:
     cfg = CronConfig.model_validate(
         {"user": "app", "jobs": [{"name": "sync", "schedule": "@daily", "argv": ["s"]}]}
@@ -164,61 +213,70 @@ def test_install_program_backs_up_installs_and_reads_back() -> None:
     block = expected_block(target, cfg, workdir="/srv/web/current", env={})
     assert block is not None
     theirs = "5 * * * * theirs\n"
-    state = {"text": theirs}
-
-    def read() -> CommandResult:
-        return _ok(state["text"])
-
+    host = FakeHost(theirs)
     program = install_ops(target, block, root=PurePosixPath("/srv/web"), version="v2", redact=str)
-    seen = []
-    op = next(program)
-    try:
-        while True:
-            seen.append(op)
-            if op.argv[:3] == ("crontab", "-u", "app") and op.argv[3] == "-l":
-                answer = read()
-            elif op.argv[:4] == ("crontab", "-u", "app", "-"):
-                state["text"] = op.stdin
-                answer = _ok()
-            else:
-                answer = _ok()
-            op = program.send(answer)
-    except StopIteration as stop:
-        phase = stop.value
+    phase = host.run(program)
     assert phase.ok, phase.summary
-    assert state["text"] == theirs + block
-    backup = next(o for o in seen if o.argv[-1].endswith("crontab.before"))
+    assert host.crontab == theirs + block
+    copies = [o for o in host.seen if "crontab" in " ".join(o.argv) and "-l" in o.argv[2]]
+    assert copies and all(o.argv[4:] == ("-u", "app") for o in copies)  # words, not code
+    assert COPY not in host.files  # each copy of the crontab was removed
+    backup = next(o for o in host.seen if o.argv[-1].endswith("crontab.before"))
     assert backup.stdin == theirs and "/srv/web/.releasegate-cron/v2" in backup.argv
     assert phase.facts["jobs"] == 1
+
+
+def test_a_crontab_over_many_chunks_is_read_whole() -> None:
+    cfg = CronConfig.model_validate({"jobs": [{"name": "a", "schedule": "@daily", "argv": ["a"]}]})
+    target = Target.of("web", cfg)
+    block = expected_block(target, cfg, workdir="/x", env={})
+    assert block is not None
+    theirs = "".join(f"{i % 60} * * * * /bin/true {i:05d} é\n" for i in range(3 * CHUNK // 20))
+    assert len(theirs.encode()) > 2 * CHUNK
+    host = FakeHost(theirs)
+    phase = host.run(install_ops(target, block, root=PurePosixPath("/x"), version="v1", redact=str))
+    assert phase.ok, phase.summary
+    assert host.crontab == theirs + block
+    assert host.files["/x/.releasegate-cron/v1/crontab.before"] == theirs
+
+
+def test_a_strange_answer_for_the_copy_is_refused_before_use() -> None:
+    cfg = CronConfig.model_validate({"jobs": [{"name": "a", "schedule": "@daily", "argv": ["a"]}]})
+    target = Target.of("web", cfg)
+    for answer in ("/etc/passwd", "-rf /", "/tmp/releasegate-crontab.abc123\n/etc/x", ""):
+        phase, seen = _drive(
+            install_ops(target, None, root=PurePosixPath("/x"), version="v1", redact=str),
+            {"crontab": _ok(answer + "\n")},
+        )
+        assert not phase.ok and "unexpected answer" in phase.summary
+        assert len(seen) == 1  # nothing read, nothing removed
 
 
 def test_no_crontab_yet_is_empty_and_an_unreadable_one_fails() -> None:
     cfg = CronConfig.model_validate({"jobs": [{"name": "a", "schedule": "@daily", "argv": ["a"]}]})
     target = Target.of("web", cfg)
     block = expected_block(target, cfg, workdir="/x", env={})
-    none_yet = CommandResult((), 1, "", "no crontab for root\n", 0.0)
-    phase, _ = _drive(
-        install_ops(target, block, root=PurePosixPath("/x"), version="v1", redact=str),
-        {"crontab -l": none_yet, "": _ok()},
-    )
-    assert not phase.ok and "reading it back" in phase.summary  # the fake never stores it
+    host = FakeHost(None)
+    phase = host.run(install_ops(target, block, root=PurePosixPath("/x"), version="v1", redact=str))
+    assert phase.ok and host.crontab == block  # no crontab yet: the block alone
     broken = CommandResult((), 1, "", "crontab: permission denied\n", 0.0)
     phase, seen = _drive(
         install_ops(target, block, root=PurePosixPath("/x"), version="v1", redact=str),
-        {"crontab -l": broken},
+        {"crontab": broken},
     )
     assert not phase.ok and "permission denied" in phase.summary and len(seen) == 1
 
 
 def test_a_kept_block_is_used_only_when_clean() -> None:
     block = render_jobs("web", [SYNC], workdir="/x", env={})
-    value, _ = _drive(saved_block_ops(PurePosixPath("/x"), "v1", "web"), {"": _ok(block)})
-    assert value == block
-    value, _ = _drive(saved_block_ops(PurePosixPath("/x"), "v1", "web"), {"": _ok("")})
+    kept = "/x/.releasegate-cron/v1/block"
+    assert FakeHost(files={kept: block}).run(saved_block_ops(PurePosixPath("/x"), "v1", "web")) == (
+        block
+    )
+    value = FakeHost(files={kept: ""}).run(saved_block_ops(PurePosixPath("/x"), "v1", "web"))
     assert value == ""  # that release had no jobs
     tampered = block + "* * * * * evil\n"
-    value, _ = _drive(saved_block_ops(PurePosixPath("/x"), "v1", "web"), {"": _ok(tampered)})
+    value = FakeHost(files={kept: tampered}).run(saved_block_ops(PurePosixPath("/x"), "v1", "web"))
     assert value is None
-    missing = CommandResult((), 3, "", "", 0.0)
-    value, _ = _drive(saved_block_ops(PurePosixPath("/x"), "v1", "web"), {"": missing})
-    assert value is None
+    value = FakeHost().run(saved_block_ops(PurePosixPath("/x"), "v1", "web"))
+    assert value is None  # not kept

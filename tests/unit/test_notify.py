@@ -129,3 +129,69 @@ def test_a_hanging_target_times_out():
         took = time.monotonic() - started
     assert not result.ok and result.detail.startswith("timed out after 1s")
     assert took < 10  # the deadline (1 s) with slack
+
+
+def test_url_env_entries_are_read_from_the_environment_and_named_only():
+    from releasegate.notify.targets import missing_env, resolve
+
+    cfg = NotifyConfig.model_validate(
+        {"urls": ["json://h/tok-a", {"url_env": "RG_HOOK"}, {"url_env": "RG_GONE"},
+                  {"url_env": "RG_BAD"}, {"url_env": "RG_HOOK"}]}
+    )  # fmt: skip
+    assert cfg.env_names() == ["RG_HOOK", "RG_GONE", "RG_BAD", "RG_HOOK"]
+    env = {"RG_HOOK": "slack://T0/B0/sEcReTvAlUe", "RG_BAD": "not a url sEcReTbAd"}
+    targets = resolve([cfg], env)
+    assert [(t.name, t.url) for t in targets] == [
+        ("#1 json", "json://h/tok-a"),
+        ("#2 slack from $RG_HOOK", "slack://T0/B0/sEcReTvAlUe"),
+        ("#3 $RG_GONE", None),
+        ("#4 $RG_BAD", None),
+    ]
+    assert targets[2].problem == "the environment variable RG_GONE is not set"
+    assert targets[3].problem.startswith("the environment variable RG_BAD is not an Apprise URL")
+    config = type("C", (), {"notify": cfg, "stacks": {}})()
+    said = missing_env(config, "web", env)
+    assert len(said) == 2 and "RG_GONE" in said[0] and "RG_BAD" in said[1]
+    assert not any("sEcReT" in line for line in said)
+    assert missing_env(config, "web", {**env, "RG_GONE": "json://x", "RG_BAD": "json://y"}) == []
+
+
+def test_url_env_config_errors_name_one_problem():
+    for bad, where in (
+        ({"urls": [{"url_env": "bad name"}]}, "url_env"),
+        ({"urls": [{"url": "json://x"}]}, "url"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            NotifyConfig.model_validate(bad)
+        # One branch's errors only (the shape picks it), never the URL's value.
+        assert {e["loc"][2] for e in err.value.errors()} == {"env"}
+        assert any(e["loc"][-1] == where for e in err.value.errors())
+
+
+def test_undeliverable_targets_are_failed_deliveries_by_name(monkeypatch):
+    from releasegate.identity import Actor
+    from releasegate.notify.hooks import Notifier
+
+    class FakeLedger:  # only what Notifier writes: the rows it opens and closes
+        def __init__(self):
+            self.rows = {}
+
+        def begin_action(self, **kw):
+            self.rows["r1"] = kw
+            return "r1"
+
+        def end_action(self, row, status, *, notes, details):
+            self.rows[row] = {**self.rows[row], "status": status, "notes": notes, **details}
+
+    monkeypatch.delenv("RG_GONE", raising=False)
+    cfg = NotifyConfig.model_validate({"urls": [{"url_env": "RG_GONE"}], "timeout": 1})
+    config = type("C", (), {"notify": cfg, "stacks": {}})()
+    ledger = FakeLedger()
+    notifier = Notifier(config, ledger, Actor(user="amy", host="h", pid=1, pid_start=""))
+    notifier.notify(_notice())
+    results = notifier._reap(block=True)
+    assert [(r.target, r.ok, r.detail) for r in results] == [
+        ("#1 $RG_GONE", False, "the environment variable RG_GONE is not set")
+    ]
+    assert ledger.rows["r1"]["status"] == "fail"
+    assert "RG_GONE" in ledger.rows["r1"]["notes"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from releasegate.ledger import (
+    ActionFilter,
     Ledger,
     export_verified,
     format_log_line,
@@ -145,7 +146,10 @@ def test_log_rows_give_the_same_lines_as_records(tmp_path: Path) -> None:
         {"action": "smoke", "top_level_only": False},
     ):
         via_records = [format_log_line(r) for r in led.actions(**filters)]
-        via_rows = [format_log_row(r) for r in led.log_rows(**filters)]
+        last = filters.pop("last", None)
+        keep = ActionFilter(**filters)
+        via_rows = [format_log_row(r) for r in led.log_rows(keep, last=last)]
+        assert led.matching(keep, last=last) == led.actions(**filters, last=last)
         assert via_rows == via_records, filters
         assert via_rows and all(SEED_LINE.match(ln) for ln in via_rows)
     led.close()

@@ -91,10 +91,10 @@ def _drive(program: Program[Any], docker: FakeSwarm) -> Any:
         return stop.value
 
 
-def _runtime(tmp_path: Path) -> SwarmRuntime:
+def _runtime(tmp_path: Path, compose: str = "") -> SwarmRuntime:
     (tmp_path / "releasegate.yaml").write_text(
         "stacks:\n  shop-staging:\n    env: staging\n    runtime: swarm\n"
-        f"    dir: {tmp_path}/run\n    compose: {{project: shop, wait_timeout: 5}}\n"
+        f"    dir: {tmp_path}/run\n    compose: {{project: shop, wait_timeout: 5{compose}}}\n"
     )
     stack = load_config(tmp_path / "releasegate.yaml").stack("shop-staging")
     return SwarmRuntime(stack, LocalTransport(), Redactor(["hunter2"]), "tok")
@@ -119,3 +119,22 @@ def test_a_failed_rollout_goes_back_only_where_swarm_did_not(tmp_path: Path) -> 
     assert "web (swarm)" in back.summary and "worker (docker service rollback)" in back.summary
     assert {i["digest"] for i in back.facts["images"].values()} == {D2}
     assert back.facts["services"]["worker"]["replicas"] == "2/2"
+
+
+def test_compose_and_swarm_rule_findings_become_checks_alike(tmp_path: Path) -> None:
+    """Both runtimes' rules name file:line and service, and carry the finding's evidence."""
+    rt = _runtime(tmp_path, ", rules: [no-latest]")
+    stack_file = tmp_path / "stack.yml"
+    stack_file.write_text("services:\n  web:\n    image: r/web:latest\n")
+    checks = rt.rule_checks([stack_file], tmp_path, {}, None)
+    by_name = {c.name: c for c in checks}
+    latest = by_name["no-latest"]
+    assert not latest.ok
+    assert latest.summary.startswith(f"{stack_file}:3: web: no-latest: ")
+    assert latest.evidence["file"] == str(stack_file) and latest.evidence["line"] == 3
+    assert latest.evidence["service"] == "web" and latest.evidence["rule"] == "no-latest"
+    update = by_name["swarm-update-config"]
+    assert not update.ok and update.evidence["service"] == "web"
+    assert update.summary.startswith(f"{stack_file}:2: web: swarm-update-config: ")
+    assert update.evidence["file"] == str(stack_file) and update.hint
+    assert all(not c.ok for c in checks)

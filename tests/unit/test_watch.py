@@ -1,6 +1,6 @@
-"""The watch window's pure parts as data: the verdicts, access-log lines, bounded log
-reads since an offset, the loop (with a fake clock), the config, and the Prometheus
-query against a server on loopback."""
+"""The watch window's pure parts as data: the verdicts, the checks since the offsets, the
+loop (with a fake clock), the config, and the Prometheus query against a server on
+loopback. The logs on each host and the access-log parser: test_watch_hosts.py."""
 
 from __future__ import annotations
 
@@ -13,39 +13,20 @@ import pytest
 from pydantic import ValidationError
 
 from releasegate.model import CheckResult
+from releasegate.ops import run_sync
+from releasegate.transport.local import LocalTransport
 from releasegate.watch.config import PrometheusCheck, WatchConfig
-from releasegate.watch.logs import LogTail, size_of
+from releasegate.watch.logs import mark_program, read_program
 from releasegate.watch.verdicts import (
-    count_statuses,
     log_verdict,
     prometheus_verdict,
     round_verdict,
     share_verdict,
-    status_of,
 )
 from releasegate.watch.window import Checks, prometheus_query, run_window
 
 COMMON = b'10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326'
 COMBINED = b'127.0.0.1 - - [03/Dec/2026:17:00:00 +0000] "POST /api HTTP/1.1" 502 157 "-" "curl/8"'
-
-
-@pytest.mark.parametrize(
-    ("line", "status"),
-    [
-        (COMMON, 200),
-        (COMBINED, 502),
-        (b'127.0.0.1 "GET /health HTTP/1.1" 500 -', 500),  # Python's http.server
-        (b'1.2.3.4 - - [x] "GET /x?q="quoted" HTTP/1.1" 404 1', None),  # not one we trust
-        (b"ERROR something else", None),
-        (b"", None),
-    ],
-)
-def test_status_of_access_log_lines(line, status):
-    assert status_of(line) == status
-
-
-def test_count_statuses():
-    assert count_statuses([COMMON, COMBINED, b"noise", COMBINED]) == (3, 2)
 
 
 @pytest.mark.parametrize(
@@ -109,23 +90,6 @@ def test_round_verdict():
     assert round_verdict([good, bad]) == (False, "log: 2 lines")
 
 
-def test_log_tail_reads_only_new_whole_lines_within_the_cap(tmp_path: Path):
-    log = tmp_path / "app.log"
-    assert size_of(log) == 0
-    log.write_bytes(b"old error\n")
-    tail = LogTail(log, size_of(log))
-    assert tail.read(1024) == []
-    with open(log, "ab") as f:
-        f.write(b"one\ntwo\nhalf")
-    assert tail.read(1024) == [b"one", b"two"]
-    with open(log, "ab") as f:
-        f.write(b"-done\n" + b"x" * 50 + b"\n")
-    assert tail.read(10) == [b"half-done"]  # 10 bytes: the next line waits for its end
-    assert tail.read(1024) == [b"x" * 50]
-    log.write_bytes(b"rotated\n")  # a new, shorter file: read from its start
-    assert tail.read(1024) == [b"rotated"] and tail.rotated == 1
-
-
 def test_checks_count_only_since_the_offsets(tmp_path: Path):
     app, access = tmp_path / "app.log", tmp_path / "access.log"
     app.write_bytes(b"ERROR before the switch\n")
@@ -139,7 +103,12 @@ def test_checks_count_only_since_the_offsets(tmp_path: Path):
             "access_log": {"path": str(access), "min_requests": 2, "max_5xx_share": 0.5},
         }
     )
-    checks = Checks(cfg, {str(app): size_of(app), str(access): size_of(access)}, redact=str.upper)
+    marks = run_sync(mark_program([str(app), str(access)]), LocalTransport())
+
+    def here(wants):
+        return {h: run_sync(read_program(w, 1024), LocalTransport()) for h, w in wants.items()}
+
+    checks = Checks(cfg, ["local"], {"local": marks}, read_logs=here, redact=str.upper)
     assert all(c.ok for c in checks.round())
     with open(access, "ab") as f:
         f.write(COMMON + b"\n" + COMMON + b"\n" + COMBINED + b"\n")

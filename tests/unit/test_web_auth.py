@@ -1,5 +1,5 @@
-"""The dashboard's authentication parts as data: sessions, CSRF, throttling, trusted
-proxies, bind addresses, and the roles' permissions."""
+"""The dashboard's authentication parts as data: CSRF, throttling, trusted proxies, bind
+addresses, and the roles' permissions (sessions: test_web_sessions.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from releasegate.errors import BadInput
 from releasegate.users import PERMISSIONS, ROLES, User, check_password, check_role
 from releasegate.web.auth import (
-    SessionStore,
     Throttle,
     csrf_ok,
     is_loopback,
@@ -24,27 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_sessions_expire_and_stay_bounded() -> None:
-    clock = Clock()
-    store = SessionStore(lifetime_s=60, limit=3, clock=clock)
-    first, session = store.create("amy", 1)
-    assert store.get(first) is session
-    assert store.get("not-a-session") is None and store.get(None) is None
-    clock.now += 61
-    assert store.get(first) is None  # expired
-    ids = [store.create(f"u{i}", 1)[0] for i in range(5)]
-    assert len(store) == 3  # the oldest were dropped
-    assert store.get(ids[0]) is None and store.get(ids[-1]) is not None
-    store.drop(ids[-1])
-    assert store.get(ids[-1]) is None
-
-
-def test_session_ids_are_not_stored_in_the_clear() -> None:
-    store = SessionStore(lifetime_s=60)
-    sid, _ = store.create("amy", 1)
-    assert sid not in store._items
 
 
 def test_csrf_token_comparison() -> None:

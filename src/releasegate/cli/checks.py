@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import click
 
 from releasegate.cli.app import App
@@ -20,7 +22,12 @@ def preflight(app: App, stack: str, env: str, version: str | None, as_json: bool
     the stack's own preflight commands. Exit 3 when a rule fails.
     """
     app.json = as_json
-    return app.finish(app.engine().preflight(stack, env, version), record=False)
+    out = app.engine().preflight(stack, env, version)
+    # Not a gate (a deploy goes on without a notification), but worth saying before one.
+    from releasegate.notify.targets import missing_env
+
+    app.show_notices(missing_env(app.config, out.stack, os.environ))
+    return app.finish(out, record=False)
 
 
 @click.command()

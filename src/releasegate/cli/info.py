@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -96,6 +95,11 @@ def verified(app: App, export_dir: Path | None, as_json: bool) -> int:
 @click.option("--action", help="deploy, rollback, smoke, preflight, ...")
 @click.option("--status", help="success, fail, refused, interrupted, running.")
 @click.option("--forced", is_flag=True, help="Only FORCED actions (to audit them).")
+@click.option(
+    "--kind",
+    type=click.Choice(["auth", "deploys"]),
+    help="auth: dashboard sign-ins and sign-outs; deploys: deploys and rollbacks.",
+)
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the newest N.")
 @click.option("--steps", is_flag=True, help="Include the steps inside each run.")
 @click.option(
@@ -114,6 +118,7 @@ def history(
     action: str | None,
     status: str | None,
     forced: bool,
+    kind: str | None,
     last: int | None,
     steps: bool,
     fmt: str,
@@ -126,22 +131,25 @@ def history(
     the seed's deploy-history.log, so old greps keep working:
       releasegate history --format log | grep "| FORCED"
     """
-    filters: dict[str, Any] = {
-        "stack": stack,
-        "env": env,
-        "action": action,
-        "status": status,
-        "forced": True if forced else None,
-        "last": last,
-        "top_level_only": not steps,
-    }
+    from releasegate.ledger import ActionFilter
+    from releasegate.ledger.kinds import actions_of
+
+    keep = ActionFilter(
+        stack=stack,
+        env=env,
+        action=action,
+        status=status,
+        forced=True if forced else None,
+        top_level_only=not steps,
+        any_action=actions_of(kind) if kind is not None else (),
+    )
     if fmt == "log" and not as_json:
         from releasegate.ledger import format_log_row
 
-        rows = app.ledger.log_rows(**filters)
+        rows = app.ledger.log_rows(keep, last=last)
         sys.stdout.write("".join(printable(format_log_row(row)) + "\n" for row in rows))
         return 0
-    records = app.ledger.actions(**filters)
+    records = app.ledger.matching(keep, last=last)
     if as_json or fmt == "json":
         print_json_lines(records)
         return 0

@@ -489,8 +489,17 @@ class StackConfig(StrictModel):
             fail("hosts: a swarm stack has one host, a Swarm manager (Swarm places the tasks)")
         if self.proxy is not None and self.runtime not in ("releases", "compose"):
             fail(f"proxy: slots are built for runtimes releases and compose, not {self.runtime}")
-        if self.proxy is not None and self.on_ssh_hosts:
-            fail("proxy: slots run on the local host only for now (not on SSH hosts)")
+        if self.proxy is not None and self.fleet.strategy != "all":
+            # Each host has its own proxy and every slot step acts on every host at once.
+            fail(
+                f"fleet.strategy: '{self.fleet.strategy}' batches are not built for slots "
+                "behind a proxy: every host's proxy switches in one step (strategy: all)"
+            )
+        if self.proxy is not None and self.fleet.max_failures not in (0, "0", "0%"):
+            fail(
+                "fleet.max_failures: slots behind a proxy need every host to pass each step "
+                "(the hosts' proxies stay alike); leave it 0"
+            )
         if self.migrations is not None:
             kinds = {s.name: s.kind for s in self.backup.sources}
             kind = kinds.get(self.migrations.database)
@@ -597,6 +606,8 @@ class WebConfig(StrictModel):
     # Session cookies marked Secure: on when the dashboard is reached over TLS (a proxy's).
     secure_cookies: bool = False
     session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    # A session unused this long ends (sessions live in the state database: web/sessions.py).
+    session_idle_minutes: Annotated[float, Field(gt=0, le=24 * 30 * 60)] = 120.0
     # Host header names answered besides the bound address and localhost (DNS rebinding):
     # a proxy's public name (any port), NAME:PORT, or *.example.com.
     allowed_hosts: list[Annotated[str, Field(pattern=ALLOWED_HOST)]] = Field(default_factory=list)

@@ -5,15 +5,21 @@ Where the block lives: the stack user's crontab (`crontab -l` / `crontab -`, `-u
 when `cron.user` is set), or its own file `<cron_d_dir>/<stack>` (mode 0644, written
 beside and renamed over: cron never reads half a file). What was there before is copied,
 with the block installed, to `<dir>/.releasegate-cron/<version>/` on the host: the block a
-rollback to that version puts back, and the crontab to restore by hand if ever needed."""
+rollback to that version puts back, and the crontab to restore by hand if ever needed.
+
+Every read is whole and exact (releasegate.hosttext: base64 chunks under the transport's
+output bound): a block spliced into a cut text would write the cut back. `crontab -l` is
+first copied on the host into a private temporary file, read that way, then removed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from releasegate import hosttext
 from releasegate.cron.block import Job, compare, find, render_jobs, splice
 from releasegate.ops import Program, cmd
 from releasegate.runtimes.base import PhaseResult
@@ -25,13 +31,19 @@ if TYPE_CHECKING:
 TIMEOUT = 60.0
 SAVE_DIR = ".releasegate-cron"
 # Words arrive as positional parameters: no value is ever parsed as shell code.
-_READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; fi'
+# `crontab [-u USER] -l` into a fresh 0600 file whose path is printed; crontab's own
+# status and stderr ("no crontab for ...") come back when it fails.
+_SNAPSHOT = (
+    "umask 077 && t=$(mktemp -t releasegate-crontab.XXXXXX) || exit 1; "
+    'crontab "$@" -l > "$t" || { s=$?; rm -f -- "$t"; exit $s; }; '
+    "printf '%s\\n' \"$t\""
+)
+_SNAPSHOT_NAME = re.compile(r"/(?:[^\n]*/)?releasegate-crontab\.[A-Za-z0-9]{6}")
 _WRITE_FILE = (
     'umask 022 && cat > "$1.releasegate-new" && chmod 0644 "$1.releasegate-new" '
     '&& mv -f -- "$1.releasegate-new" "$1"'
 )
 _SAVE = 'umask 077 && mkdir -p -- "$1" && cat > "$2"'
-_READ_SAVED = 'if [ -f "$1" ]; then cat -- "$1"; else exit 3; fi'
 
 
 @dataclass(frozen=True)
@@ -56,10 +68,9 @@ class Target:
             return self.file
         return f"the crontab of {self.user}" if self.user else "the login user's crontab"
 
-    def read_argv(self) -> list[str]:
-        if self.kind == "cron.d":
-            return ["sh", "-c", _READ_FILE, "sh", self.file]
-        return ["crontab", *(["-u", self.user] if self.user else []), "-l"]
+    def snapshot_argv(self) -> list[str]:
+        """The crontab copied into a temporary file on the host (crontab targets)."""
+        return ["sh", "-c", _SNAPSHOT, "sh", *(["-u", self.user] if self.user else [])]
 
     def write_argv(self) -> list[str]:
         if self.kind == "cron.d":
@@ -85,22 +96,26 @@ def expected_block(
     return render_jobs(target.stack, jobs, workdir=workdir, env=env, user=target.line_user())
 
 
-def _read_text(result: CommandResult, target: Target) -> str | None:
-    """The installed text, "" when there is none yet; None when it could not be read."""
-    if result.ok:
-        return result.stdout
-    if target.kind == "crontab" and "no crontab for" in result.stderr:
-        return ""
-    return None
-
-
 def read_ops(target: Target) -> Program[tuple[str | None, str]]:
-    """(the installed text or None, why not)."""
-    result: CommandResult = yield cmd(target.read_argv(), timeout=TIMEOUT)
-    text = _read_text(result, target)
-    if text is not None:
-        return text, ""
-    return None, f"reading {target.describe()}: {_why(result)}"
+    """(the installed text, "" when there is none yet, or None; why not)."""
+    if target.kind == "cron.d":
+        read = yield from hosttext.read_program(PurePosixPath(target.file), timeout=TIMEOUT)
+        if not read.ok:
+            return None, f"reading {target.describe()}: {read.error}"
+        return read.text or "", ""
+    made: CommandResult = yield cmd(target.snapshot_argv(), timeout=TIMEOUT)
+    if not made.ok:
+        if "no crontab for" in made.stderr:
+            return "", ""
+        return None, f"reading {target.describe()}: {_why(made)}"
+    path = made.stdout.strip()
+    if not _SNAPSHOT_NAME.fullmatch(path):  # the host's answer: checked before any use
+        return None, f"reading {target.describe()}: unexpected answer {path[:100]!r}"
+    read = yield from hosttext.read_program(PurePosixPath(path), timeout=TIMEOUT)
+    yield cmd(["rm", "-f", "--", path], timeout=TIMEOUT)  # a copy of the crontab: not kept
+    if not read.ok or read.text is None:
+        return None, f"reading {target.describe()}: {read.error or 'the copy vanished'}"
+    return read.text, ""
 
 
 def _why(result: CommandResult) -> str:
@@ -111,15 +126,14 @@ def _why(result: CommandResult) -> str:
 
 def saved_block_ops(root: PurePosixPath, version: str, stack: str) -> Program[str | None]:
     """The block installed with `version` on this host, if it was kept (a rollback's)."""
-    path = save_dir(root, version) / "block"
-    result: CommandResult = yield cmd(["sh", "-c", _READ_SAVED, "sh", str(path)], timeout=TIMEOUT)
-    if not result.ok:
+    read = yield from hosttext.read_program(save_dir(root, version) / "block", timeout=TIMEOUT)
+    if read.text is None:  # not kept, or unreadable
         return None
-    if not result.stdout.strip():
+    if not read.text.strip():
         return ""  # the release had no jobs: none are put back
-    found = find(result.stdout, stack)
+    found = find(read.text, stack)
     # Kept by releasegate, but on a host: used only if it is exactly one clean block.
-    if found.block is None or found.problems or found.block != result.stdout:
+    if found.block is None or found.problems or found.block != read.text:
         return None
     return found.block
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from releasegate.ledger.db import Database
 
 # Must equal Alembic's script head (a unit test enforces it).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 # Arbitrary constant: serializes concurrent first-time migrations on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x72656C67

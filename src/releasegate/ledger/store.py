@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from releasegate.ledger.db import (
     SQLiteDatabase,
     sqlite_path_from_url,
 )
+from releasegate.ledger.kinds import pick
 from releasegate.ledger.schema import HEAD_REVISION, current_revision
 from releasegate.ledger.trust import (
     BLOCK,
@@ -62,6 +64,24 @@ _LOG_ROWS = (
 _LOCK_COLS = 'stack, run_id, "user", host, pid, pid_start, since, heartbeat, lease_s'
 
 DEPLOY_ACTIONS = ("deploy", "rollback")
+
+
+@dataclass(frozen=True)
+class ActionFilter:
+    """Which actions a listing keeps (history's, the dashboard's): None keeps every value;
+    top_level_only keeps runs without their steps."""
+
+    stack: str | None = None
+    env: str | None = None
+    action: str | None = None
+    status: str | None = None
+    forced: bool | None = None
+    user: str | None = None
+    top_level_only: bool = True
+    any_action: tuple[str, ...] = ()  # any of these actions (a kind of history: ledger/kinds)
+
+
+ALL = ActionFilter()
 
 
 def _new_id() -> str:
@@ -406,98 +426,79 @@ class Ledger:
 
     @staticmethod
     def _where(
+        keep: ActionFilter,
         *,
-        stack: str | None = None,
-        env: str | None = None,
         actions: Sequence[str] = (),
-        status: str | None = None,
-        forced: bool | None = None,
-        top_level_only: bool = True,
         since_seq: int | None = None,
         parent_id: str | None = None,
         open_only: bool = False,
-        user: str | None = None,
         before_seq: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """The filters as SQL appended to _ACTIONS (aliases o = open row, c = close row)."""
+        """The filters as SQL appended to _ACTIONS (aliases o = open row, c = close row);
+        ``actions`` names several actions (the filter's ``action`` names one)."""
         where: list[str] = []
         params: dict[str, Any] = {}
         if parent_id is not None:
             where.append("o.parent_id = :parent_id")
             params["parent_id"] = parent_id
-        elif top_level_only:
+        elif keep.top_level_only:
             where.append("o.parent_id IS NULL")
-        if stack is not None:
+        if keep.stack is not None:
             where.append("o.stack = :stack")
-            params["stack"] = stack
-        if env is not None:
+            params["stack"] = keep.stack
+        if keep.env is not None:
             where.append("o.env = :env")
-            params["env"] = env
+            params["env"] = keep.env
+        if keep.action is not None or keep.any_action:
+            actions = pick(keep.action, keep.any_action)
         if actions:
             names = [f":action{i}" for i in range(len(actions))]
             where.append(f"o.action IN ({', '.join(names)})")
             params.update({n[1:]: a for n, a in zip(names, actions, strict=True)})
         if open_only:
             where.append("c.seq IS NULL")
-        elif status is not None:
+        elif keep.status is not None:
             where.append("COALESCE(c.status, 'running') = :status")
-            params["status"] = status
-        if forced is not None:
+            params["status"] = keep.status
+        if keep.forced is not None:
             where.append("o.forced = :forced")
-            params["forced"] = int(forced)
+            params["forced"] = int(keep.forced)
         if since_seq is not None:
             where.append("o.seq > :since_seq")
             params["since_seq"] = since_seq
-        if user is not None:
+        if keep.user is not None:
             where.append('o."user" = :user')
-            params["user"] = user
+            params["user"] = keep.user
         if before_seq is not None:
             where.append("o.seq < :before_seq")
             params["before_seq"] = before_seq
         return "".join(f" AND {w}" for w in where), params
 
-    def _actions(self, *, last: int | None = None, **filters: Any) -> list[ActionRecord]:
+    def _newest(self, sql: str, params: dict[str, Any], last: int | None) -> list[tuple[Any, ...]]:
+        """The rows oldest first; ``last`` keeps the newest N (through the index)."""
+        if last is None:
+            return self._db.execute(sql + " ORDER BY o.seq", params)
+        params["last"] = int(last)
+        return self._db.execute(sql + " ORDER BY o.seq DESC LIMIT :last", params)[::-1]
+
+    def _actions(
+        self, keep: ActionFilter = ALL, *, last: int | None = None, **extra: Any
+    ) -> list[ActionRecord]:
         if last is not None and last <= 0:
             return []
-        where, params = self._where(**filters)
-        sql = _ACTIONS + where
-        if last is None:
-            return [_record(r) for r in self._db.execute(sql + " ORDER BY o.seq", params)]
-        # Newest N through the index, then back to chronological order.
-        params["last"] = int(last)
-        rows = self._db.execute(sql + " ORDER BY o.seq DESC LIMIT :last", params)
-        return [_record(r) for r in reversed(rows)]
+        where, params = self._where(keep, **extra)
+        return [_record(r) for r in self._newest(_ACTIONS + where, params, last)]
 
     def log_rows(
-        self,
-        *,
-        stack: str | None = None,
-        env: str | None = None,
-        action: str | None = None,
-        status: str | None = None,
-        forced: bool | None = None,
-        last: int | None = None,
-        top_level_only: bool = True,
+        self, keep: ActionFilter = ALL, *, last: int | None = None
     ) -> list[tuple[Any, ...]]:
         """(started ts, stack, env, action, version, status, notes, forced, reason) oldest
         first: the seed log's fields only, without building ActionRecords (history over 100k
         rows)."""
         if last is not None and last <= 0:
             return []
-        where, params = self._where(
-            stack=stack,
-            env=env,
-            actions=(action,) if action is not None else (),
-            status=status,
-            forced=forced,
-            top_level_only=top_level_only,
-        )
-        sql = _LOG_ROWS + where
-        if last is None:
-            return self._db.execute(sql + " ORDER BY o.seq", params)
-        params["last"] = int(last)
-        rows = self._db.execute(sql + " ORDER BY o.seq DESC LIMIT :last", params)
-        return rows[::-1]
+        where, params = self._where(keep)
+        return self._newest(_LOG_ROWS + where, params, last)
 
     def actions(
         self,
@@ -510,42 +511,33 @@ class Ledger:
         last: int | None = None,
         top_level_only: bool = True,
         since_seq: int | None = None,
+        any_action: tuple[str, ...] = (),
     ) -> list[ActionRecord]:
-        """Actions oldest first; ``last`` keeps the newest N; ``since_seq``: seq > since_seq."""
-        return self._actions(
+        """Actions oldest first; ``last`` keeps the newest N; ``since_seq``: seq > since_seq;
+        ``any_action``: only these actions. The keywords are an ActionFilter's (see matching)."""
+        keep = ActionFilter(
             stack=stack,
             env=env,
-            actions=(action,) if action is not None else (),
+            action=action,
             status=status,
             forced=forced,
-            last=last,
             top_level_only=top_level_only,
-            since_seq=since_seq,
+            any_action=any_action,
         )
+        return self.matching(keep, last=last, since_seq=since_seq)
+
+    def matching(
+        self, keep: ActionFilter = ALL, *, last: int | None = None, since_seq: int | None = None
+    ) -> list[ActionRecord]:
+        """The actions ``keep`` keeps, oldest first; ``last`` keeps the newest N."""
+        return self._actions(keep, last=last, since_seq=since_seq)
 
     def page(
-        self,
-        *,
-        limit: int,
-        before_seq: int | None = None,
-        stack: str | None = None,
-        env: str | None = None,
-        action: str | None = None,
-        status: str | None = None,
-        user: str | None = None,
-        forced: bool | None = None,
+        self, keep: ActionFilter = ALL, *, limit: int, before_seq: int | None = None
     ) -> list[ActionRecord]:
         """Top-level actions newest first, at most ``limit``, older than ``before_seq``: keyset
         pagination (the dashboard's history), as fast on page 1000 as on page 1."""
-        where, params = self._where(
-            stack=stack,
-            env=env,
-            actions=(action,) if action is not None else (),
-            status=status,
-            forced=forced,
-            user=user,
-            before_seq=before_seq,
-        )
+        where, params = self._where(keep, before_seq=before_seq)
         params["limit"] = max(0, int(limit))
         rows = self._db.execute(_ACTIONS + where + " ORDER BY o.seq DESC LIMIT :limit", params)
         return [_record(r) for r in rows]
@@ -574,7 +566,7 @@ class Ledger:
 
     def children(self, action_id: str) -> list[ActionRecord]:
         """The steps of a run, chronological."""
-        return self._actions(parent_id=action_id, top_level_only=False)
+        return self._actions(parent_id=action_id)  # the parent decides, not top_level_only
 
     def get_action(self, action_id: str) -> ActionRecord | None:
         rows = self._db.execute(
@@ -584,7 +576,7 @@ class Ledger:
 
     def open_actions(self, stack: str | None = None) -> list[ActionRecord]:
         """Actions opened and never closed (still running, or their process died), steps too."""
-        return self._actions(stack=stack, top_level_only=False, open_only=True)
+        return self._actions(ActionFilter(stack=stack, top_level_only=False), open_only=True)
 
     def verified_version(self, stack: str) -> str | None:
         """The version of the stack's newest verify mark, proven on the hash chain first
@@ -685,7 +677,7 @@ class Ledger:
         refused, the holder's run is what ran, and what may need recovery)."""
         window = 8
         while True:
-            found = self._actions(stack=stack, actions=DEPLOY_ACTIONS, last=window)
+            found = self._actions(ActionFilter(stack=stack), actions=DEPLOY_ACTIONS, last=window)
             for rec in reversed(found):
                 if not (rec.status == "refused" and rec.details.get("refused_by") == "lock"):
                     return rec

@@ -51,10 +51,19 @@ class _ThreadLog(logging.Handler):
 class Sending:
     """Deliveries under way; `wait()` collects them within the deadline given at start."""
 
-    def __init__(self, urls: Sequence[str], title: str, body: str, timeout: float) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        title: str,
+        body: str,
+        timeout: float,
+        names: Sequence[str] | None = None,
+    ) -> None:
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
-        self._targets = [target_name(i, u) for i, u in enumerate(urls)]
+        self._targets = (
+            list(names) if names is not None else [target_name(i, u) for i, u in enumerate(urls)]
+        )
         self._results: dict[int, Delivery] = {}
         self._redact = Redactor([s for u in urls for s in (u, *url_secrets(u))])
         self._log = _ThreadLog()
@@ -116,6 +125,16 @@ class Sending:
         ]
 
 
-def send(urls: Sequence[str], title: str, body: str, *, timeout: float) -> Sending:
-    """Start delivering to every URL now; `.wait()` for the outcomes."""
-    return Sending(urls, title, body, timeout)
+def send(
+    urls: Sequence[str],
+    title: str,
+    body: str,
+    *,
+    timeout: float,
+    names: Sequence[str] | None = None,
+) -> Sending:
+    """Start delivering to every URL now; `.wait()` for the outcomes. `names`: how each
+    target is shown (default: its position and scheme)."""
+    if names is not None and len(names) != len(urls):
+        raise ValueError("one name per URL")
+    return Sending(urls, title, body, timeout, names)

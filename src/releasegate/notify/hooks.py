@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate.notify.deliver import Delivery, Sending, send
 from releasegate.notify.message import Notice, outcome_event, render, start_event
+from releasegate.notify.targets import Target, configs_for, resolve
 from releasegate.redact import SECRET_NAME, Redactor, url_secrets
 
 if TYPE_CHECKING:
@@ -25,15 +26,13 @@ class _Pending:
     row: str  # the `notify` action's ledger id
     event: str
     sending: Sending
+    # Targets that cannot be delivered (a `url_env` variable not set): failed from the start
+    undeliverable: list[Delivery]
 
 
 def _configs(config: Any, stack: str) -> list[NotifyConfig]:
     """The top-level `notify:` and the stack's own (both apply)."""
-    found = [getattr(config, "notify", None)]
-    stacks = getattr(config, "stacks", {})
-    if stack in stacks:
-        found.append(getattr(stacks[stack], "notify", None))
-    return [c for c in found if c is not None]
+    return configs_for(config, stack)
 
 
 def notifier_for(config: Any, ledger: Ledger, actor: Actor) -> Notifier | None:
@@ -53,22 +52,18 @@ class Notifier:
         self._pending: list[_Pending] = []
 
     # -- what is sent where ---------------------------------------------------------------------
-    def _targets(self, stack: str, event: str) -> tuple[list[str], float]:
-        urls: list[str] = []
-        timeout = 0.0
-        for cfg in _configs(self.config, stack):
-            if cfg.wants(event):
-                urls += [u.get_secret_value() for u in cfg.urls]
-                timeout = max(timeout, cfg.timeout)
-        return list(dict.fromkeys(urls)), timeout
+    def _targets(self, stack: str, event: str) -> tuple[list[Target], float]:
+        wanted = [cfg for cfg in _configs(self.config, stack) if cfg.wants(event)]
+        timeout = max((cfg.timeout for cfg in wanted), default=0.0)
+        return resolve(wanted, os.environ), timeout
 
     def _redactor(self, stack: str) -> Redactor:
-        """The stack's secrets (as its commands see them) and every notify URL's parts."""
+        """The stack's secrets (as its commands see them) and every notify URL's parts
+        (those read from the environment too)."""
         secrets: list[str] = []
-        for cfg in _configs(self.config, stack):
-            for url in cfg.urls:
-                text = url.get_secret_value()
-                secrets += [text, *url_secrets(text)]
+        for target in resolve(_configs(self.config, stack), os.environ):
+            if target.url is not None:
+                secrets += [target.url, *url_secrets(target.url)]
         env_vars = getattr(self._stack(stack), "env_vars", {})
         for env in (os.environ, env_vars):
             secrets += [str(v) for k, v in env.items() if SECRET_NAME.search(str(k))]
@@ -130,8 +125,8 @@ class Notifier:
 
     def notify(self, notice: Notice) -> None:
         """Record a `notify` action, then start delivering (not waiting)."""
-        urls, timeout = self._targets(notice.stack, notice.event)
-        if not urls:
+        targets, timeout = self._targets(notice.stack, notice.event)
+        if not targets:
             return
         title, body = render(notice, self._redactor(notice.stack))
         row = self.ledger.begin_action(
@@ -140,13 +135,19 @@ class Notifier:
             action="notify",
             version=notice.version,
             parent_id=notice.action_id or None,
-            notes=f"{notice.event}: {len(urls)} target(s)",
+            notes=f"{notice.event}: {len(targets)} target(s)",
             details={"event": notice.event, "timeout_s": timeout},
             user=self.actor.user,
             host=self.actor.host,
             pid=self.actor.pid,
         )
-        self._pending.append(_Pending(row, notice.event, send(urls, title, body, timeout=timeout)))
+        ready = [t for t in targets if t.url is not None]
+        sending = send(
+            [t.url for t in ready if t.url is not None], title, body, timeout=timeout,
+            names=[t.name for t in ready],
+        )  # fmt: skip
+        undeliverable = [Delivery(t.name, False, t.problem) for t in targets if t.url is None]
+        self._pending.append(_Pending(row, notice.event, sending, undeliverable))
 
     def _reap(self, *, block: bool) -> list[Delivery]:
         """Close the ledger rows of deliveries that are done (all of them when `block`:
@@ -157,7 +158,10 @@ class Notifier:
             if not block and not item.sending.done():
                 still.append(item)
                 continue
-            results = item.sending.wait()
+            results = sorted(
+                item.sending.wait() + item.undeliverable,
+                key=lambda d: int(d.target[1:].split(" ", 1)[0]),
+            )
             failed = [r for r in results if not r.ok]
             summary = (
                 f"{item.event}: delivered to {len(results)} target(s)"

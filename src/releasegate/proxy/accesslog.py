@@ -1,11 +1,14 @@
 """The share of 5xx answers in a proxy's access log since an offset (the switch), read
-within a byte budget. Knows nginx's and HAProxy's default text lines and Caddy's JSON."""
+within a byte budget. Knows nginx's and HAProxy's default text lines and Caddy's JSON. The
+one parser of access logs: the watch window counts the lines it reads on each host with
+`count`."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Iterable
 
 MAX_READ = 64 * 1024 * 1024  # bytes read per call at most
 MAX_LINE = 64 * 1024  # a longer line is not a log line: skipped
@@ -28,6 +31,20 @@ def status_of(line: bytes) -> int | None:
     return int(found[1]) if found else None
 
 
+def count(lines: Iterable[bytes]) -> tuple[int, int]:
+    """(requests, 5xx answers) among whole access-log lines; other lines are skipped."""
+    total = errors = 0
+    for line in lines:
+        if not line or len(line) > MAX_LINE:
+            continue
+        status = status_of(line)
+        if status is None:
+            continue
+        total += 1
+        errors += status >= 500
+    return total, errors
+
+
 def log_offset(log_path: str | os.PathLike[str]) -> int:
     """Where the log ends now: the offset to give `fivexx_share` after a switch."""
     try:
@@ -41,7 +58,6 @@ def scan(
 ) -> tuple[int, int, int]:
     """(requests, 5xx, offset after the last whole line read). A log that shrank (rotated)
     is read from its start."""
-    total = errors = 0
     try:
         fh = open(log_path, "rb")
     except FileNotFoundError:
@@ -52,14 +68,7 @@ def scan(
         fh.seek(start)
         data = fh.read(max(0, min(max_bytes, size - start)))
     end = data.rfind(b"\n") + 1  # a half-written last line waits for the next call
-    for line in data[:end].split(b"\n"):
-        if not line or len(line) > MAX_LINE:
-            continue
-        status = status_of(line)
-        if status is None:
-            continue
-        total += 1
-        errors += status >= 500
+    total, errors = count(data[:end].split(b"\n"))
     return total, errors, start + end
 
 

@@ -1,5 +1,6 @@
-"""Caddy: the reverse proxy's upstreams replaced through the admin API on loopback, with no
-reload (Caddy swaps the handler; requests in flight finish on the old one)."""
+"""Caddy: the reverse proxy's upstreams replaced through the admin API on the host's loopback,
+with no reload (Caddy swaps the handler; requests in flight finish on the old one). The API
+is reached with a Talk (a socket as the host sees it), the HTTP written and read by h11."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from releasegate.proxy.base import MAX_ANSWER, ProxyError, SwitchResult, wait_drain
+from releasegate.ops import Program, Talk, TalkReply
+from releasegate.proxy.base import MAX_ANSWER, ProxyError, SwitchResult, verify_switch, wait_drain
+from releasegate.proxy.config import with_host
+from releasegate.proxy.http1 import parse_answer, request_bytes
 
 if TYPE_CHECKING:
-    import httpx
-
     from releasegate.proxy.config import ProxyConfig
 
 
@@ -36,67 +38,59 @@ def parse_upstreams(body: bytes) -> list[str]:
 class CaddySwitch:
     kind = "caddy"
 
-    def __init__(self, cfg: ProxyConfig) -> None:
+    def __init__(self, cfg: ProxyConfig, host: str = "127.0.0.1") -> None:
         self.cfg = cfg
         self.ctl = cfg.caddy_control
-        self.url = self.ctl.admin.rstrip("/") + self.ctl.upstreams_path
+        self.host = host
+        self.target = self.ctl.target(host)  # the admin endpoint as the host sees it
+        self.admin = with_host(self.ctl.admin, host).rstrip("/")
+        self.url = self.admin + self.ctl.upstreams_path
 
-    def _client(self) -> httpx.Client:
-        from releasegate.imports import load_httpx
-
-        load_httpx()
-        import httpx
-
-        # Loopback admin API: no proxy from the environment, no redirects.
-        return httpx.Client(trust_env=False, follow_redirects=False, timeout=self.ctl.timeout)
-
-    def _call(self, method: str, body: Any = None) -> tuple[int, bytes]:
-        import httpx
-
+    def _call(self, method: str, body: Any = None) -> Program[tuple[int, bytes]]:
+        """One admin API call: a raw HTTP/1.1 request over a Talk, parsed with h11."""
         # Caddy checks Origin on its admin API: the admin's own address is accepted.
-        headers = {"Origin": self.ctl.admin.rstrip("/")}
+        headers = [("Origin", self.admin)]
+        content = None
         if body is not None:
-            headers["Content-Type"] = "application/json"
-        content = json.dumps(body).encode() if body is not None else None
+            headers.append(("Content-Type", "application/json"))
+            content = json.dumps(body).encode()
+        request = request_bytes(
+            method, self.target, self.ctl.upstreams_path, headers=headers, body=content
+        )
+        # Headers and framing on top of the body's cap.
+        reply: TalkReply = yield Talk(self.target, request, self.ctl.timeout, MAX_ANSWER + 16384)
+        if reply.truncated:
+            raise ProxyError(f"Caddy's answer is larger than {MAX_ANSWER} bytes")
+        if reply.error:
+            raise ProxyError(f"Caddy's admin API at {self.admin}: {reply.error}")
         try:
-            with (
-                self._client() as client,
-                client.stream(method, self.url, content=content, headers=headers) as answer,
-            ):
-                data = b""
-                for chunk in answer.iter_bytes():
-                    data += chunk
-                    if len(data) > MAX_ANSWER:
-                        raise ProxyError(f"Caddy's answer is larger than {MAX_ANSWER} bytes")
-                return answer.status_code, data
-        except httpx.HTTPError as exc:
-            raise ProxyError(f"Caddy's admin API at {self.ctl.admin}: {exc}") from None
+            answer = parse_answer(method, reply.data, max_body=MAX_ANSWER)
+        except ProxyError as exc:
+            raise ProxyError(f"Caddy's admin API at {self.admin}: {exc}") from None
+        return answer.status, answer.body
 
-    def current(self) -> str | None:
-        status, body = self._call("GET")
+    def current(self) -> Program[str | None]:
+        status, body = yield from self._call("GET")
         if status != 200:
             raise ProxyError(f"GET {self.ctl.upstreams_path}: HTTP {status}")
         dials = parse_upstreams(body)
-        return self.cfg.slot_of(dials[0]) if len(dials) == 1 else None
+        return self.cfg.slot_of(dials[0], self.host) if len(dials) == 1 else None
 
-    def switch(self, to: str) -> SwitchResult:
-        address = self.cfg.address(to)
+    def switch(self, to: str) -> Program[SwitchResult]:
+        address = self.cfg.address(to, self.host)
         evidence: dict[str, Any] = {"url": self.url, "address": address}
         started = time.monotonic()
         try:
-            status, body = self._call("PATCH", upstreams_body(address))
+            status, body = yield from self._call("PATCH", upstreams_body(address))
             evidence.update(status=status, duration_s=round(time.monotonic() - started, 3))
             if status != 200:
                 why = body[:300].decode("utf-8", "replace")
                 return SwitchResult(False, f"Caddy refused: HTTP {status} {why}", to, evidence)
-            now = self.current()
+            now = yield from self.current()
         except ProxyError as exc:
             return SwitchResult(False, str(exc), to, evidence)
-        if now != to:
-            return SwitchResult(
-                False, f"Caddy routes to {now or 'neither slot'} after the PATCH", to, evidence
-            )
-        return SwitchResult(True, f"Caddy now sends traffic to {to} ({address})", to, evidence)
+        summary = f"Caddy now sends traffic to {to} ({address})"
+        return verify_switch(self.kind, now, to, evidence, summary)
 
-    def drain(self, seconds: float) -> SwitchResult:
+    def drain(self, seconds: float) -> Program[SwitchResult]:
         return wait_drain(self.kind, seconds)

@@ -3,6 +3,10 @@ the two slots (blue/green) the releases run in.
 
 Every address here ends up in a proxy's config or in an API call: hosts are loopback
 unless named in `allow_hosts`, ports are checked, paths are absolute once loaded.
+
+On a fleet each host runs its own proxy in front of its own two slots: the paths are paths on
+each host, and a slot's host may be `{host}`, replaced by each host's own address (from its
+ssh:// URL; 127.0.0.1 for the local host): a host the stack itself names.
 """
 
 # No `from __future__ import annotations`: pydantic evaluates these annotations.
@@ -16,6 +20,8 @@ from pydantic import AfterValidator, Field, model_validator
 from releasegate.config.values import ResolvedPath, StrictModel, _command_name, fail
 
 SLOT_NAMES = ("blue", "green")
+HOST = "{host}"  # in a slot's address: each host's own address
+LOCAL_HOST = "127.0.0.1"  # what `{host}` is on the local host
 _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
 # HAProxy backend names: what `set server BACKEND/SERVER` accepts without quoting.
 _HAPROXY_NAME = r"[A-Za-z0-9_.:-]{1,64}"
@@ -51,10 +57,19 @@ def split_address(value: str) -> tuple[str, int]:
 
 def _address(value: str) -> str:
     try:
-        split_address(value)
+        split_address(value.replace(HOST, LOCAL_HOST))
     except ValueError as exc:
         fail(str(exc))
+    if HOST in value and not value.startswith(HOST + ":"):
+        fail(f"'{value}': {HOST} stands for the whole host part ({HOST}:PORT)")
     return value
+
+
+def with_host(value: str, host: str) -> str:
+    """`value` with `{host}` replaced by `host` (an IPv6 address in brackets)."""
+    if HOST not in value:
+        return value
+    return value.replace(HOST, f"[{host}]" if ":" in host else host)
 
 
 Address = Annotated[str, AfterValidator(_address)]
@@ -95,7 +110,9 @@ class CaddyControl(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        parts = urlsplit(self.admin)
+        if HOST in self.admin and not self.admin.startswith(f"http://{HOST}:"):
+            fail(f"admin: {HOST} stands for the whole host part (http://{HOST}:PORT)")
+        parts = urlsplit(self.admin.replace(HOST, LOCAL_HOST))
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
             fail(f"admin: '{self.admin}' must be http://HOST:PORT (Caddy's admin endpoint)")
         if parts.username or parts.password or parts.query or parts.fragment:
@@ -110,6 +127,12 @@ class CaddyControl(StrictModel):
                 "like /id/NAME/upstreams"
             )
         return self
+
+    def target(self, host: str = LOCAL_HOST) -> str:
+        """The admin endpoint as a socket target, HOST:PORT, as `host` sees it."""
+        parts = urlsplit(with_host(self.admin, host))
+        name, port = parts.hostname or LOCAL_HOST, parts.port or 80
+        return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
 
 
 class HaproxyControl(StrictModel):
@@ -142,6 +165,8 @@ class ProxyConfig(StrictModel):
         if self.slots["blue"] == self.slots["green"]:
             fail("slots: blue and green must have different addresses")
         for name, addr in self.slots.items():
+            if addr.startswith(HOST + ":"):  # each host's own address: named by the stack
+                continue
             host, _port = split_address(addr)
             if not is_loopback(host) and host not in self.allow_hosts:
                 fail(f"slots.{name}: host '{host}' is not loopback; list it in allow_hosts")
@@ -152,8 +177,9 @@ class ProxyConfig(StrictModel):
             if other != self.kind and value is not None:
                 fail(f"{other}: only for kind {other} (this proxy is {self.kind})")
         if self.kind == "caddy":
-            host = urlsplit(self.caddy_control.admin).hostname or ""
-            if not is_loopback(host) and host not in self.allow_hosts:
+            admin = self.caddy_control.admin
+            host = urlsplit(admin).hostname or ""
+            if HOST not in admin and not is_loopback(host) and host not in self.allow_hosts:
                 fail(f"caddy.admin: host '{host}' is not loopback; list it in allow_hosts")
         return self
 
@@ -161,13 +187,22 @@ class ProxyConfig(StrictModel):
     def caddy_control(self) -> CaddyControl:
         return self.caddy if self.caddy is not None else CaddyControl()
 
-    def address(self, slot: str) -> str:
-        """The slot's HOST:PORT (KeyError for a name that is not a slot)."""
+    @property
+    def per_host(self) -> bool:
+        """A slot address names `{host}`: each host's slots listen on its own address."""
+        return any(HOST in a for a in self.slots.values())
+
+    def address(self, slot: str, host: str = LOCAL_HOST) -> str:
+        """The slot's HOST:PORT on `host` (KeyError for a name that is not a slot)."""
+        return with_host({str(k): v for k, v in self.slots.items()}[slot], host)
+
+    def shown(self, slot: str) -> str:
+        """The slot's address as configured (`{host}:PORT` on a fleet), for titles."""
         return {str(k): v for k, v in self.slots.items()}[slot]
 
-    def slot_of(self, address: str) -> str | None:
-        """The slot whose address this is (None: neither)."""
-        return next((n for n, a in self.slots.items() if a == address), None)
+    def slot_of(self, address: str, host: str = LOCAL_HOST) -> str | None:
+        """The slot whose address this is on `host` (None: neither)."""
+        return next((n for n in self.slots if self.address(n, host) == address), None)
 
     @staticmethod
     def other(slot: str) -> str:

@@ -5,11 +5,11 @@ the old server finish there."""
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from releasegate.proxy.base import MAX_ANSWER, ProxyError, SwitchResult, wait_drain
+from releasegate.ops import Program, Talk, TalkReply
+from releasegate.proxy.base import MAX_ANSWER, ProxyError, SwitchResult, verify_switch, wait_drain
 
 if TYPE_CHECKING:
     from releasegate.proxy.config import ProxyConfig
@@ -59,72 +59,61 @@ def live_servers(servers: dict[str, dict[str, str]]) -> list[str]:
     return live
 
 
-def ask(path: str, command: str, timeout: float) -> str:
-    """One runtime API command over the unix socket; the answer bounded in time and bytes."""
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(path)
-            sock.sendall(command.encode())
-            data = b""
-            while True:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-                if len(data) > MAX_ANSWER:
-                    raise ProxyError(f"HAProxy's answer is larger than {MAX_ANSWER} bytes")
-        except OSError as exc:
-            raise ProxyError(f"HAProxy's stats socket {path}: {exc}") from None
-    return data.decode("utf-8", "replace")
+def ask(path: str, command: str, timeout: float) -> Program[str]:
+    """One runtime API command over the stats socket on the host (a Talk); the answer
+    bounded in time and bytes. ProxyError when the socket cannot be asked."""
+    reply: TalkReply = yield Talk(path, command.encode(), timeout, MAX_ANSWER)
+    if reply.truncated:
+        raise ProxyError(f"HAProxy's answer is larger than {MAX_ANSWER} bytes")
+    if reply.error:
+        raise ProxyError(f"HAProxy's stats socket {path}: {reply.error}")
+    return reply.data.decode("utf-8", "replace")
 
 
 class HaproxySwitch:
     kind = "haproxy"
 
-    def __init__(self, cfg: ProxyConfig) -> None:
+    def __init__(self, cfg: ProxyConfig, host: str = "127.0.0.1") -> None:
         assert cfg.haproxy is not None  # the config requires it for kind haproxy
         self.cfg = cfg
         self.ctl = cfg.haproxy
+        self.host = host
 
-    def _state(self) -> dict[str, dict[str, str]]:
-        text = ask(str(self.ctl.socket), state_command(self.ctl.backend), self.ctl.timeout)
+    def _state(self) -> Program[dict[str, dict[str, str]]]:
+        text = yield from ask(
+            str(self.ctl.socket), state_command(self.ctl.backend), self.ctl.timeout
+        )
         return parse_servers_state(text)
 
-    def current(self) -> str | None:
-        live = [s for s in live_servers(self._state()) if s in self.cfg.slots]
+    def current(self) -> Program[str | None]:
+        live = [s for s in live_servers((yield from self._state())) if s in self.cfg.slots]
         return live[0] if len(live) == 1 else None
 
-    def switch(self, to: str) -> SwitchResult:
+    def switch(self, to: str) -> Program[SwitchResult]:
         old = self.cfg.other(to)
         line = switch_command(self.ctl.backend, to, old)
         evidence: dict[str, Any] = {"socket": str(self.ctl.socket), "command": line.strip()}
         started = time.monotonic()
+        want = self.cfg.address(to, self.host)
         try:
-            servers = self._state()
+            servers = yield from self._state()
             missing = [s for s in (to, old) if s not in servers]
             if missing:
                 why = f"backend {self.ctl.backend} has no server named {', '.join(missing)}"
                 return SwitchResult(False, why, to, evidence)
             host, port = servers[to].get("srv_addr"), servers[to].get("srv_port")
-            want = self.cfg.address(to)
             if port is not None and f"{host}:{port}" != want:
                 why = f"server {to} is {host}:{port} in HAProxy, not {want} as configured"
                 return SwitchResult(False, why, to, evidence)
-            answer = ask(str(self.ctl.socket), line, self.ctl.timeout).strip()
+            answer = (yield from ask(str(self.ctl.socket), line, self.ctl.timeout)).strip()
             evidence.update(answer=answer[:500], duration_s=round(time.monotonic() - started, 3))
             if answer:  # the runtime API answers nothing on success
                 return SwitchResult(False, f"HAProxy refused: {answer[:300]}", to, evidence)
-            now = self.current()
+            now = yield from self.current()
         except ProxyError as exc:
             return SwitchResult(False, str(exc), to, evidence)
-        if now != to:
-            return SwitchResult(
-                False, f"HAProxy routes to {now or 'neither slot'} after the switch", to, evidence
-            )
-        return SwitchResult(True, f"HAProxy now sends traffic to {to} ({want})", to, evidence)
+        summary = f"HAProxy now sends traffic to {to} ({want})"
+        return verify_switch(self.kind, now, to, evidence, summary)
 
-    def drain(self, seconds: float) -> SwitchResult:
+    def drain(self, seconds: float) -> Program[SwitchResult]:
         return wait_drain(self.kind, seconds)

@@ -6,15 +6,14 @@ file, whose one line names the live slot."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tempfile
-import time
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from releasegate.proxy.base import MAX_ANSWER, ProxyError, SwitchResult, wait_drain
+from releasegate.hosttext import read_program, write_argv
+from releasegate.ops import Program, cmd
+from releasegate.proxy.base import MAX_ANSWER, ProxyError, SwitchResult, verify_switch, wait_drain
+from releasegate.transport.base import CommandResult
 
 if TYPE_CHECKING:
     from releasegate.proxy.config import NginxControl, ProxyConfig
@@ -47,88 +46,81 @@ def reload_argv(ctl: NginxControl) -> list[str]:
     return [*_base(ctl), "-s", "reload"]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` in one rename: nginx never reads half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # nginx workers may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _record(result: CommandResult) -> dict[str, Any]:
+    output = (result.stdout + result.stderr).strip()[-2000:] or (result.error or "")
+    return {
+        "argv": list(result.argv),
+        "exit_code": result.exit_code,
+        "output": output,
+        "duration_s": round(result.duration_s, 3),
+    }
 
 
 class NginxSwitch:
     kind = "nginx"
 
-    def __init__(self, cfg: ProxyConfig) -> None:
+    def __init__(self, cfg: ProxyConfig, host: str = "127.0.0.1") -> None:
         assert cfg.nginx is not None  # the config requires it for kind nginx
         self.cfg = cfg
         self.ctl = cfg.nginx
+        self.host = host
+        self.path = PurePosixPath(str(self.ctl.upstream_file))
 
-    def _read(self) -> str:
-        try:
-            with open(self.ctl.upstream_file, "rb") as fh:
-                return fh.read(MAX_ANSWER).decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-        except OSError as exc:
-            raise ProxyError(f"cannot read {self.ctl.upstream_file}: {exc.strerror}") from None
+    def _read(self) -> Program[str | None]:
+        """The include file's text on the host (None: there is none yet)."""
+        found = yield from read_program(self.path, max_bytes=MAX_ANSWER, timeout=self.ctl.timeout)
+        if not found.ok:
+            raise ProxyError(found.error)
+        return found.text
 
-    def current(self) -> str | None:
-        found = parse_upstream(self._read())
-        return self.cfg.slot_of(found[0]) if len(found) == 1 else None
+    def current(self) -> Program[str | None]:
+        found = parse_upstream((yield from self._read()) or "")
+        return self.cfg.slot_of(found[0], self.host) if len(found) == 1 else None
 
-    def _run(self, argv: list[str]) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                argv, capture_output=True, timeout=self.ctl.timeout, stdin=subprocess.DEVNULL
-            )
-            code, output = done.returncode, (done.stdout + done.stderr)[-2000:]
-        except subprocess.TimeoutExpired:
-            code, output = -1, f"timed out after {self.ctl.timeout:g}s".encode()
-        except OSError as exc:
-            code, output = -1, f"cannot run {argv[0]}: {exc.strerror}".encode()
-        return {
-            "argv": argv,
-            "exit_code": code,
-            "output": output.decode("utf-8", "replace").strip(),
-            "duration_s": round(time.monotonic() - started, 3),
-        }
+    def _write(self, text: str) -> Program[CommandResult]:
+        result: CommandResult = yield cmd(
+            write_argv(self.path), stdin=text, timeout=self.ctl.timeout
+        )
+        return result
 
-    def switch(self, to: str) -> SwitchResult:
-        path = Path(self.ctl.upstream_file)
-        before = self._read()
-        address = self.cfg.address(to)
+    def switch(self, to: str) -> Program[SwitchResult]:
+        address = self.cfg.address(to, self.host)
         commands: list[dict[str, Any]] = []
-        evidence: dict[str, Any] = {"file": str(path), "address": address, "commands": commands}
+        evidence: dict[str, Any] = {
+            "file": str(self.path),
+            "address": address,
+            "commands": commands,
+        }
         try:
-            write_atomic(path, upstream_text(to, address))
-        except OSError as exc:
-            return SwitchResult(False, f"cannot write {path}: {exc.strerror}", to, evidence)
-        commands.append(self._run(check_argv(self.ctl)))
+            before = yield from self._read()
+        except ProxyError as exc:
+            return SwitchResult(False, str(exc), to, evidence)
+        wrote = yield from self._write(upstream_text(to, address))
+        if not wrote.ok:
+            why = wrote.stderr.strip()[-300:] or wrote.describe()
+            return SwitchResult(False, f"cannot write {self.path}: {why}", to, evidence)
+        if before is None:  # a new file: nginx workers may run as another user
+            yield cmd(["chmod", "0644", "--", str(self.path)], timeout=self.ctl.timeout)
+        commands.append(_record((yield cmd(check_argv(self.ctl), timeout=self.ctl.timeout))))
         if commands[-1]["exit_code"] != 0:
             # The new file broke the config: put the old one back, nginx keeps serving.
-            if before:
-                write_atomic(path, before)
+            if before is not None:
+                back = yield from self._write(before)
             else:
-                path.unlink(missing_ok=True)
+                back = yield cmd(["rm", "-f", "--", str(self.path)], timeout=self.ctl.timeout)
+            evidence["put_back"] = back.ok
             why = commands[-1]["output"][-300:]
             return SwitchResult(False, f"nginx -t refused the config: {why}", to, evidence)
-        commands.append(self._run(reload_argv(self.ctl)))
+        commands.append(_record((yield cmd(reload_argv(self.ctl), timeout=self.ctl.timeout))))
         if commands[-1]["exit_code"] != 0:
             why = commands[-1]["output"][-300:]
             return SwitchResult(False, f"nginx -s reload failed: {why}", to, evidence)
-        if self.current() != to:
-            return SwitchResult(
-                False, f"{path} does not name slot {to} after writing", to, evidence
-            )
-        return SwitchResult(True, f"nginx now sends traffic to {to} ({address})", to, evidence)
+        try:
+            now = yield from self.current()
+        except ProxyError as exc:
+            return SwitchResult(False, str(exc), to, evidence)
+        summary = f"nginx now sends traffic to {to} ({address})"
+        return verify_switch(self.kind, now, to, evidence, summary)
 
-    def drain(self, seconds: float) -> SwitchResult:
+    def drain(self, seconds: float) -> Program[SwitchResult]:
         return wait_drain(self.kind, seconds)

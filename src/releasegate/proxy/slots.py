@@ -1,6 +1,9 @@
 """Blue/green slots, pure: which slot a run uses, the steps it takes, the environment a
-slot's app gets, and a smoke URL aimed at one slot. No I/O here (the workflow asks the
-proxy and reads the slot files, then passes the facts in)."""
+slot's app gets, a smoke URL aimed at one slot, and the hosts' facts as one. No I/O here
+(the workflow asks each host's proxy and reads its slot files, then passes the facts in).
+
+On a fleet every host runs its own proxy in front of its own two slots, and every step acts
+on every host: the hosts must agree on the live slot and on what each slot runs."""
 
 from __future__ import annotations
 
@@ -9,13 +12,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from releasegate.model import Step
-from releasegate.proxy.config import split_address
+from releasegate.proxy.config import LOCAL_HOST, split_address
 
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
     from releasegate.proxy.config import ProxyConfig
 
-SLOT_STEPS = ("start-slot", "smoke-slot", "switch-traffic", "drain", "stop-old-slot")
+SLOT_STEPS = (
+    "slot-facts",
+    "start-slot",
+    "smoke-slot",
+    "switch-traffic",
+    "drain",
+    "stop-old-slot",
+)
 
 
 @dataclass(frozen=True)
@@ -37,18 +47,70 @@ class SlotFacts:
         """The free slot still runs `version` (kept after a switch): a switch brings it back."""
         return self.live is not None and self.versions.get(self.free) == version
 
+    def describe(self) -> str:
+        def slot(name: str) -> str:
+            return f"{name} {self.versions.get(name) or '-'}"
 
-def slot_env(proxy: ProxyConfig, slot: str) -> dict[str, str]:
-    """What the app started in a slot sees: its slot's name, address and port."""
-    address = proxy.address(slot)
-    host, port = split_address(address)
+        return f"live {self.live or 'neither'} ({slot('blue')}, {slot('green')})"
+
+
+def combine(per_host: dict[str, SlotFacts], kind: str) -> SlotFacts:
+    """The hosts' facts as one: the same live slot and slot versions on every host, else an
+    error naming the hosts (the run stops before changing anything)."""
+    one = len(per_host) == 1
+    failed = [(h, f.error) for h, f in per_host.items() if f.error]
+    if failed:
+        if one:
+            return SlotFacts(None, {}, error=failed[0][1])
+        return SlotFacts(None, {}, error="; ".join(f"{h}: {why}" for h, why in failed))
+    first = next(iter(per_host.values()), SlotFacts(None))
+    seen = {(f.live, f.versions.get(f.live or "")) for f in per_host.values()}
+    if len(seen) <= 1:
+        # The free slot is warm only where it is warm on every host: else it starts again
+        # everywhere (a slot that died on one host is no reason to stop the run).
+        free = {f.versions.get(first.free) for f in per_host.values()}
+        versions = dict(first.versions)
+        if len(free) > 1 or None in free:
+            versions.pop(first.free, None)
+        return SlotFacts(first.live, versions)
+    said = "; ".join(f"{h}: {f.describe()}" for h, f in per_host.items())
+    why = f"the hosts' {kind} proxies and slots disagree ({said})"
+    return SlotFacts(None, {}, error=why)
+
+
+def refused_rollout(overrides: dict[str, Any]) -> None:
+    """A run's rollout options that slots behind a proxy do not build (every host's proxy
+    switches in one step, every host must pass): BadInput, as the config refuses them."""
+    from releasegate.errors import BadInput
+
+    strategy = overrides.get("strategy")
+    if strategy not in (None, "all"):
+        raise BadInput(
+            f"--strategy {strategy}: batches are not built for slots behind a proxy "
+            "(every host's proxy switches in one step)"
+        )
+    if overrides.get("max_failures") not in (None, 0, "0", "0%"):
+        raise BadInput("--max-failures: slots behind a proxy need every host to pass each step")
+
+
+def slot_env(proxy: ProxyConfig, slot: str, host: str = LOCAL_HOST) -> dict[str, str]:
+    """What the app started in a slot sees: its slot's name, address and port (on `host`,
+    for a slot address with `{host}`)."""
+    address = proxy.address(slot, host)
+    name, port = split_address(address)
     return {
         "RELEASEGATE_SLOT": slot,
         "RELEASEGATE_SLOT_ADDRESS": address,
-        "RELEASEGATE_SLOT_HOST": host,
+        "RELEASEGATE_SLOT_HOST": name,
         "PORT": str(port),
         "RELEASEGATE_SLOT_PORT": str(port),  # what a compose file publishes (compose_slots)
     }
+
+
+def transport_host(transport: Any) -> str:
+    """The address a runtime's host has (its ssh:// URL's), or the local host's."""
+    target = getattr(transport, "target", None)
+    return str(getattr(target, "address", "") or LOCAL_HOST)
 
 
 def slot_url(url: str, address: str) -> str:
@@ -78,12 +140,15 @@ def slot_steps(
     the release must be prepared first (False: a warm slot answers for it already)."""
     proxy = stack.proxy
     assert proxy is not None  # called only for stacks with `proxy:`
+    if slots.error:  # a proxy could not be asked, or the hosts disagree: change nothing
+        title = f"slots: {slots.error}: stop before changing anything"
+        return [Step("slot-facts", title, {"error": slots.error})], False
     names = ", ".join(c.name for c in stack.smoke) or "no checks configured"
     if rollback and slots.live is not None and slots.versions.get(slots.live) == version:
         # The proxy never left the target's slot (a deploy that failed before or at its
         # switch): point `current` back at it and stop the other slot.
         live, other = slots.live, slots.free
-        kept: dict[str, Any] = {"slot": live, "old": other, "address": proxy.address(live)}
+        kept: dict[str, Any] = {"slot": live, "old": other, "address": proxy.shown(live)}
         back = [
             Step("smoke-slot", f"smoke {version} on live slot {live}: {names}", kept),
             Step("switch", f"switch {stack.dir}/current: -> {version}", kept),
@@ -94,19 +159,19 @@ def slot_steps(
             )
         return back, False
     new, old = slots.free, slots.live
-    data: dict[str, Any] = {"slot": new, "old": old, "address": proxy.address(new)}
+    data: dict[str, Any] = {"slot": new, "old": old, "address": proxy.shown(new)}
     warm = rollback and slots.warm(version)
     steps: list[Step] = []
     if not warm:
         steps.append(
             Step(
                 "start-slot",
-                f"start {version} in slot {new} ({proxy.address(new)}, PORT in its "
+                f"start {version} in slot {new} ({proxy.shown(new)}, PORT in its "
                 f"environment): {_how(stack, new, 'start')}",
                 data,
             )
         )
-    smoke_title = f"smoke {version} directly on slot {new} ({proxy.address(new)}): {names}"
+    smoke_title = f"smoke {version} directly on slot {new} ({proxy.shown(new)}): {names}"
     steps.append(Step("smoke-slot", smoke_title + (" (still running: warm)" if warm else ""), data))
     steps.append(Step("switch", f"switch {stack.dir}/current: -> {version}", data))
     steps.append(
@@ -122,7 +187,7 @@ def slot_steps(
         steps.append(Step("drain", f"drain slot {old}: {proxy.drain_s:g}s", data))
         # keep_old: it stays up (the next deploy restarts it); a deploy with a watch window
         # stops it after the window (stop_after_watch), so a failing check can switch back.
-        if not proxy.keep_old and (rollback or getattr(stack, "watch", None) is None):
+        if not proxy.keep_old and (rollback or stack.watch is None):
             steps.append(
                 Step("stop-old-slot", f"stop slot {old}: {_how(stack, old, 'stop')}", data)
             )
@@ -134,5 +199,5 @@ def stop_after_watch(stack: StackConfig, slots: SlotFacts) -> list[Step]:
     proxy = stack.proxy
     if proxy is None or proxy.keep_old or slots.live is None:
         return []
-    data = {"slot": slots.free, "old": slots.live, "address": proxy.address(slots.free)}
+    data = {"slot": slots.free, "old": slots.live, "address": proxy.shown(slots.free)}
     return [Step("stop-old-slot", f"stop slot {slots.live} after the watch window", data)]

@@ -25,6 +25,7 @@ from releasegate.runtimes.base import HostSurvey, PhaseResult, base_env
 from releasegate.transport.base import CommandResult, Transport
 
 if TYPE_CHECKING:
+    from releasegate.compose.lint import Finding
     from releasegate.config.schema import StackConfig
 
 PULL_TIMEOUT_S = 900.0
@@ -316,22 +317,7 @@ class ComposeRuntime:
             return [
                 CheckResult("compose-rules", True, f"compose rules passed: {', '.join(rules)}", {})
             ]
-        return [
-            CheckResult(
-                f.rule,
-                False,
-                f"{f.file}:{f.line}: {f.service}: {f.rule}: {f.message}",
-                {
-                    "rule": f.rule,
-                    "service": f.service,
-                    "file": str(f.file),
-                    "line": f.line,
-                    **f.evidence,
-                },
-                hint=f.hint,
-            )
-            for f in findings
-        ]
+        return finding_checks(findings)
 
     # -- phases --------------------------------------------------------------------------
     def prepare_ops(
@@ -491,11 +477,11 @@ class ComposeRuntime:
         return cs.slot_base(self.project, slot, self.root, self.files, self.profiles)
 
     def _slot_extra(self, slot: str) -> dict[str, str]:
-        from releasegate.proxy.slots import slot_env
+        from releasegate.proxy.slots import slot_env, transport_host
 
         assert self.stack.proxy is not None  # slot steps are planned only with `proxy:`
         return {
-            **slot_env(self.stack.proxy, slot),
+            **slot_env(self.stack.proxy, slot, transport_host(self.transport)),
             "COMPOSE_PROJECT_NAME": cs.slot_project(self.project, slot),
         }
 
@@ -571,3 +557,24 @@ class ComposeRuntime:
 
     def _run(self, phase: PhaseResult, argv: list[str], **kw: Any) -> Program[CommandResult]:
         return phase.step(self.redact, argv, **kw)
+
+
+def finding_checks(findings: Iterable[Finding]) -> list[CheckResult]:
+    """One failed check per rule finding (compose rules and Swarm rules alike), naming
+    the file, line and service, with the finding's evidence."""
+    return [
+        CheckResult(
+            f.rule,
+            False,
+            f"{f.file}:{f.line}: {f.service}: {f.rule}: {f.message}",
+            {
+                "rule": f.rule,
+                "service": f.service,
+                "file": str(f.file),
+                "line": f.line,
+                **f.evidence,
+            },
+            hint=f.hint,
+        )
+        for f in findings
+    ]

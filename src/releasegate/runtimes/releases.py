@@ -410,9 +410,10 @@ class ReleasesRuntime:
         self, phase: PhaseResult, slot: str, version: str, previous: str | None, which: str
     ) -> Program[CommandResult | None]:
         """The team's restart (start) or stop command, with the slot in its environment."""
-        from releasegate.proxy.slots import slot_env
+        from releasegate.proxy.slots import slot_env, transport_host
 
         assert self.stack.proxy is not None  # slot steps are planned only with `proxy:`
+        where = slot_env(self.stack.proxy, slot, transport_host(self.transport))
         spec = self.stack.commands.restart if which == "restart" else self.stack.commands.stop
         if spec is None:
             return None
@@ -420,7 +421,7 @@ class ReleasesRuntime:
             self.redact,
             spec.argv(),
             cwd=rc.release_dir(self.root, version) if which == "restart" else self.root,
-            env={**self.env_for(version, previous), **slot_env(self.stack.proxy, slot)},
+            env={**self.env_for(version, previous), **where},
             timeout=self.command_timeout,
             label=f"{which} slot {slot}",
         )

@@ -30,7 +30,7 @@ from releasegate.runtimes import compose_commands as cc
 from releasegate.runtimes import releases_commands as rc
 from releasegate.runtimes import swarm_commands as sc
 from releasegate.runtimes.base import HostSurvey, PhaseResult
-from releasegate.runtimes.compose import ComposeRuntime
+from releasegate.runtimes.compose import ComposeRuntime, finding_checks
 from releasegate.transport.base import CommandResult, Transport
 
 if TYPE_CHECKING:
@@ -201,22 +201,7 @@ class SwarmRuntime(ComposeRuntime):
         findings = lint_stack(texts)
         if not findings:
             return [*checks, CheckResult("swarm-rules", True, "swarm rules passed", {})]
-        return checks + [
-            CheckResult(
-                f.rule,
-                False,
-                f"{f.file}:{f.line}: {f.service}: {f.rule}: {f.message}",
-                {
-                    "rule": f.rule,
-                    "service": f.service,
-                    "file": f.file,
-                    "line": f.line,
-                    **f.evidence,
-                },
-                hint=f.hint,
-            )
-            for f in findings
-        ]
+        return [*checks, *finding_checks(findings)]
 
     # -- phases --------------------------------------------------------------------------
     def prepare_ops(

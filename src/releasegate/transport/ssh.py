@@ -544,6 +544,18 @@ class AsyncSshHost:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.wait_closed(), 5)
 
+    async def open_stream(self, where: str | tuple[str, int]) -> tuple[Any, Any]:
+        """A byte stream to a socket as the host sees it: a unix socket path
+        (direct-streamlocal) or (host, port) (direct-tcpip) on this host's connection.
+        Raises SshError, or asyncssh's ChannelOpenError when the host refuses."""
+        await self.connect()
+        if isinstance(where, str):
+            streams = await self._conn.open_unix_connection(where, encoding=None)
+        else:
+            streams = await self._conn.open_connection(where[0], where[1], encoding=None)
+        reader, writer = streams
+        return reader, writer
+
     async def put(
         self, local: Path, remote: PurePosixPath | str, *, timeout: float | None = None
     ) -> str:

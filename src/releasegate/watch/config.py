@@ -2,7 +2,8 @@
 first minutes, seed 004 the first day), its interval, and what is checked each round. A
 failing check sends the release back (the deploy ends ROLLED BACK, exit 4).
 
-Log paths are read on the machine that runs releasegate (where a local stack runs)."""
+Log paths are read on each host of the stack (releasegate.watch.logs): absolute paths on
+SSH hosts; a relative path is resolved against releasegate.yaml's folder, as `dir:` is."""
 
 # No `from __future__ import annotations`: pydantic reads the annotations (see values.py).
 from typing import Annotated, Self
@@ -15,8 +16,9 @@ MiB = 1024 * 1024
 
 
 class AccessLogCheck(StrictModel):
-    """The share of 5xx answers in an access log (common or combined format, as nginx,
-    Apache, Caddy's common_log and HAProxy's httplog write it) since the switch."""
+    """The share of 5xx answers in an access log since the switch, on each host: nginx's
+    and Apache's common or combined lines, HAProxy's httplog, Caddy's JSON (the one parser,
+    releasegate.proxy.accesslog)."""
 
     path: ResolvedPath
     max_5xx_share: Annotated[float, Field(ge=0, le=1)] = 0.05  # above it: fail

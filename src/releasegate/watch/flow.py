@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate.execution.interrupts import Interrupted
 from releasegate.model import CheckResult, Event
-from releasegate.watch.logs import size_of
-from releasegate.watch.window import Checks, prometheus_query, run_window
+from releasegate.watch.logs import Want, mark_program, read_program
+from releasegate.watch.window import Checks, ReadLogs, prometheus_query, run_window
 
 if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
     from releasegate.engine.base import EngineBase, RunOutcome
+    from releasegate.execution.hosts import StackHosts
+    from releasegate.hosttext import HostRange
     from releasegate.ledger import Ledger
     from releasegate.model import ActionRecord
     from releasegate.watch.config import WatchConfig
@@ -34,18 +36,47 @@ ACCEPT = "watch-accept"
 SwitchBack = Callable[[str], "RunOutcome"]
 
 
-def watch_config(stack: StackConfig) -> WatchConfig | None:
-    return getattr(stack, "watch", None)
+def log_paths(cfg: WatchConfig) -> list[str]:
+    """The watched logs (a path named twice is read once)."""
+    return list(dict.fromkeys(str(c.path) for c in (cfg.log, cfg.access_log) if c is not None))
 
 
-def log_offsets(stack: StackConfig) -> dict[str, int]:
-    """The watched logs' sizes now: taken just before the switch, so the window counts only
-    what the new release (and the traffic it got) wrote."""
-    cfg = watch_config(stack)
-    if cfg is None:
+def log_offsets(stack: StackConfig, hosts: StackHosts) -> dict[str, dict[str, Any]]:
+    """Where each watched log ends now on each host (host -> path -> its size and inode):
+    taken just before the switch, so the window counts only what the new release (and the
+    traffic it got) wrote. A host that does not answer gets no place: the window reads its
+    logs from where they end when it starts."""
+    cfg = stack.watch
+    paths = log_paths(cfg) if cfg is not None else []
+    if not paths:
         return {}
-    paths = [c.path for c in (cfg.log, cfg.access_log) if c is not None]
-    return {str(p): size_of(p) for p in paths}
+    return hosts.run_programs(
+        "watch-offsets",
+        lambda h, rt: mark_program(paths),
+        hosts=None,
+        report=False,
+        failed=lambda h, why: {p: {"offset": None, "error": why[:300]} for p in paths},
+    )
+
+
+def _read_logs(hosts: StackHosts, max_bytes: int) -> ReadLogs:
+    """One read program per host, side by side over SSH, in turn here."""
+
+    def read(wants: dict[str, list[Want]]) -> dict[str, dict[str, HostRange]]:
+        from releasegate.hosttext import HostRange
+
+        def failed(host: str, why: str) -> dict[str, HostRange]:
+            return {w.path: HostRange(error=f"cannot read {w.path}: {why}") for w in wants[host]}
+
+        return hosts.run_programs(
+            "watch-logs",
+            lambda h, rt: read_program(wants[h], max_bytes),
+            hosts=[h for h in wants if h in hosts.hosts],
+            report=False,
+            failed=failed,
+        )
+
+    return read
 
 
 def _smoke(engine: EngineBase, run: Run) -> Callable[[], CheckResult]:
@@ -65,10 +96,10 @@ def watch_step(engine: EngineBase, run: Run) -> StepBody:
     """The deploy's `watch` step: open the window's ledger action, run its rounds, close
     it with the outcome. An interruption (Ctrl-C) closes it `interrupted` and goes on up:
     the release, already verified, stays live."""
-    cfg = watch_config(run.stack)
+    cfg = run.stack.watch
     assert cfg is not None  # the plan has this step only then
     stack, out, ledger = run.stack, run.out, engine.ledger
-    offsets = out.details.pop("watch_from", None) or log_offsets(stack)
+    offsets = out.details.pop("watch_from", None) or log_offsets(stack, run.hosts)
     started = datetime.now(UTC)
     ends = started + timedelta(seconds=cfg.duration)
     checks_named = cfg.describe()
@@ -102,7 +133,9 @@ def watch_step(engine: EngineBase, run: Run) -> StepBody:
     )
     checks = Checks(
         cfg,
+        list(run.hosts.active),
         offsets,
+        read_logs=_read_logs(run.hosts, cfg.max_read_bytes),
         smoke=_smoke(engine, run) if cfg.smoke and stack.smoke else None,
         query=prometheus_query,
         redact=engine._redactor(stack),

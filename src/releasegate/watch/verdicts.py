@@ -1,37 +1,15 @@
 """The watch window's verdicts, pure: counts and answers in, a CheckResult out (what the
-ledger and the execution record keep as evidence)."""
+ledger and the execution record keep as evidence). Access-log lines are counted by the one
+parser, releasegate.proxy.accesslog."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable
 from typing import Any
 
 from releasegate.model import CheckResult
 
-# common/combined: HOST IDENT USER [TIME] "REQUEST" STATUS SIZE ...; the looser form
-# (a quoted request line followed by a status) also takes Python's http.server lines.
-_STRICT = re.compile(rb'^\S+ \S+ \S+ \[[^\]]{1,64}\] "[^"]{0,8192}" (\d{3}) ')
-_LOOSE = re.compile(rb'"(?:[A-Z]{3,10}) [^"]{0,8192}" (\d{3})\b')
 MAX_SAMPLE = 200
-
-
-def status_of(line: bytes) -> int | None:
-    """The HTTP status of one access-log line, or None when the line is not one."""
-    found = _STRICT.match(line) or _LOOSE.search(line)
-    return int(found[1]) if found else None
-
-
-def count_statuses(lines: Iterable[bytes]) -> tuple[int, int]:
-    """(requests, 5xx answers) among access-log lines; other lines are skipped."""
-    total = errors = 0
-    for line in lines:
-        status = status_of(line)
-        if status is not None and 100 <= status <= 599:
-            total += 1
-            errors += status >= 500
-    return total, errors
 
 
 def share_verdict(total: int, errors: int, *, max_share: float, min_requests: int) -> CheckResult:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from markupsafe import Markup
@@ -34,17 +36,22 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from releasegate.errors import BadInput, ExitCode, ReleasegateError
+from releasegate.ledger.kinds import KINDS
 from releasegate.textsafe import printable
 from releasegate.users import User, Users
-from releasegate.web import views
+from releasegate.web import signins, views
 from releasegate.web.auth import (
-    SessionStore,
+    THROTTLE_WINDOW_S,
     Throttle,
     csrf_ok,
     new_secret,
     parse_proxies,
     peer_trusted,
 )
+from releasegate.web.sessions import Session, SessionPolicy, Sessions
+
+if TYPE_CHECKING:
+    from releasegate.ledger import Ledger
 
 HERE = Path(__file__).parent
 COOKIE = "rg_session"
@@ -109,8 +116,14 @@ class Dashboard:
         self.site = site
         web = site.config.web
         self.secure = web.secure_cookies if secure_cookies is None else secure_cookies
-        self.sessions = SessionStore(lifetime_s=web.session_hours * 3600)
+        self.policy = SessionPolicy(
+            lifetime_s=web.session_hours * 3600, idle_s=web.session_idle_minutes * 60
+        )
         self.throttle = Throttle()
+        # Sign-ins in the ledger, bounded against a flood (web/signins.py).
+        self.failures_recorded = signins.RecordBudget()
+        self.throttled_recorded = signins.OncePer(THROTTLE_WINDOW_S)
+        self.host, self.pid = socket.gethostname(), os.getpid()
         self.trusted_header = web.trusted_header
         self.proxies = parse_proxies(web.trusted_proxies)
         self.streams = asyncio.Semaphore(MAX_STREAMS)
@@ -134,12 +147,29 @@ class Dashboard:
         )  # fmt: skip
 
     # -- who is asking ---------------------------------------------------------------------
-    async def _user(self, name: str) -> User | None:
-        def get() -> User | None:
-            with self.site.ledger() as ledger:
-                return Users(ledger).get(name)
+    def sessions(self, ledger: Ledger) -> Sessions:
+        """The sessions table (in the state database: they outlive a restart)."""
+        return Sessions(ledger.database, self.policy)
 
-        return await run_in_threadpool(get)
+    async def _session_user(self, token: str | None) -> tuple[Session | None, User | None]:
+        """The session of `token` and its user (None when the user is gone or their password
+        or role changed since: that session is ended)."""
+
+        def look() -> tuple[Session | None, User | None]:
+            if not token:
+                return None, None
+            with self.site.ledger() as ledger:
+                sessions = self.sessions(ledger)
+                session = sessions.get(token)
+                if session is None:
+                    return None, None
+                user = Users(ledger).get(session.user)
+                if user is None or user.generation != session.generation:
+                    sessions.drop(token)
+                    return session, None
+                return session, user
+
+        return await run_in_threadpool(look)
 
     async def who(self, request: Request) -> tuple[Who | None, Response | None]:
         """(who, None) or (None, the refusal)."""
@@ -166,25 +196,35 @@ class Dashboard:
                     f"{self.trusted_header} refused: {peer} is not a trusted proxy", 403
                 )
             return await self._sso(request, request.headers[self.trusted_header].strip())
-        session = self.sessions.get(request.cookies.get(COOKIE))
-        if session is None or session.sso:
-            return None, self._to_login(request)
-        user = await self._user(session.user)
-        if user is None or user.generation != session.generation:
-            self.sessions.drop(request.cookies.get(COOKIE))
+        session, user = await self._session_user(request.cookies.get(COOKIE))
+        if session is None or session.sso or user is None:
             return None, self._to_login(request)
         return Who(user, session.csrf), None
 
     async def _sso(self, request: Request, name: str) -> tuple[Who | None, Response | None]:
-        user = await self._user(name) if name and len(name) <= 64 else None
-        if user is None:
+        token = request.cookies.get(COOKIE)
+
+        def look() -> tuple[User | None, Session | None, str | None]:
+            with self.site.ledger() as ledger:
+                user = Users(ledger).get(name)
+                if user is None:
+                    return None, None, None
+                sessions = self.sessions(ledger)
+                session = sessions.get(token)
+                if session is not None and session.sso and session.user == user.name:
+                    return user, session, None
+                # A session only for its CSRF token: the header still names the user on
+                # each request.
+                new, session = sessions.create(user.name, user.generation, sso=True)
+                return user, session, new
+
+        if not name or len(name) > 64:
             return None, PlainTextResponse(f"no dashboard user {printable(name)!r}", 403)
-        session = self.sessions.get(request.cookies.get(COOKIE))
-        if session is not None and session.sso and session.user == user.name:
-            return Who(user, session.csrf, via="sso"), None
-        # A session only for its CSRF token: the header still names the user on each request.
-        sid, session = self.sessions.create(user.name, user.generation, sso=True)
-        request.state.new_sid = sid
+        user, session, new = await run_in_threadpool(look)
+        if user is None or session is None:
+            return None, PlainTextResponse(f"no dashboard user {printable(name)!r}", 403)
+        if new:
+            request.state.new_sid = new
         return Who(user, session.csrf, via="sso"), None
 
     def _to_login(self, request: Request) -> Response:
@@ -247,25 +287,84 @@ class Dashboard:
         peer = request.client.host if request.client else "?"
         wait = self.throttle.blocked(name, peer)
         if wait:
+            await run_in_threadpool(self._record_throttled, name, peer, wait)
             return self._login_again(
                 request, 429, f"too many failed sign-ins: try again in {int(wait) + 1} s"
             )
+        old = request.cookies.get(COOKIE)
 
-        def check() -> User | None:
+        def check() -> str | None:
+            """The new session's token, or None; the sign-in recorded either way."""
             with self.site.ledger() as ledger:
-                return Users(ledger).authenticate(name, password)
+                users = Users(ledger)
+                known = users.get(name) is not None
+                user = users.authenticate(name, password)
+                if user is None:
+                    self._record_failure(ledger, name if known else None, peer)
+                    return None
+                signins.record(
+                    ledger, host=self.host, pid=self.pid, action=signins.SIGN_IN,
+                    status="success", user=user.name, peer=peer,
+                    notes=f"{user.name} signed in from {signins.peer_text(peer)}",
+                    details={"via": "password"},
+                )  # fmt: skip
+                sessions = self.sessions(ledger)
+                sessions.drop(old)  # a fresh id: no session fixation
+                token, _ = sessions.create(user.name, user.generation)
+                return token
 
-        user = await run_in_threadpool(check)
-        if user is None:
+        token = await run_in_threadpool(check)
+        if token is None:
             self.throttle.failed(name, peer)
             return self._login_again(request, 401, "wrong user or password")
         self.throttle.succeeded(name, peer)
-        self.sessions.drop(request.cookies.get(COOKIE))  # a fresh id: no session fixation
-        sid, _ = self.sessions.create(user.name, user.generation)
         resp = RedirectResponse(_safe_next(form.get("next")), status_code=303)
-        self._cookie(resp, COOKIE, sid, None)
+        self._cookie(resp, COOKIE, token, None)
         resp.delete_cookie(LOGIN_COOKIE, path="/")
         return resp
+
+    def _record_failure(self, ledger: Ledger, known: str | None, peer: str) -> None:
+        """A failed sign-in in the ledger (within the budget). `known`: the user's name when
+        it is one; any other name typed is not kept (it may be a password)."""
+        take, skipped = self.failures_recorded.take()
+        if not take:
+            return
+        who = known or signins.UNKNOWN_USER
+        notes = (
+            f"wrong password for {known}" if known
+            else "unknown user name (not recorded: it may be a mistyped password)"
+        ) + f" from {signins.peer_text(peer)}"  # fmt: skip
+        details: dict[str, Any] = {"via": "password", "known_user": known is not None}
+        if skipped:
+            details["not_recorded_before"] = skipped
+            notes += f"; {skipped} earlier failed sign-in(s) not recorded one by one"
+        signins.record(
+            ledger, host=self.host, pid=self.pid, action=signins.SIGN_IN, status="fail",
+            user=who, peer=peer, notes=notes, details=details,
+        )  # fmt: skip
+
+    def _record_throttled(self, name: str, peer: str, wait: float) -> None:
+        """A throttled sign-in, once per (user, peer) and block, within the budget."""
+        if not self.throttled_recorded.first((name, peer)):
+            return
+        take, skipped = self.failures_recorded.take()
+        if not take:
+            return
+        with self.site.ledger() as ledger:
+            known = name if Users(ledger).get(name) is not None else None
+            details: dict[str, Any] = {
+                "via": "password", "known_user": known is not None, "refused_for_s": int(wait) + 1,
+            }  # fmt: skip
+            if skipped:
+                details["not_recorded_before"] = skipped
+            notes = (
+                f"too many failed sign-ins{f' for {known}' if known else ''} from "
+                f"{signins.peer_text(peer)}: refused for {int(wait) + 1} s"
+            )
+            signins.record(
+                ledger, host=self.host, pid=self.pid, action=signins.SIGN_IN, status="refused",
+                user=known or signins.UNKNOWN_USER, peer=peer, notes=notes, details=details,
+            )  # fmt: skip
 
     def _login_again(self, request: Request, status: int, error: str) -> Response:
         token = new_secret()
@@ -274,7 +373,20 @@ class Dashboard:
         return resp
 
     async def logout(self, request: Request, who: Who) -> Response:
-        self.sessions.drop(request.cookies.get(COOKIE))
+        peer = request.client.host if request.client else "?"
+        token = request.cookies.get(COOKIE)
+
+        def sign_out() -> None:
+            with self.site.ledger() as ledger:
+                signins.record(
+                    ledger, host=self.host, pid=self.pid, action=signins.SIGN_OUT,
+                    status="success", user=who.user.name, peer=peer,
+                    notes=f"{who.user.name} signed out from {signins.peer_text(peer)}",
+                    details={"via": who.via},
+                )  # fmt: skip
+                self.sessions(ledger).drop(token)
+
+        await run_in_threadpool(sign_out)
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/")
         return resp
@@ -293,7 +405,7 @@ class Dashboard:
         if data["next_before"] is not None:
             older = "/history?" + urlencode({**query, "before": data["next_before"]})
         return self.page("history.html", who, **data, query=query, older=older,
-                         statuses=views.STATUSES)  # fmt: skip
+                         statuses=views.STATUSES, kinds=list(KINDS))  # fmt: skip
 
     async def run_page(self, request: Request, who: Who) -> Response:
         data = await run_in_threadpool(views.run, self.site, request.path_params["action_id"])

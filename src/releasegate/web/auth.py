@@ -1,14 +1,9 @@
-"""Sessions, CSRF tokens, login throttling and the trusted-header (SSO) rule: the parts of
-the dashboard's authentication that hold no I/O, so they are tested as data.
-
-Sessions live in the server's memory (bounded): a cookie holds a random 256-bit id, the
-server keeps its SHA-256 with the user, the user's password generation (a `user passwd`
-ends every older session) and the session's CSRF token.
-"""
+"""CSRF tokens, login throttling and the trusted-header (SSO) rule: the parts of the
+dashboard's authentication that hold no I/O, so they are tested as data. Sessions live in
+the state database: web/sessions.py."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import os
@@ -20,7 +15,6 @@ from dataclasses import dataclass, field
 
 from releasegate.errors import BadInput
 
-MAX_SESSIONS = 10_000
 MAX_THROTTLE_KEYS = 10_000
 FAILURES_ALLOWED = 5  # failed sign-ins per (user, peer) within the window
 THROTTLE_WINDOW_S = 300.0
@@ -28,65 +22,6 @@ THROTTLE_WINDOW_S = 300.0
 
 def new_secret() -> str:
     return os.urandom(32).hex()
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class Session:
-    user: str
-    generation: int
-    csrf: str
-    created: float
-    seen: float
-    sso: bool = False
-
-
-@dataclass
-class SessionStore:
-    """Session id (hashed) -> Session; the oldest dropped past `limit`; idle ones expire."""
-
-    lifetime_s: float
-    limit: int = MAX_SESSIONS
-    clock: Callable[[], float] = time.monotonic
-    _items: OrderedDict[str, Session] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def create(self, user: str, generation: int, *, sso: bool = False) -> tuple[str, Session]:
-        sid = new_secret()
-        now = self.clock()
-        session = Session(user, generation, new_secret(), now, now, sso)
-        with self._lock:
-            self._items[_digest(sid)] = session
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
-        return sid, session
-
-    def get(self, sid: str | None) -> Session | None:
-        if not sid or len(sid) > 128:
-            return None
-        key = _digest(sid)
-        now = self.clock()
-        with self._lock:
-            session = self._items.get(key)
-            if session is None:
-                return None
-            if now - session.created > self.lifetime_s:
-                del self._items[key]
-                return None
-            session.seen = now
-            self._items.move_to_end(key)
-            return session
-
-    def drop(self, sid: str | None) -> None:
-        if sid:
-            with self._lock:
-                self._items.pop(_digest(sid), None)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def csrf_ok(expected: str, given: str | None) -> bool:

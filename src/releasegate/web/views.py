@@ -207,16 +207,28 @@ def clean_filters(query: dict[str, str]) -> dict[str, Any]:
         found[key] = value
     if query.get("forced") in ("1", "true", "on"):
         found["forced"] = True
+    kind = (query.get("kind") or "").strip()
+    if kind:
+        from releasegate.ledger.kinds import actions_of
+
+        actions_of(kind)  # an unknown kind is refused
+        found["kind"] = kind
     return found
 
 
 def history(
     site: Site, filters: dict[str, Any], before: int | None, limit: int = PAGE_SIZE
 ) -> dict[str, Any]:
+    from releasegate.ledger import ActionFilter
+    from releasegate.ledger.kinds import actions_of
+
     limit = max(1, min(int(limit), MAX_PAGE))
+    query = {k: v for k, v in filters.items() if k != "kind"}
+    if "kind" in filters:  # a kind of history: any of its actions
+        query["any_action"] = actions_of(filters["kind"])
     with site.ledger() as ledger:
         # One more than shown: whether an older page exists, without counting 100,000 rows.
-        rows = ledger.page(limit=limit + 1, before_seq=before, **filters)
+        rows = ledger.page(ActionFilter(**query), limit=limit + 1, before_seq=before)
     more = len(rows) > limit
     rows = rows[:limit]
     return {

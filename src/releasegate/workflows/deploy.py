@@ -66,6 +66,12 @@ _STOPS: dict[str, tuple[str, ExitCode, str, str]] = {
         "",
     ),
     "backup": ("failed", ExitCode.FAILED, "backup failed", ""),
+    "slot-facts": (  # stacks with `proxy:` (workflows/slots.py): before any host changes
+        "failed",
+        ExitCode.FAILED,
+        "stopped: the proxies' slots cannot be read or disagree",
+        "bring every host's proxy and slot files in line, then run again",
+    ),
     "prepare": (
         "failed",
         ExitCode.FAILED,
@@ -198,7 +204,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
                 if step.name == "lock":  # taken before the run opened
                     continue
                 if step.name == "switch" and "watch_from" not in out.details:
-                    out.details["watch_from"] = log_offsets(stack)  # the window reads from here
+                    # the window reads each host's logs from here
+                    out.details["watch_from"] = log_offsets(stack, hosts)
                 res = self._step(out, stack, step.name, partial(bodies[step.name], step))
                 if step.name == "backup" and "backup_id" in res.evidence:
                     out.details["backup"] = res.evidence["backup_id"]

@@ -111,6 +111,16 @@ def _lock(engine: Engine, stack: StackConfig) -> Body:
     return True, f"a run holds the lock now: {locks.describe(held)} [{state}]", [], evidence
 
 
+def _notify(engine: Engine, stack: StackConfig) -> Body:
+    from releasegate.notify.targets import configs_for, missing_env, resolve
+
+    problems = missing_env(engine.config, stack.name, os.environ)
+    if problems:
+        return False, "; ".join(problems), [], {}
+    count = len(resolve(configs_for(engine.config, stack.name), os.environ))
+    return True, f"{count} target(s) configured", [], {}
+
+
 def _ledger(engine: Engine) -> Body:
     report = engine.ledger.verify_chain()
     if report.ok:
@@ -138,6 +148,8 @@ def health_check(
             engine._step(out, stack, "cron", lambda: _cron(engine, stack, hosts))
         engine._step(out, stack, "backup-age", lambda: _backup_age(engine, stack, limit))
         engine._step(out, stack, "lock", lambda: _lock(engine, stack))
+        if engine.config.notify is not None or stack.notify is not None:
+            engine._step(out, stack, "notify-targets", lambda: _notify(engine, stack))
         engine._step(out, stack, "ledger", lambda: chain)
     finally:
         hosts.close()

@@ -88,7 +88,7 @@ class RollbackFlow(SlotOps, ComposeOps, CronOps):
             artifact=hosts.describe_artifact(target),
             prepared=hosts.is_prepared(target),
             rollout=rollout,
-            slots=read_slot_facts(stack),
+            slots=read_slot_facts(hosts),
         )
         return plan_rollback(stack, target, facts, reason=reason)
 

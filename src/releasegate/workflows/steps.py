@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from releasegate.config.schema import StackConfig
 
 
-def read_slot_facts(stack: StackConfig) -> Any:
-    """Stacks with `proxy:`: the proxy's live slot and each slot's version (else None)."""
-    if stack.proxy is None:
+def read_slot_facts(hosts: StackHosts) -> Any:
+    """Stacks with `proxy:`: each host's proxy's live slot and each slot's version, as one
+    (else None)."""
+    if hosts.stack.proxy is None:
         return None
     from releasegate.workflows.slots import read_slot_facts as read
 
-    return read(stack)
+    return read(hosts)
+
 
 StepBody = tuple[bool, str, list[CheckResult], dict[str, Any]]
 ROLLOUT_KEYS = ("strategy", "batch", "canary", "pause", "max_failures", "parallel")
@@ -56,6 +58,10 @@ class StepsOps(EngineBase):
             from releasegate.errors import BadInput
 
             raise BadInput(f"unknown rollout option(s): {', '.join(sorted(unknown))}")
+        if stack.proxy is not None:  # slot steps act on every host at once (proxy.slots)
+            from releasegate.proxy.slots import refused_rollout
+
+            refused_rollout(overrides)
         return plan_rollout(
             hosts,
             strategy=overrides.get("strategy") or cfg.strategy,
@@ -80,7 +86,7 @@ class StepsOps(EngineBase):
             artifact=hosts.describe_artifact(version),
             prepared=hosts.is_prepared(version),
             rollout=rollout,
-            slots=read_slot_facts(stack),
+            slots=read_slot_facts(hosts),
         )
 
     # -- steps on the hosts -------------------------------------------------------------------
