@@ -16,6 +16,10 @@
 # its own address pool for compose networks (10.(100+N).0.0/16), and no iptables rules: a
 # published port (e.g. "127.0.0.1N:8080:80") is served by docker-proxy. Images come from the lab
 # registry, 127.0.0.1:5000, which every engine trusts over plain HTTP (127.0.0.0/8).
+# RG_LAB_DOCKER_HOSTS_NET=K (0..40, default 0) numbers the networks from K+1: a second checkout
+# on the same machine (another worktree's lab) then takes bridges rgdh(K+N) and pools 10.(100+K+N)
+# that are not the first one's (the same bridge and pool in two engines would clash, and the
+# other's `down` would delete the bridge). `up` keeps K in lab-run/docker-hosts/net for `down`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,7 +34,13 @@ HOSTS_DIR="$RUN_DIR/docker-hosts"
 ENGINE_WAIT=60
 
 socket_of() { printf '%s/h%d/docker.sock\n' "$SSH_DIR" "$1"; }
-bridge_of() { printf 'rgdh%d\n' "$1"; }
+# The network number of host I: I plus this checkout's offset (kept by `up` for `down`).
+net_of() {
+  local k
+  k="$(cat "$HOSTS_DIR/net" 2>/dev/null || printf '%s' "${RG_LAB_DOCKER_HOSTS_NET:-0}")"
+  printf '%d\n' "$(($1 + k))"
+}
+bridge_of() { printf 'rgdh%d\n' "$(net_of "$1")"; }
 
 # engine_answers I: this machine's docker client reaches hI's engine.
 engine_answers() {
@@ -48,7 +58,7 @@ start_engine() {
   fi
   if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip link add name "$bridge" type bridge
-    ip addr add "10.230.$i.1/24" dev "$bridge"
+    ip addr add "10.230.$(net_of "$i").1/24" dev "$bridge"
   fi
   ip link set "$bridge" up
   # A fresh data root every start: a dockerd given --bridge that restarts on an old root
@@ -59,7 +69,7 @@ start_engine() {
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
     -H "unix://$(socket_of "$i")" \
     --bridge "$bridge" --iptables=false --ip6tables=false \
-    --default-address-pool "base=10.$((100 + i)).0.0/16,size=24" \
+    --default-address-pool "base=10.$((100 + $(net_of "$i"))).0.0/16,size=24" \
     </dev/null >"$dir/dockerd.log" 2>&1 &
 }
 
@@ -93,6 +103,13 @@ cmd_up() {
   docker compose version >/dev/null 2>&1 ||
     die "the compose plugin is missing (bash scripts/lab/docker.sh up)"
   command -v ip >/dev/null || die "ip (iproute2) is not installed"
+  if [ ! -s "$HOSTS_DIR/count" ]; then # not up: this run's offset holds until `down`
+    local net="${RG_LAB_DOCKER_HOSTS_NET:-0}"
+    [[ "$net" =~ ^[0-9]+$ ]] && [ "$net" -le 40 ] ||
+      die "RG_LAB_DOCKER_HOSTS_NET must be a number from 0 to 40, not '$net'"
+    mkdir -p "$HOSTS_DIR"
+    printf '%s\n' "$net" >"$HOSTS_DIR/net"
+  fi
   for ((i = 1; i <= count; i++)); do start_engine "$i"; done
   for ((i = 1; i <= count; i++)); do
     wait_engine "$i" &
@@ -131,7 +148,7 @@ cmd_down() {
       ip link del "$(bridge_of "$i")" || true
     fi
   done
-  rm -f "$HOSTS_DIR/count"
+  rm -f "$HOSTS_DIR/count" "$HOSTS_DIR/net"
   say "down ($n engine(s) stopped)"
 }
 
