@@ -200,3 +200,41 @@ def test_a_new_password_ends_the_users_sessions_at_once(small: Workspace) -> Non
         left = db.execute("SELECT COUNT(*) FROM web_sessions WHERE owner = 'vic'").fetchone()[0]
     assert left == 0
     assert c.get("/").status_code == 303
+
+
+def test_sso_sign_ins_are_recorded_once_per_user_and_peer(small: Workspace) -> None:
+    app = app_for(small, trusted_header="X-Remote-User", trusted_proxies=["127.0.0.0/8"])
+    header = {"X-Remote-User": "alice"}
+    first = client(app, "127.0.0.7")
+    assert first.get("/", headers=header).status_code == 200
+    assert first.get("/history", headers=header).status_code == 200  # the same session
+    # A client that keeps no cookie starts a session on each request: not a sign-in each.
+    for _ in range(3):
+        assert client(app, "127.0.0.7").get("/", headers=header).status_code == 200
+    assert client(app, "127.0.0.8").get("/", headers=header).status_code == 200
+    for _ in range(3):
+        unknown = client(app, "127.0.0.7").get("/", headers={"X-Remote-User": "mallory"})
+        assert unknown.status_code == 403
+    signed_in = first.post(
+        "/logout", data={"csrf": csrf_of_with(first, header)}, headers=header
+    )
+    assert signed_in.status_code == 303
+
+    rows = [r for r in history(small, "--kind", "auth") if r["details"].get("via") == "sso"]
+    seen = [(r["action"], r["status"], r["user"], r["details"]["peer"]) for r in rows]
+    assert seen == [
+        ("sign-in", "success", "alice", "127.0.0.7"),
+        ("sign-in", "success", "alice", "127.0.0.8"),
+        ("sign-in", "refused", "-", "127.0.0.7"),
+        ("sign-out", "success", "alice", "127.0.0.7"),
+    ], seen
+    assert "signed in through X-Remote-User" in rows[0]["notes"]
+    assert "names no dashboard user ('mallory')" in rows[2]["notes"]
+
+
+def csrf_of_with(c: TestClient, headers: dict[str, str]) -> str:
+    page = c.get("/", headers=headers)
+    assert page.status_code == 200, page.status_code
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert found, page.text
+    return found[1]

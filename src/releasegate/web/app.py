@@ -123,6 +123,9 @@ class Dashboard:
         # Sign-ins in the ledger, bounded against a flood (web/signins.py).
         self.failures_recorded = signins.RecordBudget()
         self.throttled_recorded = signins.OncePer(THROTTLE_WINDOW_S)
+        # An SSO client that keeps no cookie starts a session on every request: its sign-in
+        # (and an unknown name's refusal) is recorded once per (user, peer) and window.
+        self.sso_recorded = signins.OncePer(signins.BUDGET_WINDOW_S)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.trusted_header = web.trusted_header
         self.proxies = parse_proxies(web.trusted_proxies)
@@ -204,10 +207,13 @@ class Dashboard:
     async def _sso(self, request: Request, name: str) -> tuple[Who | None, Response | None]:
         token = request.cookies.get(COOKIE)
 
+        peer = request.client.host if request.client else "?"
+
         def look() -> tuple[User | None, Session | None, str | None]:
             with self.site.ledger() as ledger:
                 user = Users(ledger).get(name)
                 if user is None:
+                    self._record_sso_unknown(ledger, name, peer)
                     return None, None, None
                 sessions = self.sessions(ledger)
                 session = sessions.get(token)
@@ -216,6 +222,14 @@ class Dashboard:
                 # A session only for its CSRF token: the header still names the user on
                 # each request.
                 new, session = sessions.create(user.name, user.generation, sso=True)
+                if self.sso_recorded.first((user.name, peer)):
+                    signins.record(
+                        ledger, host=self.host, pid=self.pid, action=signins.SIGN_IN,
+                        status="success", user=user.name, peer=peer,
+                        notes=f"{user.name} signed in through {self.trusted_header} from "
+                        f"{signins.peer_text(peer)}",
+                        details={"via": "sso"},
+                    )  # fmt: skip
                 return user, session, new
 
         if not name or len(name) > 64:
@@ -341,6 +355,27 @@ class Dashboard:
         signins.record(
             ledger, host=self.host, pid=self.pid, action=signins.SIGN_IN, status="fail",
             user=who, peer=peer, notes=notes, details=details,
+        )  # fmt: skip
+
+    def _record_sso_unknown(self, ledger: Ledger, name: str, peer: str) -> None:
+        """A trusted proxy named nobody the dashboard knows: refused, recorded once per
+        (name, peer) and window, within the failures' budget. The name is the proxy's
+        authenticated identity (not typed into a form), so it is kept, printable."""
+        if not self.sso_recorded.first((name, peer)):
+            return
+        take, skipped = self.failures_recorded.take()
+        if not take:
+            return
+        notes = (
+            f"{self.trusted_header} names no dashboard user ({printable(name)!r}) from "
+            f"{signins.peer_text(peer)}"
+        )
+        details: dict[str, Any] = {"via": "sso", "known_user": False}
+        if skipped:
+            details["not_recorded_before"] = skipped
+        signins.record(
+            ledger, host=self.host, pid=self.pid, action=signins.SIGN_IN, status="refused",
+            user=signins.UNKNOWN_USER, peer=peer, notes=notes, details=details,
         )  # fmt: skip
 
     def _record_throttled(self, name: str, peer: str, wait: float) -> None:
