@@ -32,12 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e_proxy.slots import START, STOP, SlotStack, make_stack  # noqa: E402
 from tests.lab.load import Load, LoadResult  # noqa: E402
-from tests.lab.proxies import free_port, get  # noqa: E402
+from tests.lab.proxies import binary, free_port, get  # noqa: E402
 
 from tests.e2e_proxy.compose_stack import ComposeSlots, make  # noqa: E402  # isort: skip
 
@@ -46,6 +48,14 @@ from releasegate.proxy.base import run_here  # noqa: E402
 from releasegate.proxy.config import ProxyConfig  # noqa: E402
 
 CLIENTS = 2  # per kind of client (keep-alive, close)
+
+
+def installed(kind: str) -> bool:
+    try:
+        binary(kind)
+    except (pytest.skip.Exception, pytest.fail.Exception):  # what the lab helper raises
+        return False
+    return True
 
 
 def ms(seconds: float) -> float:
@@ -313,11 +323,23 @@ def bench_compose(runs: int, work: Path, *, in_place: bool, kind: str = "nginx")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=10, choices=range(1, 51), metavar="N")
-    parser.add_argument("--proxies", default="nginx,caddy,haproxy")
-    parser.add_argument("--runtimes", default="releases,compose")
-    parser.add_argument("--json", action="store_true")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=int, default=10, choices=range(1, 51), metavar="N",
+        help="deploys and rollbacks per proxy and runtime, 1 to 50 (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--proxies", default="nginx,caddy,haproxy",
+        help="comma-separated: nginx, caddy, haproxy (default all three); those not installed "
+        "are skipped with a line saying so",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runtimes", default="releases,compose",
+        help="comma-separated: releases, compose (default both; compose needs the Docker lab)",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     args = parser.parse_args()
     kinds = [k for k in args.proxies.split(",") if k]
     if not set(kinds) <= {"nginx", "caddy", "haproxy"}:
@@ -326,6 +348,10 @@ def main() -> int:
     if not runtimes or not set(runtimes) <= {"releases", "compose"}:
         parser.error("--runtimes: releases, compose")
     results: list[dict[str, Any]] = []
+    missing = [k for k in kinds if not installed(k)]
+    for kind in missing:
+        print(f"{kind}: not installed, skipped (bash scripts/lab/proxy.sh up)", file=sys.stderr)
+    kinds = [k for k in kinds if k not in missing]
     with tempfile.TemporaryDirectory(prefix="rg-zero-") as tmp:
         if "releases" in runtimes:
             results.append(bench_in_place(args.runs, Path(tmp)))
