@@ -280,6 +280,23 @@ def test_signatures_required_by_risk_and_by_stack(ws: Workspace) -> None:
     assert out.returncode == 2 and "unknown stack 'web-prd'" in out.stderr
 
 
+def test_change_new_with_a_stack_writes_its_line_and_gets_its_policy(ws: Workspace) -> None:
+    for change_id, stack in (("G2-110", ["--stack", "web-prod"]), ("G2-113", [])):
+        out = ws.rg("change", "new", change_id, "--title", "t", "--risk", "MEDIUM", *stack)
+        assert out.returncode == 0, out.stderr
+    assert "**Stack / 栈**: web-prod" in (ws.root / "changes" / "G2-110.md").read_text("utf-8")
+    with_stack, without = ws.show("G2-110"), ws.show("G2-113")
+    assert (with_stack["stacks"], without["stacks"]) == (["web-prod"], [])
+    # web-prod's policy: every approval signed; the top level: only for HIGH.
+    assert (with_stack["signed_required"], without["signed_required"]) == (True, False)
+    # A stack that does not exist is refused when the record is made; nothing is written.
+    out = ws.rg("change", "new", "G2-111", "--title", "t", "--risk", "LOW", "--stack", "web-prd")
+    assert out.returncode == 2 and "unknown stack 'web-prd'" in out.stderr, out.stderr
+    assert not (ws.root / "changes" / "G2-111.md").exists()
+    out = ws.rg("change", "new", "G2-112", "--title", "t", "--risk", "LOW", "--stack", "Web;rm")
+    assert out.returncode == 2 and not (ws.root / "changes" / "G2-112.md").exists()
+
+
 def test_key_not_in_allowed_signers_is_refused(ws: Workspace) -> None:
     ws.key("alice")
     mallory = ws.key("mallory", allowed=False)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from releasegate import names
 from releasegate.change.approvals import Approval, ApprovalState, Policy, Verifier, state
 from releasegate.change.document import Document, check_id, parse, validate
 from releasegate.errors import BadInput, Refused
@@ -29,7 +30,7 @@ TEMPLATE = """\
 
 **创建时间 / Created**: {date}{br}
 **状态 / Status**: DRAFT{br}
-**负责人 / Owner**: @{author}
+**负责人 / Owner**: @{author}{stack_line}
 
 ---
 
@@ -196,8 +197,13 @@ class ChangeStore:
     def meta_path(self, change_id: str) -> Path:
         return self.folder / f"{check_id(change_id)}.meta.json"
 
-    def create(self, change_id: str, *, title: str, risk: str, author: str) -> Path:
+    def create(
+        self, change_id: str, *, title: str, risk: str, author: str, stacks: Sequence[str] = ()
+    ) -> Path:
+        """Write the template. `stacks`: the `**Stack / 栈**` line, whose stacks' approval
+        policies then apply to the record (names checked here; that they exist, by the caller)."""
         risk = risk.upper()
+        stacks = list(dict.fromkeys(names.check("stack", s) for s in stacks))
         if risk not in ("LOW", "MEDIUM", "HIGH"):
             raise BadInput(f"risk {risk!r} is not LOW, MEDIUM or HIGH")
         title = " ".join(title.split())
@@ -208,9 +214,11 @@ class ChangeStore:
             raise BadInput(f"change {change_id} already exists: {path}")
         self.folder.mkdir(parents=True, exist_ok=True)
         created = _now()
+        stack_line = f"  \n**Stack / 栈**: {', '.join(stacks)}" if stacks else ""
         text = TEMPLATE.format(
-            id=change_id, title=title, risk=risk, author=author, date=created[:10], br="  "
-        )
+            id=change_id, title=title, risk=risk, author=author, date=created[:10], br="  ",
+            stack_line=stack_line,
+        )  # fmt: skip
         parse(text, where=str(path))  # the template must always parse
         with open(path, "x", encoding="utf-8") as fh:  # never overwrite
             fh.write(text)

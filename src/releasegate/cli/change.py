@@ -142,12 +142,29 @@ def _approvals(app: App, rec: Record, stacks: tuple[str, ...] = ()) -> ApprovalS
     type=click.Choice(["LOW", "MEDIUM", "HIGH"], case_sensitive=False),
     help="LOW needs no approval, MEDIUM one, HIGH two (not the author).",
 )
+@click.option(
+    "--stack",
+    "stacks",
+    multiple=True,
+    metavar="STACK",
+    help="A stack the change touches (repeatable): written as the record's `**Stack / 栈**` "
+    "line, so that stack's own approval policy (stacks.NAME.approvals) applies.",
+)
 @pass_app
-def change_new(app: App, change_id: str, title: str, risk: str) -> int:
+def change_new(
+    app: App, change_id: str, title: str, risk: str, stacks: tuple[str, ...]
+) -> int:
     """Write a new change record with seed 000's section layout, ready to fill."""
     store = _store(app)
-    path = store.create(change_id, title=title, risk=risk, author=app.actor.user)
-    _mark(app, "change-new", change_id, title, {"risk": risk.upper(), "path": str(path)})
+    for name in stacks:
+        app.config.stack(name)  # an unknown stack is refused here, not at approval time
+    path = store.create(
+        change_id, title=title, risk=risk, author=app.actor.user, stacks=stacks
+    )
+    details: dict[str, Any] = {"risk": risk.upper(), "path": str(path)}
+    if stacks:
+        details["stacks"] = list(dict.fromkeys(stacks))
+    _mark(app, "change-new", change_id, title, details)
     if risk.upper() != "LOW":
         _notify_approval(app, change_id, title, risk.upper(), "approvals needed", str(path))
     app.console.print(f"created {path}")
@@ -249,6 +266,7 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
             {
                 **_summary(app, rec),
                 "author": rec.meta.author or doc.owner,
+                "stacks": list(doc.stacks),
                 "hash": st.hash,
                 "required_approvals": st.required,
                 "signed_required": st.signed_required,
@@ -271,6 +289,8 @@ def change_show(app: App, ref: str, as_json: bool) -> int:
     status = doc.status or "DRAFT"
     c.print(f"risk: {doc.risk or '?'}   status: {status}   file: {rec.path}", markup=False)
     c.print(f"author: {rec.meta.author or doc.owner or '?'}   plan: {st.hash}", markup=False)
+    if doc.stacks:
+        c.print(f"stacks: {', '.join(doc.stacks)} (their approval policies apply)", markup=False)
     for kind in STEP_KINDS:
         steps = doc.steps_of(kind)
         if not steps:
