@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
+import subprocess
 import threading
 import time
 import urllib.error
@@ -14,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from tests.cli import RELEASEGATE
 from tests.e2e.test_notify import webhook  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.e2e
@@ -233,3 +236,37 @@ def test_a_killed_window_is_closed_by_the_next_run_and_the_release_stays(lab):
         ["watch-window", "w1", "interrupted"],
     ]
     assert not [r for r in rows if r[3] == "rollback"]  # nothing went back
+
+
+def test_a_window_whose_lock_is_released_elsewhere_stops_at_its_next_round(lab):
+    """Another machine frees the lock by force while the window runs: the window stops at
+    its next round (it checks the lock each round), the release stays live, exit 5, and a
+    `lock-lost` row records it; nothing stops or goes back after that."""
+    _setup(lab, duration=60)
+    proc = lab.rg_background("deploy", "web-staging", "staging", "w1")
+    lab.wait_for(lambda: _window(lab).get("status") == "running", "the window to open", 60)
+    started = time.monotonic()
+    freed = subprocess.run(
+        [RELEASEGATE, "lock", "release", "web-staging", "--force", "--reason", "hung, I think"],
+        cwd=lab.root,
+        env={**lab.env(), "RELEASEGATE_HOST_ID": "m2"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert freed.returncode == 0, freed.stdout + freed.stderr
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, out + err
+    assert time.monotonic() - started < 45  # far less than the 60 s window
+    assert "w1 is live on web-staging (verified)" in out + err and "during watch" in out + err
+    assert lab.running_version("web-staging") == "w1"
+    state = _window(lab)
+    assert state["status"] == "interrupted" and "a lock takeover" in state["notes"]
+    rows = lab.history_rows("--stack", "web-staging")
+    assert rows[-2][3:6] == ["deploy", "w1", "success"]
+    with sqlite3.connect(
+        f"{(lab.root / '.releasegate/state.db').as_uri()}?mode=ro", uri=True
+    ) as db:
+        marks = db.execute("SELECT notes FROM entries WHERE action = 'lock-lost'").fetchall()
+    assert len(marks) == 1 and "during watch" in marks[0][0], marks
+    assert lab.rg("audit", "verify").returncode == 0

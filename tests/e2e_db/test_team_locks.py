@@ -151,3 +151,73 @@ def test_a_dead_machines_lock_is_taken_over_after_its_heartbeat_lapses(
     assert pg_database.sql("SELECT count(*) FROM locks") == "0"
     verify = rg(ws, password, m2, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_holder_whose_lock_was_taken_over_stops_at_its_next_step(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    """m1 is suspended mid-deploy (SIGSTOP: its heartbeat stops too) for longer than the
+    lease; m2 takes the lock over, recovers and deploys v3. When m1 wakes up, its run finds
+    the lock gone at its next step boundary: it stops there with exit 5 and touches nothing,
+    the rows m2 closed keep m2's word, and a `lock-lost` mark says what m1 went through."""
+    password = pg_database.server.password
+    lease = 4.0
+    ws = write_workspace(tmp_path / "ws", state_url(pg_database), stacks=1, lease_s=lease)
+    m1, m2 = Operator("alice", "m1"), Operator("bob", "m2")
+    first = rg(ws, password, m1, "deploy", "s1", "staging", "v1")
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    pause = tmp_path / "paused"
+    victim = subprocess.Popen(
+        [RELEASEGATE, "deploy", "s1", "staging", "v2"],
+        cwd=ws,
+        env=cli_env(
+            ws, password, m1, RELEASEGATE_PAUSE_AT="smoke", RELEASEGATE_PAUSE_FILE=str(pause)
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("the deploy to hold at smoke", pause.exists)
+        victim.send_signal(signal.SIGSTOP)
+
+        def lapsed() -> bool:
+            out = rg(ws, password, m2, "lock", "status", "--json")
+            return any(json.loads(x)["state"] == "lapsed" for x in out.stdout.splitlines())
+
+        wait_for("the suspended holder's heartbeat to lapse", lapsed)
+        done = rg(ws, password, m2, "deploy", "s1", "staging", "v3")
+        assert done.returncode == 0, done.stdout + done.stderr
+        victim.send_signal(signal.SIGCONT)
+        pause.unlink()
+        out, err = victim.communicate(timeout=LIMIT_S)
+    finally:
+        if victim.poll() is None:
+            victim.send_signal(signal.SIGCONT)
+            victim.kill()
+            victim.communicate(timeout=30)
+
+    assert victim.returncode == 5, out + err
+    assert "taken over" in out + err and "during smoke" in out + err, out + err
+    assert (ws / "srv/s1/current").resolve().name == "v3"  # m1 brought nothing back
+
+    [(run_id, run_status)] = pg_database.rows(
+        "SELECT o.action_id, c.status FROM entries o JOIN entries c"
+        " ON c.action_id = o.action_id AND c.kind = 'close'"
+        " WHERE o.kind = 'open' AND o.action = 'deploy' AND o.version = 'v2' AND o.host = 'm1'"
+    )
+    assert run_status == "interrupted"  # closed by m2 when it took over; m1 kept its word
+    assert run_id.isalnum()
+    steps = pg_database.rows(
+        f"SELECT action FROM entries WHERE kind = 'open' AND parent_id = '{run_id}' ORDER BY seq"
+    )
+    assert [s for (s,) in steps][-1] == "smoke"  # no step opened after the takeover
+    [(notes, details_text)] = pg_database.rows(
+        "SELECT notes, details FROM entries WHERE action = 'lock-lost' AND host = 'm1'"
+    )
+    assert "taken over" in notes and "during smoke" in notes
+    assert json.loads(details_text)["run"] == run_id
+    assert pg_database.sql("SELECT count(*) FROM locks") == "0"
+    verify = rg(ws, password, m2, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

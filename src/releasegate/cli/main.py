@@ -101,7 +101,7 @@ Exit codes:
   2  bad input or configuration
   3  refused by a gate (nothing was changed)
   4  failed and rolled back to the last good version
-  5  the stack is locked by another run
+  5  the stack is locked by another run (or was taken over from this one)
   6  the ledger was tampered with (audit verify; a gate refusing an unverified row)
 
 The config is --config, else $RELEASEGATE_CONFIG, else ./releasegate.yaml (or a parent's).
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """The command line, returning the exit code (errors are shown, never raised)."""
     from releasegate.errors import ExitCode, ReleasegateError
-    from releasegate.execution.interrupts import Interrupted
+    from releasegate.execution.interrupts import Interrupted, LockLost
 
     try:
         rv: Any = cli.main(args=argv, prog_name="releasegate", standalone_mode=False)
@@ -179,6 +179,9 @@ def run(argv: list[str] | None = None) -> int:
 
         show_error(exc)
         return int(exc.exit_code)
+    except LockLost as lost:  # an operation without a run record of its own
+        click.echo(f"{lost}: this run stopped at a step boundary (releasegate history)", err=True)
+        return lost.exit_code
     except Interrupted as stop:  # before a run's record opened: nothing had started
         click.echo(f"interrupted by {stop.name} before any step: nothing was changed", err=True)
         return stop.exit_code

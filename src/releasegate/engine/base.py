@@ -5,6 +5,7 @@ The engine never prints: it emits Events, and returns RunOutcomes that the CLI r
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate import locks, names
 from releasegate.errors import BadInput, ExitCode, LockHeld
-from releasegate.execution.interrupts import Interrupted
+from releasegate.execution.interrupts import Interrupted, LockLost
 from releasegate.failpoint import pause_at
 from releasegate.identity import Actor
 from releasegate.ledger.trust import LedgerTampered
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from releasegate.execution.hosts import StackHosts
     from releasegate.ledger import Ledger
 
+_log = logging.getLogger(__name__)
 Emit = Callable[[Event], None]
 LOCK_REFUSAL = {"refused_by": "lock"}
 
@@ -169,6 +171,70 @@ class EngineBase(Recorder):
         self.config = config
         self.emit: Emit = emit or (lambda _e: None)
         self.http = HttpClientSource()  # smoke's HTTP client, built while commands run
+        self._held: dict[str, _Lock] = {}  # stack name -> the lock this engine holds on it
+
+    def close_action(
+        self, action_id: str, status: str, summary: str, details: dict[str, Any] | None = None
+    ) -> None:
+        self._end(action_id, status, summary[:500], details)
+
+    def _end(
+        self, action_id: str, status: str, notes: str | None, details: dict[str, Any] | None
+    ) -> None:
+        """end_action, except for a row that the taker of this run's lock closed already (it
+        judged this run dead): that row keeps the taker's word, and the run's `lock-lost`
+        mark (`_lock_lost`) says what this run saw."""
+        from releasegate.ledger.store import ActionClosed
+
+        try:
+            self.ledger.end_action(action_id, status, notes=notes, details=details)
+        except ActionClosed:
+            if not any(lock.lost_to() for lock in self._held.values()):
+                raise
+
+    def check_lock(self, stack: str) -> None:
+        """At a step boundary: raise LockLost when this run's lock on `stack` is no longer
+        its own. One read of the locks table: the heartbeat thread only learns it at its
+        next beat, and a step must not start for a run that no longer owns the stack."""
+        lock = self._held.get(stack)
+        if lock is not None and (holder := lock.lost_to()):
+            lock.told = True
+            raise LockLost(stack, holder)
+
+    def _lock_lost(self, out: RunOutcome, lost: LockLost) -> RunOutcome:
+        """A run whose lock was taken over ends here: `aborted`, exit 5, nothing brought back
+        (the new holder owns the stack and recovered what this run left). A `lock-lost` mark
+        keeps the steps this run went through, whatever the taker wrote over its rows."""
+        where = out.steps[-1].step if out.steps else "start"
+        why = (
+            f"this run's lock was {lost.holder} (during {where}): it stopped there and "
+            "changed nothing more"
+        )
+        live = any(s.step == "verify" and s.ok for s in out.steps)
+        if live:  # as for Ctrl-C after verify: the release was live, only the rest stopped
+            why = f"{out.version} is live on {out.stack} (verified); {why}"
+        status = "success" if live else "aborted"
+        hint = f"releasegate history --stack {out.stack} shows what the new holder did"
+        if out.action_id and out.ended_at is None:
+            self._close(out, status, ExitCode.LOCKED, why, hint=hint)
+        out.status, out.exit_code, out.message, out.hint = status, ExitCode.LOCKED, why, hint
+        self.ledger.mark(
+            stack=out.stack,
+            env=out.env,
+            action="lock-lost",
+            version=out.version,
+            notes=why[:500],
+            details={
+                "run": out.action_id,
+                "steps": [
+                    {"step": s.step, "ok": s.ok, "summary": s.summary[:200]} for s in out.steps
+                ],
+            },
+            user=self.actor.user,
+            host=self.actor.host,
+            pid=self.actor.pid,
+        )
+        return out
 
     def stack(self, name: str, env: str) -> Any:
         names.check("stack", name)
@@ -262,8 +328,9 @@ class EngineBase(Recorder):
         t0 = time.monotonic()
         try:
             pause_at(name)
+            self.check_lock(stack.name)
             ok, summary, checks, evidence = body()
-        except Interrupted as stop:  # Ctrl-C or SIGTERM: the step ends here, recorded
+        except Interrupted as stop:  # Ctrl-C, SIGTERM or a lost lock: the step ends here
             why = f"aborted by {stop.name}"
             self.close_action(step_id, "aborted", why)
             out.steps.append(StepResult(name, False, started, time.monotonic() - t0, why))
@@ -310,11 +377,8 @@ class EngineBase(Recorder):
         out.status, out.exit_code, out.message, out.hint = status, exit_code, message, hint
         out.ended_at = datetime.now(UTC)
         if out.action_id:
-            self.ledger.end_action(
-                out.action_id,
-                ledger_status or status,
-                notes=notes,
-                details={"message": message, **out.details},
+            self._end(
+                out.action_id, ledger_status or status, notes, {"message": message, **out.details}
             )
         self.emit(
             Event(
@@ -369,12 +433,30 @@ class _Lock:
             raise
         # Another machine judges this holder by its heartbeat (locks.py).
         self.beat = locks.Heartbeat(e.ledger, self.stack.name, self.run_id, lease).start()
+        self.told = False  # a step boundary found the lock lost and said so (LockLost)
+        e._held[self.stack.name] = self
+
+    def lost_to(self) -> str:
+        """ "" while this run holds its lock; else who has it now ("taken over by ...")."""
+        try:
+            holder = next(
+                (i for i in self.engine.ledger.locks() if i.stack == self.stack.name), None
+            )
+        except Exception as exc:  # the database away: the heartbeat thread's verdict stands
+            _log.debug("reading the locks failed: %s", exc)
+            return "taken over (its heartbeat found another holder)" if self.beat.lost else ""
+        if holder is not None and holder.run_id == self.run_id:
+            return ""
+        if holder is None:  # the taker finished meanwhile, or `lock release --force`
+            return "taken over or released while this run was held up (nobody holds it now)"
+        return f"taken over: {locks.describe(holder)}"
 
     def __exit__(self, *exc: object) -> None:
         from releasegate.ledger.store import LedgerWriteFailed
 
+        self.engine._held.pop(self.stack.name, None)
         self.beat.stop()
-        if self.beat.lost:
+        if self.beat.lost and not self.told:
             self.engine.emit(
                 Event(
                     "message",

@@ -34,6 +34,28 @@ class Interrupted(BaseException):
         return signal.Signals(self.signum).name
 
 
+class LockLost(Interrupted):
+    """This run's stack lock is no longer its own: taken over from another machine once its
+    heartbeat lapsed (the machine was suspended, the database away for longer than the
+    lease), or released by force. The new holder owns the stack and has already recovered
+    what this run left, so this run stops at its next step boundary and changes nothing
+    more, not even a way back. Exit code 5, as for a stack locked by another run."""
+
+    def __init__(self, stack: str, holder: str) -> None:
+        BaseException.__init__(self, f"the lock of {stack} was {holder}")
+        self.signum = 0
+        self.stack = stack
+        self.holder = holder  # "taken over by bob@m2 ..." or "released by force"
+
+    @property
+    def exit_code(self) -> int:
+        return 5  # ExitCode.LOCKED (errors.py), not imported here to keep this module leaf
+
+    @property
+    def name(self) -> str:
+        return "a lock takeover"
+
+
 @contextmanager
 def safe_points() -> Iterator[None]:
     """Turn SIGINT/SIGTERM into `Interrupted` for the duration of a run (main thread only:

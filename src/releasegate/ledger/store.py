@@ -180,6 +180,11 @@ def _lock_params(info: LockInfo) -> dict[str, Any]:
     }
 
 
+class ActionClosed(ValueError):
+    """The row was closed already: by this run (a bug), or by another machine that took the
+    stack's lock over and closed the rows of the holder it judged dead (locks.py)."""
+
+
 class Ledger:
     """Every action is written as ``running`` before it starts and closed with its outcome."""
 
@@ -364,7 +369,7 @@ class Ledger:
                 raise ValueError(f"unknown action {action_id}")
             if "close" in by_kind:
                 done = by_kind["close"][12]
-                raise ValueError(f"action {action_id} is already closed ({done})")
+                raise ActionClosed(f"action {action_id} is already closed ({done})")
             (_, parent_id, stack, env, action, version, open_notes, user, host, pid,
              forced, reason, _) = by_kind["open"]  # fmt: skip
             self._append(

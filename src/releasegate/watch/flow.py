@@ -146,13 +146,17 @@ def watch_step(engine: EngineBase, run: Run) -> StepBody:
             Event("check", stack.name, step="watch", ok=ok, message=f"round {n}: {summary}")
         )
 
+    def accepted() -> str | None:
+        engine.check_lock(stack.name)  # a window lasts minutes: a takeover ends it at a round
+        return accepted_by(ledger, stack.name, window, since)
+
     out.details["watch"] = {"window": window, "outcome": "running"}
     try:
         result = run_window(
             checks.round,
             duration=cfg.duration,
             interval=cfg.interval,
-            accepted=lambda: accepted_by(ledger, stack.name, window, since),
+            accepted=accepted,
             on_round=on_round,
         )
     except Interrupted as stop:

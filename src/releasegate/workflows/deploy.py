@@ -13,7 +13,7 @@ from releasegate import names
 from releasegate.engine.base import HostOptions, RunOutcome
 from releasegate.engine.migrations import MigrationOps
 from releasegate.errors import BadInput, ExitCode, Tampered
-from releasegate.execution.interrupts import Interrupted, safe_points
+from releasegate.execution.interrupts import Interrupted, LockLost, safe_points
 from releasegate.gates.promotion import promotion_check
 from releasegate.ledger.store import LedgerWriteFailed
 from releasegate.model import CheckResult, Event, Plan, Step
@@ -405,6 +405,8 @@ class DeployFlow(RollbackFlow, MigrationOps):
         """Ctrl-C or SIGTERM: the step was recorded `aborted`; if any host had switched, the
         last good version comes back (a second signal exits at once: recovery then)."""
         out, stack = run.out, run.stack
+        if isinstance(stop, LockLost):  # the stack is another run's now: hands off
+            return self._lock_lost(out, stop)
         why = f"interrupted by {stop.name} during {out.steps[-1].step if out.steps else 'start'}"
         if any(s.step == "verify" and s.ok for s in out.steps) and out.ended_at is None:
             # Live and verified: only the housekeeping after it stopped; nothing goes back.

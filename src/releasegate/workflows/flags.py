@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate.engine.base import EngineBase, HostOptions, RunOutcome
 from releasegate.errors import BadInput, ExitCode
-from releasegate.execution.interrupts import Interrupted, safe_points
+from releasegate.execution.interrupts import Interrupted, LockLost, safe_points
 from releasegate.flags import flagd, state, values
 from releasegate.flags.hostfiles import HostFiles, read_program, write_program
 from releasegate.model import CheckResult, Event
@@ -373,6 +373,8 @@ class FlagsFlow(EngineBase):
     def _flag_interrupted(self, out: RunOutcome, stop: Interrupted) -> RunOutcome:
         """Ctrl-C or SIGTERM: the step was recorded `aborted`; the run is closed so, and says
         what to look at (a write may have reached some hosts)."""
+        if isinstance(stop, LockLost):
+            return self._lock_lost(out, stop)
         where = out.steps[-1].step if out.steps else "start"
         why = f"interrupted by {stop.name} during {where}"
         written = any(s.step in ("write", "restore") for s in out.steps)

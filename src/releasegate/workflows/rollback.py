@@ -21,7 +21,7 @@ from releasegate.engine.base import HostOptions, RunOutcome
 from releasegate.engine.compose_ops import ComposeOps
 from releasegate.errors import BadInput, ExitCode
 from releasegate.execution.hosts import StackHosts
-from releasegate.execution.interrupts import Interrupted, safe_points
+from releasegate.execution.interrupts import Interrupted, LockLost, safe_points
 from releasegate.identity import pid_alive
 from releasegate.model import ActionRecord, Event, Plan, Step
 from releasegate.plan import Facts, plan_restore, plan_rollback
@@ -218,6 +218,8 @@ class RollbackFlow(SlotOps, ComposeOps, CronOps):
                         out, "failed", ExitCode.FAILED, f"rollback to {target}: {res.summary}",
                         ledger_status="fail", notes=f"{notes}; {step.name} failed"[:300],
                     )  # fmt: skip
+        except LockLost as lost:  # the stack is another run's now: no completing it
+            return self._lock_lost(out, lost)
         except Interrupted as stop:
             why = f"interrupted by {stop.name} during {out.steps[-1].step if out.steps else ''}"
             self._close(out, "aborted", ExitCode(stop.exit_code), why)
