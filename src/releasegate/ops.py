@@ -198,6 +198,28 @@ def split_target(target: str) -> str | tuple[str, int]:
     return host, int(port)
 
 
+class _Answer:
+    """A Talk's answer as it arrives, bounded by `max_answer`: the one rule both drivers
+    read by (a socket here, an SSH channel there)."""
+
+    def __init__(self, op: Talk) -> None:
+        self.op = op
+        self.data = b""
+
+    def want(self) -> int:
+        """How much to ask for next: one byte past the bound shows an answer too long."""
+        return min(65536, self.op.max_answer + 1 - len(self.data))
+
+    def add(self, chunk: bytes) -> TalkReply | None:
+        """The reply once the peer closed (b"") or the bound is passed; else None."""
+        if not chunk:
+            return TalkReply(self.data)
+        self.data += chunk
+        if len(self.data) > self.op.max_answer:
+            return TalkReply(self.data[: self.op.max_answer], truncated=True)
+        return None
+
+
 def talk_local(op: Talk) -> TalkReply:
     """A Talk on this machine: a plain socket, every wait bounded by what is left of the
     Talk's deadline."""
@@ -208,7 +230,7 @@ def talk_local(op: Talk) -> TalkReply:
         where = split_target(op.target)
     except ValueError as exc:
         return TalkReply(error=str(exc))
-    data = b""
+    answer = _Answer(op)
     try:
         if isinstance(where, str):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -229,16 +251,12 @@ def talk_local(op: Talk) -> TalkReply:
                 if left <= 0:
                     raise TimeoutError
                 sock.settimeout(left)
-                chunk = sock.recv(min(65536, op.max_answer + 1 - len(data)))
-                if not chunk:
-                    return TalkReply(data)
-                data += chunk
-                if len(data) > op.max_answer:
-                    return TalkReply(data[: op.max_answer], truncated=True)
+                if (reply := answer.add(sock.recv(answer.want()))) is not None:
+                    return reply
     except TimeoutError:
-        return TalkReply(data, error=_talk_deadline(op))
+        return TalkReply(answer.data, error=_talk_deadline(op))
     except OSError as exc:
-        return TalkReply(data, error=f"{op.target}: {exc.strerror or exc}")
+        return TalkReply(answer.data, error=f"{op.target}: {exc.strerror or exc}")
 
 
 def _talk_deadline(op: Talk) -> str:
@@ -254,7 +272,7 @@ async def _talk_async(op: Talk, host: AsyncSshHost) -> TalkReply:
         where = split_target(op.target)
     except ValueError as exc:
         return TalkReply(error=str(exc))
-    data = b""
+    answer = _Answer(op)
     writer: Any = None
     try:
         async with asyncio.timeout(op.timeout):
@@ -262,17 +280,13 @@ async def _talk_async(op: Talk, host: AsyncSshHost) -> TalkReply:
             if op.connect_only:
                 return TalkReply()
             writer.write(op.request)
-            while True:
-                chunk = await reader.read(min(65536, op.max_answer + 1 - len(data)))
-                if not chunk:
-                    return TalkReply(data)
-                data += chunk
-                if len(data) > op.max_answer:
-                    return TalkReply(data[: op.max_answer], truncated=True)
+            while (reply := answer.add(await reader.read(answer.want()))) is None:
+                pass
+            return reply
     except TimeoutError:
-        return TalkReply(data, error=_talk_deadline(op))
+        return TalkReply(answer.data, error=_talk_deadline(op))
     except Exception as exc:  # asyncssh's ChannelOpenError, a lost connection, an OSError
-        return TalkReply(data, error=f"{op.target} on {host.target}: {_http_error(exc)}")
+        return TalkReply(answer.data, error=f"{op.target} on {host.target}: {_http_error(exc)}")
     finally:
         if writer is not None:
             writer.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.ops import Talk, TalkReply, run_sync, split_target, talk_local
+from releasegate.ops import Talk, TalkReply, _Answer, run_sync, split_target, talk_local
 from releasegate.proxy.base import ProxyError, run_here
 from releasegate.proxy.http1 import parse_answer, request_bytes
 from releasegate.transport.local import LocalTransport
@@ -116,6 +116,21 @@ def test_a_long_answer_is_cut_at_its_bound(unix_server: Callable[[Handler], str]
 
     reply = talk_local(Talk(unix_server(flood), b"go\n", 5, max_answer=100_000))
     assert reply.truncated and not reply.ok and len(reply.data) == 100_000
+
+
+def test_the_answer_bound_both_drivers_read_by() -> None:
+    """The rule of _Answer, which the local socket and the SSH channel both read by: ask
+    for one byte past the bound; an answer that passes it is cut and marked truncated; a
+    closed peer (b"") ends a complete answer."""
+    answer = _Answer(Talk("/run/x.sock", b"q", 1, max_answer=10))
+    assert answer.want() == 11
+    assert answer.add(b"12345") is None and answer.want() == 6
+    assert answer.add(b"") == TalkReply(b"12345")
+    long = _Answer(Talk("/run/x.sock", b"q", 1, max_answer=10))
+    assert long.add(b"1234567890") is None and long.want() == 1
+    assert long.add(b"X") == TalkReply(b"1234567890", truncated=True)
+    big = _Answer(Talk("/run/x.sock", b"q", 1, max_answer=1 << 20))
+    assert big.want() == 65536  # never more than one read's worth at a time
 
 
 def test_an_answer_that_never_ends_is_bounded_in_time(
