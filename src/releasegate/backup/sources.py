@@ -23,7 +23,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from releasegate.backup.stream import (
     BackupFailed,
@@ -278,19 +278,23 @@ def _version(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     return lines[0] if lines else "unknown"
 
 
-# --- PostgreSQL -----------------------------------------------------------------------------
+# --- database servers -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostgresSource:
-    """A PostgreSQL database dumped with `pg_dump -Fc -Z0` (custom format; zstd compresses),
-    over TCP or inside a container with `docker exec -i CONTAINER pg_dump ...`."""
+class ServerSource:
+    """What a database server's source has, PostgreSQL's or MySQL's: where it is (TCP, or
+    a container reached with `docker exec`), the password's variable, the sanity checks
+    that run on a scratch restore, and how those checks are judged."""
+
+    FORMAT: ClassVar[str]  # the dump's format, as `describe` reports it
+    PASSWORD_VAR: ClassVar[str]  # the variable the client reads a password from
 
     name: str
     database: str
     host: str = "127.0.0.1"
-    port: int = 5432
-    user: str = "postgres"
+    port: int
+    user: str
     password_env: str | None = None
     container: str | None = None
     checks: tuple[SanityCheck, ...] = ()
@@ -304,6 +308,60 @@ class PostgresSource:
         if not 0 < self.port < 65536:
             raise BadInput(f"backup source {self.name!r}: port {self.port} is out of range")
 
+    def describe(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "container": self.container,
+            "format": self.FORMAT,
+        }
+
+    def _prefix(self, with_password: bool) -> list[str]:
+        """`docker exec` into the container, passing the password variable by name only."""
+        if self.container is None:
+            return []
+        env = ["-e", self.PASSWORD_VAR] if with_password else []
+        return ["docker", "exec", "-i", *env, self.container]
+
+    def _check_query(self, database: str, query: str, secrets: Mapping[str, str]) -> CommandResult:
+        """A sanity query's result, its stderr redacted (a failing query is reported)."""
+        raise NotImplementedError
+
+    def run_checks(
+        self, scratch: Scratch, *, secrets: Mapping[str, str]
+    ) -> tuple[SanityResult, ...]:
+        results = []
+        for check in self.checks:
+            result = self._check_query(scratch.name, check.query, secrets)
+            if not result.ok:
+                detail = last_line(result.stderr) or result.describe()
+                results.append(SanityResult(check.query, check.expect, False, None, detail))
+            else:
+                results.append(check.judge(result.stdout))
+        return tuple(results)
+
+    @staticmethod
+    def _scratch_only(scratch: Scratch) -> None:
+        if not scratch.name.startswith(SCRATCH_PREFIX):
+            raise BadInput(f"refusing to drop {scratch.name!r}: not a scratch database")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresSource(ServerSource):
+    """A PostgreSQL database dumped with `pg_dump -Fc -Z0` (custom format; zstd compresses),
+    over TCP or inside a container with `docker exec -i CONTAINER pg_dump ...`."""
+
+    FORMAT: ClassVar[str] = "pg_dump custom (-Fc -Z0)"
+    PASSWORD_VAR: ClassVar[str] = "PGPASSWORD"  # noqa: S105 - a name, not a password
+
+    port: int = 5432
+    user: str = "postgres"
+
     @property
     def kind(self) -> str:
         return "postgres"
@@ -312,23 +370,7 @@ class PostgresSource:
     def file_name(self) -> str:
         return f"{self.name}.pgdump.zst"
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "container": self.container,
-            "format": "pg_dump custom (-Fc -Z0)",
-        }
-
     # argv builders: pure
-    def _prefix(self, with_password: bool) -> list[str]:
-        if self.container is None:
-            return []
-        env = ["-e", "PGPASSWORD"] if with_password else []
-        return ["docker", "exec", "-i", *env, self.container]
-
     def _conn(self) -> list[str]:
         return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-w"]
 
@@ -419,9 +461,8 @@ class PostgresSource:
             self.database,
         ]
 
-    @staticmethod
-    def child_env(password: str | None) -> dict[str, str]:
-        return {"PGPASSWORD": password} if password is not None else {}
+    def child_env(self, password: str | None) -> dict[str, str]:
+        return {self.PASSWORD_VAR: password} if password is not None else {}
 
     # actions
     def _auth(self, secrets: Mapping[str, str]) -> tuple[bool, dict[str, str], Redact]:
@@ -486,23 +527,13 @@ class PostgresSource:
             raise _failed(self.name, f"query on {database}", result, redact)
         return result.stdout
 
-    def run_checks(
-        self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[SanityResult, ...]:
+    def _check_query(self, database: str, query: str, secrets: Mapping[str, str]) -> CommandResult:
         has_pw, env, redact = self._auth(secrets)
-        results = []
-        for check in self.checks:
-            result = _run(self.query_argv(scratch.name, check.query, with_password=has_pw), env=env)
-            if not result.ok:
-                detail = last_line(redact(result.stderr)) or result.describe()
-                results.append(SanityResult(check.query, check.expect, False, None, detail))
-            else:
-                results.append(check.judge(result.stdout))
-        return tuple(results)
+        result = _run(self.query_argv(database, query, with_password=has_pw), env=env)
+        return dataclasses.replace(result, stderr=redact(result.stderr))
 
     def drop_scratch(self, scratch: Scratch, *, secrets: Mapping[str, str]) -> None:
-        if not scratch.name.startswith(SCRATCH_PREFIX):
-            raise BadInput(f"refusing to drop {scratch.name!r}: not a scratch database")
+        self._scratch_only(scratch)
         has_pw, env, redact = self._auth(secrets)
         result = _run(self.dropdb_argv(scratch.name, with_password=has_pw), env=env)
         if not result.ok:
@@ -560,27 +591,15 @@ def option_file_text(password: str) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MySQLSource:
+class MySQLSource(ServerSource):
     """A MySQL/MariaDB database dumped with `mysqldump --single-transaction` (one database,
     without CREATE DATABASE / USE, so that it restores into any database name)."""
 
-    name: str
-    database: str
-    host: str = "127.0.0.1"
+    FORMAT: ClassVar[str] = "mysqldump SQL (one database, no CREATE DATABASE/USE)"
+    PASSWORD_VAR: ClassVar[str] = "MYSQL_PWD"  # noqa: S105 - a name, not a password
+
     port: int = 3306
     user: str = "root"
-    password_env: str | None = None
-    container: str | None = None
-    checks: tuple[SanityCheck, ...] = ()
-    timeout: float = DEFAULT_TIMEOUT
-
-    def __post_init__(self) -> None:
-        _check_common(self.name, self.password_env, self.container, self.checks)
-        _check(_DB_NAME, self.database, "database", self.name)
-        _check(_HOST, self.host, "host", self.name)
-        _check(_USER, self.user, "user", self.name)
-        if not 0 < self.port < 65536:
-            raise BadInput(f"backup source {self.name!r}: port {self.port} is out of range")
 
     @property
     def kind(self) -> str:
@@ -590,23 +609,7 @@ class MySQLSource:
     def file_name(self) -> str:
         return f"{self.name}.sql.zst"
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "container": self.container,
-            "format": "mysqldump SQL (one database, no CREATE DATABASE/USE)",
-        }
-
     # argv builders: pure
-    def _prefix(self, with_password: bool) -> list[str]:
-        if self.container is None:
-            return []
-        env = ["-e", "MYSQL_PWD"] if with_password else []
-        return ["docker", "exec", "-i", *env, self.container]
-
     def _base(self, tool: str, defaults_file: str | None, with_password: bool) -> list[str]:
         # --defaults-extra-file must come first; it carries the password on the host.
         extra = [f"--defaults-extra-file={defaults_file}"] if defaults_file else []
@@ -717,7 +720,7 @@ class MySQLSource:
             yield None, False, {}, redact
             return
         if self.container is not None:
-            yield None, True, {"MYSQL_PWD": password}, redact
+            yield None, True, {self.PASSWORD_VAR: password}, redact
             return
         folder = tempfile.mkdtemp(prefix="rg-mysql-")  # mode 0700
         path = os.path.join(folder, "client.cnf")
@@ -834,22 +837,11 @@ class MySQLSource:
             ),
         )
 
-    def run_checks(
-        self, scratch: Scratch, *, secrets: Mapping[str, str]
-    ) -> tuple[SanityResult, ...]:
-        results = []
-        for check in self.checks:
-            result = self._client(secrets, self._query(scratch.name, check.query))
-            if not result.ok:
-                detail = last_line(result.stderr) or result.describe()
-                results.append(SanityResult(check.query, check.expect, False, None, detail))
-            else:
-                results.append(check.judge(result.stdout))
-        return tuple(results)
+    def _check_query(self, database: str, query: str, secrets: Mapping[str, str]) -> CommandResult:
+        return self._client(secrets, self._query(database, query))
 
     def drop_scratch(self, scratch: Scratch, *, secrets: Mapping[str, str]) -> None:
-        if not scratch.name.startswith(SCRATCH_PREFIX):
-            raise BadInput(f"refusing to drop {scratch.name!r}: not a scratch database")
+        self._scratch_only(scratch)
         self._client(secrets, self._drop(scratch.name), f"dropping scratch database {scratch.name}")
 
     def restore_live(self, file: Path, *, secrets: Mapping[str, str]) -> str:
