@@ -17,17 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_ssh.test_fleet_proxy import APP, START, STOP, get, ssh, stop_pidfile
+from tests.e2e_ssh.test_fleet_proxy import APP, get, slot_stack, ssh, stop_pidfile
 from tests.lab.proxies import binary
-from tests.lab.ssh import SshLab, host_dir, require_ssh_lab, run_rg
+from tests.lab.ssh import SshLab, free_port, host_dir, require_ssh_lab, run_rg
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port(addresses: tuple[str, ...]) -> int:
-    from tests.e2e_ssh.test_fleet_deploy import _free_port as free
-
-    return free(addresses)
 
 
 class CaddyHost:
@@ -39,7 +33,7 @@ class CaddyHost:
         self.dir = f"/srv/fc-{os.getpid()}-{time.monotonic_ns()}"
         ports: list[int] = []
         while len(ports) < 4:  # the listener, the admin API, blue, green: all different
-            port = _free_port((self.addr,))
+            port = free_port((self.addr,))
             if port not in ports:
                 ports.append(port)
         self.port, self.admin_port, blue, green = ports
@@ -110,34 +104,15 @@ class CaddyHost:
         assert done.returncode == 0, done.stdout + done.stderr
 
     def config(self) -> None:
-        stack = {
-            "env": "staging",
-            "runtime": "releases",
-            "hosts": [f"ssh://root@{self.addr}:{self.lab.port}"],
-            "dir": self.dir,
-            "artifacts": "./artifacts",
-            "commands": {"restart": ["sh", "-c", START], "stop": ["sh", "-c", STOP]},
-            "smoke": [
-                {
-                    "name": "health",
-                    "http": f"http://{{host}}:{self.port}/health",
-                    "body_contains": "version {version}",
-                    "retries": 30,
-                    "interval": 0.1,
-                    "timeout": 6,
-                }
-            ],
-            "preflight": {"disk_free_min_percent": 1},
-            "backup": {"files": []},
-            "proxy": {
-                "kind": "caddy",
-                "slots": {s: f"{{host}}:{p}" for s, p in self.slot_ports.items()},
-                "drain_s": 0.2,
-                "keep_old": True,  # the old slot stays warm: `rollback` is a switch
-                # The admin API on the host's own address: reached over the SSH connection.
-                "caddy": {"admin": f"http://{{host}}:{self.admin_port}"},
-            },
-        }
+        # The admin API on the host's own address: reached over the SSH connection.
+        caddy = {"admin": f"http://{{host}}:{self.admin_port}"}
+        stack = slot_stack(
+            [f"ssh://root@{self.addr}:{self.lab.port}"],
+            self.dir,
+            self.port,
+            self.slot_ports,
+            {"kind": "caddy", "drain_s": 0.2, "caddy": caddy},
+        )
         (self.tmp / "releasegate.yaml").write_text(json.dumps({"stacks": {"web": stack}}))
 
     def rg(self, *args: str) -> str:

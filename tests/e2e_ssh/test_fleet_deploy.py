@@ -12,11 +12,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,11 +26,14 @@ from tests.lab.ssh import (
     REPO,
     SshLab,
     accepted_logins,
+    current_links,
+    free_port,
     host_dir,
     last_result,
     require_ssh_lab,
     rg_env,
     run_rg,
+    serving,
 )
 
 pytestmark = pytest.mark.e2e
@@ -58,25 +59,6 @@ BAD = 'if [ "$addr" = "{addr}" ]; then rm -f "$pidfile"; exit 0; fi'
 HANG = 'if [ "$addr" = "{addr}" ]; then touch "$RELEASEGATE_SHARED_DIR/hanging"; sleep 60; fi'
 
 
-def _free_port(addresses: tuple[str, ...]) -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if all(_port_free(a, port) for a in addresses):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _port_free(address: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
 class Fleet:
     def __init__(self, lab: SshLab, tmp: Path, name: str) -> None:
         self.lab = lab
@@ -85,7 +67,7 @@ class Fleet:
         # How releasegate names each host: its address, with the port when it is not 22.
         self.labels = tuple(a if lab.port == 22 else f"{a}:{lab.port}" for a in self.addresses)
         self.dir = f"/srv/fleet-{name}"
-        self.port = _free_port(self.addresses)
+        self.port = free_port(self.addresses)
         self.artifacts = tmp / "artifacts"
         self.known_hosts = lab.known_hosts
         for i, addr in enumerate(self.addresses, start=1):
@@ -150,23 +132,10 @@ stacks:
         )
 
     def serving(self) -> list[str | None]:
-        """What each host answers on /version.txt (None: nothing answers)."""
-        found: list[str | None] = []
-        for addr in self.addresses:
-            try:
-                url = f"http://{addr}:{self.port}/version.txt"
-                with urllib.request.urlopen(url, timeout=3) as r:
-                    found.append(r.read().decode().strip())
-            except OSError:
-                found.append(None)
-        return found
+        return serving(self.addresses, self.port)
 
     def current(self) -> list[str | None]:
-        links = []
-        for i in range(1, HOSTS + 1):
-            link = self.host_path(i) / "current"
-            links.append(Path(os.readlink(link)).name if link.is_symlink() else None)
-        return links
+        return current_links([self.host_path(i) / "current" for i in range(1, HOSTS + 1)])
 
     def stop_servers(self) -> None:
         for i in range(1, HOSTS + 1):

@@ -25,7 +25,7 @@ import pytest
 
 from tests.lab.load import Load
 from tests.lab.proxies import binary
-from tests.lab.ssh import SshLab, host_dir, require_ssh_lab, run_rg
+from tests.lab.ssh import SshLab, free_port, host_dir, require_ssh_lab, run_rg
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +68,37 @@ STOP = (
 )
 
 
-def _free_port(addresses: tuple[str, ...]) -> int:
-    from tests.e2e_ssh.test_fleet_deploy import _free_port as free
-
-    return free(addresses)
+def slot_stack(
+    hosts: list[str], folder: str, port: int, slot_ports: dict[str, int], proxy: dict[str, object]
+) -> dict[str, object]:
+    """A releases stack on SSH hosts whose app runs in two slots (START/STOP) behind each
+    host's own proxy listening on `port`; `proxy` adds the adapter's kind and settings. The
+    old slot stays warm (`keep_old`): `rollback` is a switch."""
+    return {
+        "env": "staging",
+        "runtime": "releases",
+        "hosts": hosts,
+        "dir": folder,
+        "artifacts": "./artifacts",
+        "commands": {"restart": ["sh", "-c", START], "stop": ["sh", "-c", STOP]},
+        "smoke": [
+            {
+                "name": "health",
+                "http": f"http://{{host}}:{port}/health",
+                "body_contains": "version {version}",
+                "retries": 30,
+                "interval": 0.1,
+                "timeout": 6,
+            }
+        ],
+        "preflight": {"disk_free_min_percent": 1},
+        "backup": {"files": []},
+        "proxy": {
+            "slots": {s: f"{{host}}:{p}" for s, p in slot_ports.items()},
+            "keep_old": True,
+            **proxy,
+        },
+    }
 
 
 def ssh(lab: SshLab, index: int, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -108,10 +135,10 @@ class ProxyFleet:
         self.lab, self.tmp = lab, tmp
         self.addresses = lab.addresses[:HOSTS]
         self.dir = f"/srv/fp-{os.getpid()}-{time.monotonic_ns()}"
-        self.port = _free_port(self.addresses)  # each host's proxy listens here
-        self.slot_ports = {"blue": _free_port(self.addresses), "green": 0}
+        self.port = free_port(self.addresses)  # each host's proxy listens here
+        self.slot_ports = {"blue": free_port(self.addresses), "green": 0}
         while self.slot_ports["green"] in (0, self.port, self.slot_ports["blue"]):
-            self.slot_ports["green"] = _free_port(self.addresses)
+            self.slot_ports["green"] = free_port(self.addresses)
         self.nginx = binary("nginx")
         for version in ("v1", "v2", "v3"):
             folder = tmp / "artifacts" / version
@@ -168,38 +195,19 @@ class ProxyFleet:
     def config(self) -> None:
         hosts = [f"ssh://root@{a}:{self.lab.port}" for a in self.addresses]
         proxy = f"{self.dir}/proxy"
-        stack = {
-            "env": "staging",
-            "runtime": "releases",
-            "hosts": hosts,
-            "dir": self.dir,
-            "artifacts": "./artifacts",
-            "commands": {"restart": ["sh", "-c", START], "stop": ["sh", "-c", STOP]},
-            "smoke": [
-                {
-                    "name": "health",
-                    "http": f"http://{{host}}:{self.port}/health",
-                    "body_contains": "version {version}",
-                    "retries": 30,
-                    "interval": 0.1,
-                    "timeout": 6,
-                }
-            ],
-            "preflight": {"disk_free_min_percent": 1},
-            "backup": {"files": []},
-            "proxy": {
-                "kind": "nginx",
-                "slots": {s: f"{{host}}:{p}" for s, p in self.slot_ports.items()},
-                "drain_s": 0.5,
-                "keep_old": True,  # the old slot stays warm: `rollback` is a switch
-                "nginx": {
-                    "upstream_file": f"{proxy}/upstream.conf",
-                    "conf": f"{proxy}/nginx.conf",
-                    "prefix": proxy,
-                    "binary": self.nginx,
-                },
-            },
+        nginx = {
+            "upstream_file": f"{proxy}/upstream.conf",
+            "conf": f"{proxy}/nginx.conf",
+            "prefix": proxy,
+            "binary": self.nginx,
         }
+        stack = slot_stack(
+            hosts,
+            self.dir,
+            self.port,
+            self.slot_ports,
+            {"kind": "nginx", "drain_s": 0.5, "nginx": nginx},
+        )
         (self.tmp / "releasegate.yaml").write_text(json.dumps({"stacks": {"web": stack}}))
 
     def rg(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -316,7 +324,7 @@ def test_haproxy_on_an_ssh_host_through_its_connection(tmp_path: Path) -> None:
     where = f"/srv/ha-{os.getpid()}-{time.monotonic_ns()}"
     seen = host_dir(1) / "srv" / where.removeprefix("/srv/")
     seen.mkdir(parents=True)
-    port, blue, green = (_free_port((addr,)) for _ in range(3))
+    port, blue, green = (free_port((addr,)) for _ in range(3))
     sock = f"{where}/admin.sock"  # on the host's own /srv: not a path on this machine
     (seen / "haproxy.cfg").write_text(
         "\n".join(

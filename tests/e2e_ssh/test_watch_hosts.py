@@ -11,14 +11,21 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.cli import RELEASEGATE
-from tests.e2e_ssh.test_fleet_deploy import _free_port
-from tests.lab.ssh import SshLab, host_dir, require_ssh_lab, rg_env, run_rg
+from tests.lab.ssh import (
+    SshLab,
+    current_links,
+    free_port,
+    host_dir,
+    require_ssh_lab,
+    rg_env,
+    run_rg,
+    serving,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +83,7 @@ class Stack:
         self.addresses = lab.addresses[:HOSTS]
         self.labels = [a if lab.port == 22 else f"{a}:{lab.port}" for a in self.addresses]
         self.dir = f"/srv/watch-{os.getpid()}-{time.monotonic_ns()}"
-        self.port = _free_port(self.addresses)
+        self.port = free_port(self.addresses)
         for i, addr in enumerate(self.addresses, start=1):
             shared = self.host_path(i) / "shared"
             shared.mkdir(parents=True, exist_ok=True)
@@ -160,19 +167,10 @@ stacks:
         raise AssertionError(f"the window of {version} never opened: {self.window()}")
 
     def current(self) -> list[str | None]:
-        links = [self.host_path(i) / "current" for i in range(1, HOSTS + 1)]
-        return [Path(os.readlink(p)).name if p.is_symlink() else None for p in links]
+        return current_links([self.host_path(i) / "current" for i in range(1, HOSTS + 1)])
 
     def serving(self) -> list[str | None]:
-        found: list[str | None] = []
-        for addr in self.addresses:
-            try:
-                url = f"http://{addr}:{self.port}/version.txt"
-                with urllib.request.urlopen(url, timeout=3) as r:
-                    found.append(r.read().decode().strip())
-            except OSError:
-                found.append(None)
-        return found
+        return serving(self.addresses, self.port)
 
     def history(self) -> list[dict]:
         out = self.rg("history", "--stack", "web", "--json")

@@ -12,6 +12,7 @@ import os
 import shlex
 import socket
 import subprocess
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -28,11 +29,14 @@ UP_HINT = "start the lab with: bash scripts/lab/ssh.sh up"
 __all__ = [
     "FACTS_FILE",
     "SshLab",
+    "current_links",
     "facts",
+    "free_port",
     "last_result",
     "require_ssh_lab",
     "rg_env",
     "run_rg",
+    "serving",
     "unavailable",
     "under_ci",
 ]
@@ -196,3 +200,40 @@ def require_docker_hosts(count: int) -> SshLab:
                 f"h{i}'s Docker engine does not answer (bash scripts/lab/docker_hosts.sh up)"
             )
     return lab
+
+
+def free_port(addresses: tuple[str, ...]) -> int:
+    """A TCP port free on every one of the lab hosts' addresses."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if all(_port_free(a, port) for a in addresses):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _port_free(address: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def serving(addresses: tuple[str, ...] | list[str], port: int) -> list[str | None]:
+    """What each host answers on /version.txt (None: nothing answers)."""
+    found: list[str | None] = []
+    for addr in addresses:
+        try:
+            with urllib.request.urlopen(f"http://{addr}:{port}/version.txt", timeout=3) as r:
+                found.append(r.read().decode().strip())
+        except OSError:
+            found.append(None)
+    return found
+
+
+def current_links(links: list[Path]) -> list[str | None]:
+    """The release each host's `current` link names (None: no link)."""
+    return [Path(os.readlink(p)).name if p.is_symlink() else None for p in links]
