@@ -218,23 +218,43 @@ class EngineBase(Recorder):
         if out.action_id and out.ended_at is None:
             self._close(out, status, ExitCode.LOCKED, why, hint=hint)
         out.status, out.exit_code, out.message, out.hint = status, ExitCode.LOCKED, why, hint
+        steps = [{"step": s.step, "ok": s.ok, "summary": s.summary[:200]} for s in out.steps]
+        self._mark_lock_lost(out.stack, out.env, out.version, why, run=out.action_id, steps=steps)
+        return out
+
+    def _mark_lock_lost(self, stack: str, env: str, version: str, why: str, **details: Any) -> None:
         self.ledger.mark(
-            stack=out.stack,
-            env=out.env,
+            stack=stack,
+            env=env,
             action="lock-lost",
-            version=out.version,
+            version=version,
             notes=why[:500],
-            details={
-                "run": out.action_id,
-                "steps": [
-                    {"step": s.step, "ok": s.ok, "summary": s.summary[:200]} for s in out.steps
-                ],
-            },
+            details=details,
             user=self.actor.user,
             host=self.actor.host,
             pid=self.actor.pid,
         )
-        return out
+
+    def _abandon(self, stack: StackConfig, lost: LockLost) -> None:
+        """A lost lock met by an operation that does not handle it itself (backup, restore,
+        migrate, sync, prune): this process's rows of the stack still open are closed
+        `aborted`, steps first, and a `lock-lost` mark says why. Best effort: the LockLost
+        goes on to the command line (exit 5) whatever happens here."""
+        why = f"this run's lock was {lost.holder}: it stopped at a step boundary"
+        try:
+            mine = [
+                a
+                for a in self.ledger.open_actions(stack.name)
+                if a.host == self.actor.host and a.pid == self.actor.pid
+            ]
+            for rec in sorted(mine, key=lambda a: a.parent_id is None):
+                self._end(rec.action_id, "aborted", why, None)
+            version = next((a.version for a in mine if a.parent_id is None), "")
+            self._mark_lock_lost(
+                stack.name, stack.env, version, why, closed=[a.action_id for a in mine]
+            )
+        except Exception as exc:  # e.g. the database away: the next run's recovery closes them
+            _log.debug("closing the rows of a run whose lock was lost failed: %s", exc)
 
     def stack(self, name: str, env: str) -> Any:
         names.check("stack", name)
@@ -451,9 +471,11 @@ class _Lock:
             return "taken over or released while this run was held up (nobody holds it now)"
         return f"taken over: {locks.describe(holder)}"
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, _type: object, exc: object, _tb: object) -> None:
         from releasegate.ledger.store import LedgerWriteFailed
 
+        if isinstance(exc, LockLost):  # no workflow handled it: its rows are closed here
+            self.engine._abandon(self.stack, exc)
         self.engine._held.pop(self.stack.name, None)
         self.beat.stop()
         if self.beat.lost and not self.told:
