@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,21 +63,23 @@ class Lab:
         )
         return env
 
-    def rg(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def rg(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+        """The CLI in the workspace; `env` adds variables (RELEASEGATE_HOST_ID="m2": as if
+        from another machine)."""
         return subprocess.run(
             [RELEASEGATE, *args],
             cwd=self.root,
-            env=self.env(),
+            env={**self.env(), **env},
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
-    def rg_background(self, *args: str) -> subprocess.Popen[str]:
+    def rg_background(self, *args: str, **env: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [RELEASEGATE, *args],
             cwd=self.root,
-            env=self.env(),
+            env={**self.env(), **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -93,6 +97,16 @@ class Lab:
             return exc.code, json.loads(exc.read())
         except OSError:
             return 0, None
+
+    def mark_notes(self, action: str) -> list[str]:
+        """The notes of the ledger's single-row facts of one kind (e.g. `lock-lost`), which
+        `history` does not list, read straight from the SQLite ledger."""
+        uri = f"{(self.root / '.releasegate/state.db').as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute(
+                "SELECT notes FROM entries WHERE kind = 'mark' AND action = ?", (action,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def running_version(self, stack: str) -> str | None:
         _, body = self.health(stack)

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli import RELEASEGATE
 from tests.e2e.conftest import Lab, _teardown, build_lab
 
 pytestmark = pytest.mark.e2e
@@ -175,44 +172,26 @@ def test_a_backup_whose_lock_is_released_elsewhere_stops_and_closes_its_rows(
     `lock-lost` row says why, and no backup set was written."""
     lab = db_lab
     pause = tmp_path / "paused"
-    env = {**lab.env(), "RELEASEGATE_PAUSE_AT": "backup", "RELEASEGATE_PAUSE_FILE": str(pause)}
-    proc = subprocess.Popen(
-        [RELEASEGATE, "backup", "web-staging", "staging"],
-        cwd=lab.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = lab.rg_background(
+        "backup",
+        "web-staging",
+        "staging",
+        RELEASEGATE_PAUSE_AT="backup",
+        RELEASEGATE_PAUSE_FILE=str(pause),
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not pause.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pause.exists(), "the backup never reached its step"
-        freed = subprocess.run(
-            [RELEASEGATE, "lock", "release", "web-staging", "--force", "--reason", "stuck"],
-            cwd=lab.root,
-            env={**lab.env(), "RELEASEGATE_HOST_ID": "m2"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert freed.returncode == 0, freed.stdout + freed.stderr
-        pause.unlink()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    lab.wait_for(pause.exists, "the backup to reach its step", 60)
+    freed = lab.rg(
+        "lock", "release", "web-staging", "--force", "--reason", "stuck", RELEASEGATE_HOST_ID="m2"
+    )
+    assert freed.returncode == 0, freed.stdout + freed.stderr
+    pause.unlink()
+    out, err = proc.communicate(timeout=60)  # the fixture's teardown kills it if it hangs
     assert proc.returncode == 5, out + err
     assert "stopped at a step boundary" in err, out + err
     [run] = lab.history_json("--action", "backup")
     assert run["status"] == "aborted", run
     assert not lab.history_json("--status", "running", "--steps")
-    with sqlite3.connect(
-        f"{(lab.root / '.releasegate/state.db').as_uri()}?mode=ro", uri=True
-    ) as db:
-        marks = db.execute("SELECT notes FROM entries WHERE action = 'lock-lost'").fetchall()
-    assert len(marks) == 1 and "released" in marks[0][0], marks
+    [mark] = lab.mark_notes("lock-lost")
+    assert "released" in mark
     listed = lab.rg("backup", "list", "web-staging", "--json").stdout.splitlines()
     assert listed == []

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
-import subprocess
 import threading
 import time
 import urllib.error
@@ -16,7 +14,6 @@ import urllib.request
 
 import pytest
 
-from tests.cli import RELEASEGATE
 from tests.e2e.test_notify import webhook  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.e2e
@@ -246,13 +243,8 @@ def test_a_window_whose_lock_is_released_elsewhere_stops_at_its_next_round(lab):
     proc = lab.rg_background("deploy", "web-staging", "staging", "w1")
     lab.wait_for(lambda: _window(lab).get("status") == "running", "the window to open", 60)
     started = time.monotonic()
-    freed = subprocess.run(
-        [RELEASEGATE, "lock", "release", "web-staging", "--force", "--reason", "hung, I think"],
-        cwd=lab.root,
-        env={**lab.env(), "RELEASEGATE_HOST_ID": "m2"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    freed = lab.rg(
+        "lock", "release", "web-staging", "--force", "--reason", "hung", RELEASEGATE_HOST_ID="m2"
     )
     assert freed.returncode == 0, freed.stdout + freed.stderr
     out, err = proc.communicate(timeout=60)
@@ -264,9 +256,6 @@ def test_a_window_whose_lock_is_released_elsewhere_stops_at_its_next_round(lab):
     assert state["status"] == "interrupted" and "a lock takeover" in state["notes"]
     rows = lab.history_rows("--stack", "web-staging")
     assert rows[-2][3:6] == ["deploy", "w1", "success"]
-    with sqlite3.connect(
-        f"{(lab.root / '.releasegate/state.db').as_uri()}?mode=ro", uri=True
-    ) as db:
-        marks = db.execute("SELECT notes FROM entries WHERE action = 'lock-lost'").fetchall()
-    assert len(marks) == 1 and "during watch" in marks[0][0], marks
+    [mark] = lab.mark_notes("lock-lost")
+    assert "during watch" in mark
     assert lab.rg("audit", "verify").returncode == 0

@@ -44,6 +44,42 @@ def state_url(db: Database) -> str:
     return f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{db.name}"
 
 
+LEASE_S = 4.0  # short for the tests; a starved heartbeat thread under load still beats in it
+
+
+def v1_on_two_machines(db: Database, tmp_path: Path) -> tuple[Path, str, Operator, Operator]:
+    """One stack on the lab's PostgreSQL with a short lease, v1 deployed by alice on m1;
+    bob on m2 beside her."""
+    password = db.server.password
+    ws = write_workspace(tmp_path / "ws", state_url(db), stacks=1, lease_s=LEASE_S)
+    m1, m2 = Operator("alice", "m1"), Operator("bob", "m2")
+    first = rg(ws, password, m1, "deploy", "s1", "staging", "v1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return ws, password, m1, m2
+
+
+def lapsed(ws: Path, password: str, op: Operator) -> bool:
+    """`lock status`, as `op` sees it, shows a lock whose heartbeat lapsed."""
+    out = rg(ws, password, op, "lock", "status", "--json")
+    return any(json.loads(line)["state"] == "lapsed" for line in out.stdout.splitlines())
+
+
+def deploy_held_at_smoke(
+    ws: Path, password: str, op: Operator, version: str, pause: Path
+) -> subprocess.Popen[str]:
+    """`deploy s1 staging VERSION` as `op`, held at its smoke step until `pause` is removed."""
+    return subprocess.Popen(
+        [RELEASEGATE, "deploy", "s1", "staging", version],
+        cwd=ws,
+        env=cli_env(
+            ws, password, op, RELEASEGATE_PAUSE_AT="smoke", RELEASEGATE_PAUSE_FILE=str(pause)
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def wait_for(what: str, probe, limit: float = LIMIT_S) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -83,25 +119,12 @@ def test_eight_operators_on_four_machines(pg_database: Database, tmp_path: Path)
 def test_a_dead_machines_lock_is_taken_over_after_its_heartbeat_lapses(
     pg_database: Database, tmp_path: Path
 ) -> None:
-    password = pg_database.server.password
-    lease = 4.0  # short for the test; a starved heartbeat thread under load still beats in it
-    ws = write_workspace(tmp_path / "ws", state_url(pg_database), stacks=1, lease_s=lease)
-    m1, m2 = Operator("alice", "m1"), Operator("bob", "m2")
-    first = rg(ws, password, m1, "deploy", "s1", "staging", "v1")
-    assert first.returncode == 0, first.stdout + first.stderr
+    lease = LEASE_S
+    ws, password, m1, m2 = v1_on_two_machines(pg_database, tmp_path)
 
     # alice's deploy of v2 on m1 holds at smoke (after the switch), then m1 "dies".
     pause = tmp_path / "paused"
-    victim = subprocess.Popen(
-        [RELEASEGATE, "deploy", "s1", "staging", "v2"],
-        cwd=ws,
-        env=cli_env(
-            ws, password, m1, RELEASEGATE_PAUSE_AT="smoke", RELEASEGATE_PAUSE_FILE=str(pause)
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    victim = deploy_held_at_smoke(ws, password, m1, "v2", pause)
     try:
         wait_for("the deploy to hold at smoke", pause.exists)
         # Held, and beating: a run from m2 is refused, and told when a takeover would come.
@@ -117,11 +140,7 @@ def test_a_dead_machines_lock_is_taken_over_after_its_heartbeat_lapses(
         victim.communicate(timeout=30)
     killed_at = time.monotonic()
 
-    def lapsed() -> bool:
-        out = rg(ws, password, m2, "lock", "status", "--json")
-        return any(json.loads(line)["state"] == "lapsed" for line in out.stdout.splitlines())
-
-    wait_for("the dead holder's heartbeat to lapse", lapsed)
+    wait_for("the dead holder's heartbeat to lapse", lambda: lapsed(ws, password, m2))
     assert time.monotonic() - killed_at >= lease * 0.5  # not before the lease ran out
 
     # bob on m2 takes the lock over, recovers the stack (v2 had switched), deploys v3.
@@ -160,33 +179,14 @@ def test_a_holder_whose_lock_was_taken_over_stops_at_its_next_step(
     lease; m2 takes the lock over, recovers and deploys v3. When m1 wakes up, its run finds
     the lock gone at its next step boundary: it stops there with exit 5 and touches nothing,
     the rows m2 closed keep m2's word, and a `lock-lost` mark says what m1 went through."""
-    password = pg_database.server.password
-    lease = 4.0
-    ws = write_workspace(tmp_path / "ws", state_url(pg_database), stacks=1, lease_s=lease)
-    m1, m2 = Operator("alice", "m1"), Operator("bob", "m2")
-    first = rg(ws, password, m1, "deploy", "s1", "staging", "v1")
-    assert first.returncode == 0, first.stdout + first.stderr
+    ws, password, m1, m2 = v1_on_two_machines(pg_database, tmp_path)
 
     pause = tmp_path / "paused"
-    victim = subprocess.Popen(
-        [RELEASEGATE, "deploy", "s1", "staging", "v2"],
-        cwd=ws,
-        env=cli_env(
-            ws, password, m1, RELEASEGATE_PAUSE_AT="smoke", RELEASEGATE_PAUSE_FILE=str(pause)
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    victim = deploy_held_at_smoke(ws, password, m1, "v2", pause)
     try:
         wait_for("the deploy to hold at smoke", pause.exists)
         victim.send_signal(signal.SIGSTOP)
-
-        def lapsed() -> bool:
-            out = rg(ws, password, m2, "lock", "status", "--json")
-            return any(json.loads(x)["state"] == "lapsed" for x in out.stdout.splitlines())
-
-        wait_for("the suspended holder's heartbeat to lapse", lapsed)
+        wait_for("the suspended holder's heartbeat to lapse", lambda: lapsed(ws, password, m2))
         done = rg(ws, password, m2, "deploy", "s1", "staging", "v3")
         assert done.returncode == 0, done.stdout + done.stderr
         victim.send_signal(signal.SIGCONT)
