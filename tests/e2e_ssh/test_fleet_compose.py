@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from tests.lab.ssh import (
     last_result,
     require_docker_hosts,
     run_rg,
+    serving,
 )
 
 pytestmark = pytest.mark.e2e
@@ -91,14 +91,7 @@ stacks:
         return run_rg(self.lab, self.tmp, *args, check=check)
 
     def serving(self) -> list[str | None]:
-        found: list[str | None] = []
-        for addr in self.addresses:
-            try:
-                with urllib.request.urlopen(f"http://{addr}:{self.port}/version", timeout=3) as r:
-                    found.append(r.read().decode().strip())
-            except OSError:
-                found.append(None)
-        return found
+        return serving(self.addresses, self.port, "/version")
 
     def engine(self, index: int, *args: str) -> str:
         """docker on host h<index>'s own engine."""

@@ -222,12 +222,14 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
-def serving(addresses: tuple[str, ...] | list[str], port: int) -> list[str | None]:
-    """What each host answers on /version.txt (None: nothing answers)."""
+def serving(
+    addresses: tuple[str, ...] | list[str], port: int, path: str = "/version.txt"
+) -> list[str | None]:
+    """What each host answers on `path` (None: nothing answers)."""
     found: list[str | None] = []
     for addr in addresses:
         try:
-            with urllib.request.urlopen(f"http://{addr}:{port}/version.txt", timeout=3) as r:
+            with urllib.request.urlopen(f"http://{addr}:{port}{path}", timeout=3) as r:
                 found.append(r.read().decode().strip())
         except OSError:
             found.append(None)

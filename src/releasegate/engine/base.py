@@ -217,7 +217,8 @@ class EngineBase(Recorder):
         hint = f"releasegate history --stack {out.stack} shows what the new holder did"
         if out.action_id and out.ended_at is None:
             self._close(out, status, ExitCode.LOCKED, why, hint=hint)
-        out.status, out.exit_code, out.message, out.hint = status, ExitCode.LOCKED, why, hint
+        else:  # closed already (e.g. a follow-up's run): the outcome says it all the same
+            out.status, out.exit_code, out.message, out.hint = status, ExitCode.LOCKED, why, hint
         steps = [{"step": s.step, "ok": s.ok, "summary": s.summary[:200]} for s in out.steps]
         self._mark_lock_lost(out.stack, out.env, out.version, why, run=out.action_id, steps=steps)
         return out

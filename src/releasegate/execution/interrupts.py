@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from releasegate.errors import ExitCode
+
 
 class Interrupted(BaseException):
     """The run was asked to stop (SIGINT or SIGTERM). A BaseException: no `except
@@ -49,7 +51,7 @@ class LockLost(Interrupted):
 
     @property
     def exit_code(self) -> int:
-        return 5  # ExitCode.LOCKED (errors.py), not imported here to keep this module leaf
+        return int(ExitCode.LOCKED)
 
     @property
     def name(self) -> str:
