@@ -103,18 +103,24 @@ def switch_back_ms(stack: SlotStack, target: str, url: str = "", expect: str = "
     expect = expect or f"version {target}"
     cfg = ProxyConfig.model_validate(stack.proxy.config())
     switch = adapter_for(cfg)
-    back = cfg.other(run_here(switch.current()) or "blue")
+    current = run_here(switch.current())
+    back = cfg.other(current or "blue")
     started = time.monotonic()
     result = run_here(switch.switch(back))
     if not result.ok:
         raise SystemExit(f"switch back failed: {result.summary}")
     # Generous: on the shared machine nginx's `-t` and reload alone took seconds at load 60+.
     deadline = started + 30
+    answer = ""
     while time.monotonic() < deadline:
-        if expect in get(url, timeout=2)[1]:
+        answer = get(url, timeout=2)[1]
+        if expect in answer:
             return ms(time.monotonic() - started)
         time.sleep(0.005)
-    raise SystemExit(f"{target} never answered within 30 s of the switch back")
+    raise SystemExit(
+        f"{target} never answered within 30 s of the switch back from slot {current} to slot "
+        f"{back} through {cfg.kind}: the proxy answered {answer[:120]!r}"
+    )
 
 
 def bench_proxy(kind: str, runs: int, work: Path) -> dict[str, Any]:
@@ -150,10 +156,12 @@ def bench_proxy(kind: str, runs: int, work: Path) -> dict[str, Any]:
                 time.sleep(0.2)
             _merge(kept_r, k.result)
             _merge(new_r, n.result)
-        # The watch window's primitive, alone: switch to the warm slot and back, timed.
-        for _ in range(runs):
-            live = "v1" if "version v1" in get(url)[1] else "v2"
-            switch_ms.append(switch_back_ms(stack, "v2" if live == "v1" else "v1"))
+        # The watch window's primitive, alone: switch to the warm slot and back, timed. The
+        # last rollback left v1 live, and each switch flips the slots: the target alternates.
+        # (Not read through the proxy: right after nginx's reload an old worker may still
+        # answer a new connection with the version it switched away from.)
+        for i in range(runs):
+            switch_ms.append(switch_back_ms(stack, "v2" if i % 2 == 0 else "v1"))
         return {
             "proxy": kind,
             "steady": base,
@@ -291,8 +299,9 @@ def bench_compose(runs: int, work: Path, *, in_place: bool, kind: str = "nginx")
         switch_ms: list[float] = []
         if not in_place:
             # The watch window's primitive alone: switch to the warm slot and back, timed.
-            for _ in range(runs):
-                old = v2 if f'"version": "{v1}"' in get(url)[1] else v1
+            # v1 is live after the last rollback; each switch flips the slots (see above).
+            for i in range(runs):
+                old = v2 if i % 2 == 0 else v1
                 switch_ms.append(switch_back_ms(stack, old, url, f'"version": "{old}"'))
         result: dict[str, Any] = {
             "proxy": "compose: none (docker compose up -d in place)"
